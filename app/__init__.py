@@ -1,0 +1,1 @@
+"""The zhiku CLI and the desktop app."""

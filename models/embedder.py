@@ -1,0 +1,113 @@
+"""Sentence embeddings through sentence-transformers, from a local folder only."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from models import offline
+from models.checksum import cached_sha256
+
+offline.enforce()
+
+# Models that need instruction prefixes but whose folders don't declare them.
+_KNOWN_PROMPTS = {"e5": {"query": "query: ", "passage": "passage: "}}
+
+
+class Embedder:
+    """Embeds passages and queries with a sentence-transformers model; loads it on first use."""
+
+    def __init__(self, path: Path, model_id: str | None = None, device: str = "cpu",
+                 batch_size: int = 32) -> None:
+        self.path = Path(path)
+        if not (self.path / "modules.json").exists() and not (self.path / "config.json").exists():
+            raise FileNotFoundError(f"{self.path}: not a sentence-transformers model folder")
+        self.device = device
+        self.batch_size = batch_size
+        self._model_id = model_id
+        self._model = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def default(cls, name: str | None = None, **kwargs) -> "Embedder":
+        """The catalog's default embedding model (or `name`), verified before use."""
+        from models.inventory import resolve
+
+        found = resolve(name=name, role="embedding")
+        return cls(found.path, model_id=found.model_id, **kwargs)
+
+    @property
+    def model(self):
+        """The underlying SentenceTransformer (loaded lazily, once)."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    from sentence_transformers import SentenceTransformer
+
+                    m = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
+                    if not m.prompts.get("query") and not m.prompts.get("passage"):
+                        for key, prompts in _KNOWN_PROMPTS.items():
+                            if key in self.path.name.lower():
+                                m.prompts = dict(prompts)
+                    self._model = m
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension."""
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest input (in model tokens) the model reads; longer text is truncated."""
+        return int(self.model.max_seq_length)
+
+    @property
+    def model_id(self) -> str:
+        """A stable id (folder name + weights hash) stored with every index built by this model."""
+        if self._model_id is None:
+            weights = sorted((p for p in self.path.rglob("*") if p.suffix in (".safetensors", ".bin")),
+                             key=lambda p: p.stat().st_size, reverse=True)
+            digest = cached_sha256(weights[0]) if weights else _config_digest(self.path)
+            self._model_id = f"{self.path.name}@{digest[:12]}"
+        return self._model_id
+
+    @property
+    def prompts(self) -> dict:
+        """The prefixes the model expects for queries and passages (may be empty)."""
+        return dict(self.model.prompts)
+
+    def _encode(self, texts: Sequence[str], prompt_name: str | None) -> np.ndarray:
+        if prompt_name and prompt_name not in self.model.prompts:
+            prompt_name = None
+        with self._lock:
+            vecs = self.model.encode(list(texts), prompt_name=prompt_name, batch_size=self.batch_size,
+                                     normalize_embeddings=True, convert_to_numpy=True,
+                                     show_progress_bar=False)
+        return np.ascontiguousarray(vecs, dtype=np.float32).reshape(len(texts), -1)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 vectors [n, dim] for document passages."""
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return self._encode(texts, "passage")
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """L2-normalised float32 vector [dim] for a search query."""
+        return self._encode([text], "query")[0]
+
+    def count_tokens(self, text: str) -> int:
+        """Model tokens in `text`, without special tokens or prompts (for sizing chunks)."""
+        tok = self.model.tokenizer
+        return len(tok(text, add_special_tokens=False, truncation=False)["input_ids"])
+
+
+def _config_digest(path: Path) -> str:
+    import hashlib
+
+    cfg = path / "config.json"
+    return hashlib.sha256(cfg.read_bytes() if cfg.exists() else json.dumps(str(path)).encode()).hexdigest()

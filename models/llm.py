@@ -1,0 +1,145 @@
+"""The chat model: a GGUF file run by llama.cpp (llama-cpp-python), streamed and stoppable."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from models.checksum import verify_file
+
+GGUF_MAGIC = b"GGUF"
+log = logging.getLogger("zhiku.llama")
+_log_callback = None
+
+
+def _route_llama_log() -> None:
+    """Send llama.cpp's own log lines to logging (debug) instead of the user's terminal."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def _cb(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+        log.debug("%s", text.decode("utf-8", "replace").rstrip())
+
+    _log_callback = _cb
+    llama_cpp.llama_log_set(_cb, ctypes.c_void_p(0))
+
+
+class NotGGUF(ValueError):
+    """The file is not a GGUF model; llama.cpp is never shown it."""
+
+
+def check_gguf(path: Path) -> None:
+    """Raise NotGGUF unless `path` is a readable file starting with the GGUF magic bytes."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotGGUF(f"{path}: no such model file")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != GGUF_MAGIC:
+        raise NotGGUF(f"{path}: not a GGUF model (starts with {head!r}, expected b'GGUF'); "
+                      "Zhiku runs llama.cpp GGUF files only")
+
+
+def default_threads() -> int:
+    """Leave one core to the UI and the indexer: max(1, cores - 1)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class LocalLLM:
+    """A loaded GGUF chat model. One generation at a time; `stop()` may come from any thread."""
+
+    def __init__(self, path: Path, n_ctx: int = 4096, n_gpu_layers: int = 0,
+                 n_threads: int | None = None, expected_sha256: str | None = None,
+                 expected_size: int | None = None, seed: int = 0, n_batch: int = 256) -> None:
+        self.path = Path(path)
+        check_gguf(self.path)
+        if expected_sha256:
+            verify_file(self.path, expected_sha256, expected_size)
+        import llama_cpp
+
+        self._stop = threading.Event()
+        self._busy = threading.Lock()
+        threads = n_threads or default_threads()
+        _route_llama_log()
+        self._llm = llama_cpp.Llama(
+            model_path=str(self.path), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers,
+            n_threads=threads, n_threads_batch=threads, n_batch=n_batch, seed=seed, verbose=False)
+        # Without this, a stop during prompt processing would wait for the whole prompt (seconds);
+        # llama.cpp polls the callback between graph nodes, so decode aborts within milliseconds.
+        self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._stop.is_set())
+        llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, self._abort_cb, None)
+        self.n_threads = threads
+        self.n_gpu_layers = n_gpu_layers
+
+    @classmethod
+    def default(cls, name: str | None = None, **kwargs) -> "LocalLLM":
+        """The catalog's default chat model (or `name`), verified before llama.cpp loads it."""
+        from models.inventory import resolve
+
+        found = resolve(name=name, role="llm")
+        return cls(found.path, **kwargs)
+
+    @property
+    def n_ctx(self) -> int:
+        """Context length in tokens."""
+        return int(self._llm.n_ctx())
+
+    @property
+    def chat_template(self) -> str | None:
+        """The Jinja chat template stored in the GGUF, if any."""
+        return self._llm.metadata.get("tokenizer.chat_template")
+
+    @property
+    def model_name(self) -> str:
+        """The model's own name from its GGUF metadata (file name if absent)."""
+        return self._llm.metadata.get("general.name") or self.path.stem
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` takes in this model's vocabulary (no BOS)."""
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def stop(self) -> None:
+        """Ask the running generation to end; it returns within one graph node or token."""
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        """True if the last generation ended because stop() was called."""
+        return self._stop.is_set()
+
+    def stream_chat(self, messages: Sequence[dict], max_tokens: int = 512, temperature: float = 0.2,
+                    top_p: float = 0.9, stop: Sequence[str] | None = None) -> Iterator[str]:
+        """Yield the reply to `messages` piece by piece, formatted with the GGUF's chat template."""
+        with self._busy:
+            self._stop.clear()
+            try:
+                chunks = self._llm.create_chat_completion(
+                    messages=list(messages), max_tokens=max_tokens, temperature=temperature,
+                    top_p=top_p, stop=list(stop or []), stream=True)
+                for chunk in chunks:
+                    if self._stop.is_set():
+                        break
+                    piece = chunk["choices"][0]["delta"].get("content")
+                    if piece:
+                        yield piece
+            except RuntimeError as e:
+                # llama_decode returns 2 when our abort callback fired: that is a stop, not an error
+                if not (self._stop.is_set() and "returned 2" in str(e)):
+                    raise
+
+    def chat(self, messages: Sequence[dict], **kwargs) -> str:
+        """The whole reply as one string."""
+        return "".join(self.stream_chat(messages, **kwargs))
+
+    def close(self) -> None:
+        """Free the model's memory now rather than at garbage collection."""
+        self._stop.set()
+        with self._busy:
+            self._llm.close()

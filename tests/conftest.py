@@ -1,0 +1,112 @@
+"""Shared fixtures: an isolated data folder per test, the real models, and no network."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# The real models placed by `make test`, found before any test redirects ZHIKU_HOME.
+from models.paths import models_dir  # noqa: E402
+
+REAL_MODELS = models_dir()
+
+
+class NetworkBlocked(AssertionError):
+    """A test tried to reach a non-loopback address."""
+
+
+def _allowed(address) -> bool:
+    if isinstance(address, (str, bytes)):  # AF_UNIX path
+        return True
+    host = address[0]
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a hostname would need DNS: not allowed either
+
+
+class _Guard:
+    """Wraps socket connect calls; records and refuses any non-loopback destination."""
+
+    def __init__(self) -> None:
+        self.attempts: list = []
+        self.real_connect = socket.socket.connect
+        self.real_connect_ex = socket.socket.connect_ex
+
+    def connect(self, sock, address):
+        if not _allowed(address):
+            self.attempts.append(address)
+            raise NetworkBlocked(f"outbound connection to {address!r} blocked by the test suite")
+        return self.real_connect(sock, address)
+
+    def connect_ex(self, sock, address):
+        if not _allowed(address):
+            self.attempts.append(address)
+            raise NetworkBlocked(f"outbound connection to {address!r} blocked by the test suite")
+        return self.real_connect_ex(sock, address)
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Every test runs with outbound sockets blocked; any attempt fails the test."""
+    guard = _Guard()
+    monkeypatch.setattr(socket.socket, "connect", lambda s, a: guard.connect(s, a))
+    monkeypatch.setattr(socket.socket, "connect_ex", lambda s, a: guard.connect_ex(s, a))
+    yield guard
+    if guard.attempts:
+        pytest.fail(f"test tried to reach the network: {guard.attempts}")
+
+
+@pytest.fixture(autouse=True)
+def zhiku_home(tmp_path, monkeypatch) -> Path:
+    """A fresh, empty data folder; the real models stay readable through ZHIKU_MODELS."""
+    home = tmp_path / "zhiku-home"
+    home.mkdir()
+    monkeypatch.setenv("ZHIKU_HOME", str(home))
+    monkeypatch.setenv("ZHIKU_MODELS", str(REAL_MODELS))
+    return home
+
+
+@pytest.fixture
+def scratch_models(tmp_path, monkeypatch) -> Path:
+    """An empty models folder, for tests that install or damage models."""
+    d = tmp_path / "models"
+    d.mkdir()
+    monkeypatch.setenv("ZHIKU_MODELS", str(d))
+    return d
+
+
+def real_model(name: str) -> Path:
+    """Path to an installed catalog model; skips nothing: `make test` installs them all."""
+    from models.catalog import by_name
+
+    spec = by_name(name)
+    path = REAL_MODELS / spec.name / spec.entry if spec.entry else REAL_MODELS / spec.name
+    assert path.exists(), f"{name} is not installed; run `make test` (it installs every catalog model)"
+    return path
+
+
+@pytest.fixture(scope="session")
+def e5():
+    """The default embedder (multilingual-e5-small), loaded once."""
+    from models.embedder import Embedder
+
+    return Embedder(real_model("multilingual-e5-small"))
+
+
+@pytest.fixture(scope="session")
+def small_llm():
+    """Qwen2.5-Coder-0.5B, loaded once for the LLM tests."""
+    from models.llm import LocalLLM
+
+    llm = LocalLLM(real_model("qwen2.5-coder-0.5b-instruct-q4_k_m"), n_ctx=2048)
+    yield llm
+    llm.close()

@@ -1,0 +1,99 @@
+"""The chat runtime: streaming, stopping from another thread, GGUF checks, the GGUF's template."""
+
+import threading
+import time
+
+import pytest
+
+from conftest import real_model
+from models import catalog
+from models.checksum import ChecksumError
+from models.llm import LocalLLM, NotGGUF, check_gguf, default_threads
+
+LONG_CONTEXT = "知库把文档切成小段，建立向量索引和关键词索引，然后回答问题并注明出处。" * 60
+
+
+def _stop_later(llm, delay, box):
+    def run():
+        time.sleep(delay)
+        box["at"] = time.perf_counter()
+        llm.stop()
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def test_streams_an_answer_piece_by_piece(small_llm):
+    pieces = list(small_llm.stream_chat(
+        [{"role": "user", "content": "用中文列出三种水果，用逗号分隔。"}], max_tokens=40, temperature=0.0))
+    assert len(pieces) > 3
+    text = "".join(pieces)
+    assert any(ch >= "\u4e00" for ch in text), text  # answered in Chinese
+    assert not small_llm.stopped
+
+
+def test_stop_during_generation_within_100ms(small_llm):
+    box = {}
+    gen = small_llm.stream_chat([{"role": "user", "content": "Count from 1 to 500, one number per line."}],
+                                max_tokens=1000, temperature=0.0)
+    pieces = []
+    stopper = None
+    for p in gen:
+        pieces.append(p)
+        if stopper is None and len(pieces) == 5:
+            stopper = _stop_later(small_llm, 0.3, box)
+    ended = time.perf_counter()
+    stopper.join()
+    assert small_llm.stopped
+    assert ended - box["at"] < 0.100, f"took {1000 * (ended - box['at']):.0f} ms to stop"
+    assert len(pieces) < 900
+
+
+def test_stop_during_prompt_processing_within_100ms(small_llm):
+    box = {}
+    stopper = _stop_later(small_llm, 0.4, box)
+    start = time.perf_counter()
+    pieces = list(small_llm.stream_chat([{"role": "user", "content": LONG_CONTEXT + "\n总结上文。"}],
+                                        max_tokens=50))
+    ended = time.perf_counter()
+    stopper.join()
+    assert ended - box["at"] < 0.100, f"took {1000 * (ended - box['at']):.0f} ms to stop"
+    assert ended - start < 2.0
+    assert pieces == []
+    # the model is usable right after an abort
+    again = small_llm.chat([{"role": "user", "content": "Say OK."}], max_tokens=5, temperature=0.0)
+    assert again.strip()
+
+
+def test_uses_the_chat_template_stored_in_the_gguf(small_llm):
+    tmpl = small_llm.chat_template
+    assert tmpl and "<|im_start|>" in tmpl  # Qwen's ChatML, read from the file's metadata
+
+
+def test_count_tokens_and_context(small_llm):
+    assert small_llm.n_ctx == 2048
+    assert small_llm.count_tokens("") == 0
+    assert 1 <= small_llm.count_tokens("hello") <= 2
+    assert small_llm.count_tokens("知识库 knowledge base") >= 3
+    assert small_llm.n_threads == default_threads() == max(1, __import__("os").cpu_count() - 1)
+
+
+def test_non_gguf_is_refused_before_llama_cpp(tmp_path):
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"PK\x03\x04 this is a zip, not a model")
+    with pytest.raises(NotGGUF, match="not a GGUF model"):
+        LocalLLM(fake)
+    with pytest.raises(NotGGUF, match="no such model file"):
+        check_gguf(tmp_path / "missing.gguf")
+
+
+def test_checksum_is_checked_before_loading(tmp_path):
+    path = real_model("smollm2-135m-instruct-q4_1")
+    with pytest.raises(ChecksumError):
+        LocalLLM(path, expected_sha256="0" * 64)
+    spec = catalog.by_name("smollm2-135m-instruct-q4_1")
+    ok = LocalLLM(path, n_ctx=512, expected_sha256=spec.files[0].sha256, expected_size=spec.files[0].size)
+    text = ok.chat([{"role": "user", "content": "What is the capital of France? One word."}],
+                   max_tokens=8, temperature=0.0)
+    assert "paris" in text.lower()
+    ok.close()
