@@ -101,7 +101,7 @@ def cmd_models_install(args: argparse.Namespace) -> int:
     for spec in specs:
         last = [-1]
 
-        def progress(name: str, done: int, total: int) -> None:
+        def progress(name: str, done: int, total: int, last: list = last) -> None:
             pct = int(100 * done / total) if total else 100
             if pct // 10 != last[0] and sys.stderr.isatty():
                 last[0] = pct // 10

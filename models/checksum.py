@@ -101,3 +101,16 @@ def verify_file(path: Path, expected_sha256: str, expected_size: int | None = No
             f"{path}: SHA-256 {actual[:16]}... does not match the catalog's {expected_sha256[:16]}...; "
             "the file is damaged or was replaced. Refusing to load it; reinstall it with "
             "`zhiku models install`.")
+
+
+def folder_model_id(folder: Path) -> str:
+    """A stable id for a model folder: its name plus the hash of its largest weights file."""
+    folder = Path(folder)
+    weights = sorted((p for p in folder.rglob("*") if p.suffix in (".safetensors", ".bin", ".gguf")),
+                     key=lambda p: p.stat().st_size, reverse=True)
+    if weights:
+        digest = cached_sha256(weights[0])
+    else:
+        cfg = folder / "config.json"
+        digest = hashlib.sha256(cfg.read_bytes() if cfg.exists() else str(folder).encode()).hexdigest()
+    return f"{folder.name}@{digest[:12]}"

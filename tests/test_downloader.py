@@ -122,3 +122,22 @@ def test_cancel_keeps_the_partial_file(tmp_path, payload):
 def test_only_http_urls(tmp_path):
     with pytest.raises(DownloadError, match="only http"):
         download("file:///etc/passwd", tmp_path / "x", sha256="0" * 64)
+
+
+def test_catalog_url_source_installs_through_the_downloader(scratch_models):
+    from models import catalog, installer, inventory
+
+    payload = b"GGUF" + os.urandom(2 * 1024 * 1024)
+    sha = hashlib.sha256(payload).hexdigest()
+    with _Server(payload, cut_after=300_000) as srv:
+        spec = catalog.ModelSpec(
+            name="downloaded-model", role="llm", title="test", layout="file",
+            source=catalog.UrlSource(srv.url),
+            files=(catalog.ModelFile("downloaded.gguf", sha, len(payload)),))
+        seen = []
+        path = installer.install(spec, progress=lambda name, d, t: seen.append((name, d, t)))
+    assert srv.ranges == [None, "bytes=300000-"]
+    assert path == scratch_models / "downloaded-model" / "downloaded.gguf"
+    assert path.read_bytes() == payload
+    assert seen[-1] == ("downloaded-model", len(payload), len(payload))
+    assert inventory.problems(spec) == []

@@ -68,6 +68,7 @@ def test_stop_during_prompt_processing_within_100ms(small_llm):
 def test_uses_the_chat_template_stored_in_the_gguf(small_llm):
     tmpl = small_llm.chat_template
     assert tmpl and "<|im_start|>" in tmpl  # Qwen's ChatML, read from the file's metadata
+    assert small_llm.uses_gguf_template
 
 
 def test_count_tokens_and_context(small_llm):
