@@ -1,4 +1,4 @@
-"""The `zhiku` command line: manage models, run the demo (and, later, the knowledge base)."""
+"""The `zhiku` command line: models, knowledge bases, search and answers, and the demo."""
 
 from __future__ import annotations
 
@@ -177,7 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("name")
     rm.set_defaults(func=cmd_models_remove)
 
-    demo = sub.add_parser("demo", help="rank sentences and answer two questions with the default models")
+    from app import kb_commands
+
+    kb_commands.register(sub)
+
+    demo = sub.add_parser("demo", help="build a small knowledge base and answer two questions from it")
     demo.add_argument("--llm", help="chat model name (default: the catalog default)")
     demo.add_argument("--embedder", help="embedding model name (default: the catalog default)")
     demo.add_argument("--threads", type=int, help="llama.cpp threads (default: cores - 1)")
@@ -189,13 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `zhiku` console script."""
     args = build_parser().parse_args(argv)
+    from kb.store import StoreError
     from models.checksum import ChecksumError
     from models.inventory import ModelNotInstalled
     from models.llm import NotGGUF
 
     try:
         return int(args.func(args) or 0)
-    except (ModelNotInstalled, ChecksumError, NotGGUF) as e:
+    except (ModelNotInstalled, ChecksumError, NotGGUF, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -114,6 +114,33 @@ class LocalLLM:
         """Tokens `text` takes in this model's vocabulary (no BOS)."""
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
+    def format_prompt(self, messages: Sequence[dict]) -> str:
+        """The exact text llama.cpp will see for `messages` (GGUF template, generation prompt on)."""
+        from llama_cpp import llama_chat_format
+
+        tmpl = self.chat_template
+        if not tmpl:
+            raise ValueError(f"{self.path.name} has no chat template")
+        eos_id, bos_id = self._llm.token_eos(), self._llm.token_bos()
+        text = self._llm._model.token_get_text
+        fmt = llama_chat_format.Jinja2ChatFormatter(
+            template=tmpl, eos_token=text(eos_id) if eos_id != -1 else "",
+            bos_token=text(bos_id) if bos_id != -1 else "")
+        return fmt(messages=list(messages)).prompt
+
+    def count_prompt_tokens(self, messages: Sequence[dict]) -> int:
+        """Tokens of the formatted prompt, special tokens parsed as llama.cpp does when chatting."""
+        return len(self.tokenize_prompt(messages))
+
+    def tokenize_prompt(self, messages: Sequence[dict]) -> list[int]:
+        """Token ids of the formatted prompt (special tokens recognised, as in generation)."""
+        return self._llm.tokenize(self.format_prompt(messages).encode("utf-8"), add_bos=False, special=True)
+
+    def token_id(self, piece: str) -> int | None:
+        """The id of a special token such as '<|im_start|>', if the vocabulary has it."""
+        ids = self._llm.tokenize(piece.encode("utf-8"), add_bos=False, special=True)
+        return ids[0] if len(ids) == 1 else None
+
     def stop(self) -> None:
         """Ask the running generation to end; it returns within one graph node or token."""
         self._stop.set()

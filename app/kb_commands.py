@@ -1,0 +1,232 @@
+"""The knowledge-base commands of the `zhiku` CLI: kb, add, remove, search, ask."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from app.progress import ProgressPrinter
+
+
+def _open(name: str, create: bool = False, embedder_name: str | None = None):
+    from kb.knowledge_base import KnowledgeBase, list_names
+    from models.embedder import Embedder
+
+    if create and name not in list_names():
+        print(f"creating knowledge base {name!r}", file=sys.stderr)
+        return KnowledgeBase.create(name, Embedder.default(embedder_name) if embedder_name else None)
+    return KnowledgeBase.open(name)
+
+
+def cmd_kb_create(args: argparse.Namespace) -> int:
+    """Create an empty knowledge base."""
+    from kb.knowledge_base import KnowledgeBase
+    from models.embedder import Embedder
+
+    kb = KnowledgeBase.create(args.name, Embedder.default(args.embedder),
+                              args.chunk_tokens, args.overlap_tokens)
+    print(f"created {kb.name!r} in {kb.store.folder} (embedding model {kb.embedder.model_id})")
+    return 0
+
+
+def cmd_kb_list(args: argparse.Namespace) -> int:
+    """List knowledge bases with document counts and sizes."""
+    from kb.knowledge_base import kbs_dir, list_names
+    from kb.store import Store
+
+    rows = []
+    for name in list_names():
+        store = Store(kbs_dir() / name)
+        docs = store.documents()
+        rows.append({"name": name, "documents": len(docs), "chunks": store.count("chunks"),
+                     "bytes": sum(d["size"] or 0 for d in docs),
+                     "failed": sum(d["status"] == "failed" for d in docs)})
+        store.close()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    elif not rows:
+        print("no knowledge bases yet — create one with `zhiku add NAME PATH...`")
+    else:
+        for r in rows:
+            failed = f", {r['failed']} failed" if r["failed"] else ""
+            print(f"{r['name']}: {r['documents']} documents{failed}, {r['chunks']} chunks, "
+                  f"{r['bytes'] / 1e6:.1f} MB")
+    return 0
+
+
+def cmd_kb_delete(args: argparse.Namespace) -> int:
+    """Delete a knowledge base (after confirmation unless --yes)."""
+    from kb.knowledge_base import delete
+
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("error: refusing to delete without confirmation; pass --yes", file=sys.stderr)
+            return 2
+        if input(f"Delete knowledge base {args.name!r} and its index? Your files stay. [y/N] ").lower() != "y":
+            return 1
+    delete(args.name)
+    print(f"deleted {args.name!r}")
+    return 0
+
+
+def cmd_kb_info(args: argparse.Namespace) -> int:
+    """Show a knowledge base's settings, counts and documents."""
+    kb = _open(args.name)
+    info = kb.info()
+    info["documents_list"] = [{k: d[k] for k in ("name", "path", "kind", "pages", "status", "error", "chunks")}
+                              for d in kb.store.documents()]
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+        return 0
+    for key in ("name", "folder", "embedding_model", "chunk_tokens", "overlap_tokens", "documents",
+                "indexed", "failed", "chunks", "vectors"):
+        print(f"{key:16} {info[key]}")
+    for d in info["documents_list"]:
+        extra = f" — {d['error']}" if d["error"] else ""
+        print(f"  [{d['status']}] {d['name']} ({d['pages']} pages, {d['chunks']} chunks){extra}")
+    return 0
+
+
+def cmd_kb_reembed(args: argparse.Namespace) -> int:
+    """Re-embed every chunk with another embedding model."""
+    from kb.knowledge_base import KnowledgeBase
+    from models.embedder import Embedder
+
+    kb = KnowledgeBase.reembed(args.name, Embedder.default(args.embedder), progress=ProgressPrinter())
+    print(f"{kb.name!r} now uses {kb.embedder.model_id}")
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    """Index files and folders into a knowledge base (created if it does not exist)."""
+    kb = _open(args.kb, create=True, embedder_name=args.embedder)
+    started = time.monotonic()
+    report = kb.add(args.paths, progress=ProgressPrinter())
+    took = time.monotonic() - started
+    print(f"{len(report.added)} added, {len(report.updated)} re-indexed, {len(report.unchanged)} unchanged, "
+          f"{len(report.failed)} failed; {report.chunks_added} chunks, {report.chunks_embedded} embedded "
+          f"in {took:.1f}s" + (" (cancelled)" if report.cancelled else ""))
+    for path, why in report.failed:
+        print(f"  failed: {path}: {why}")
+    for path, why in report.skipped:
+        print(f"  skipped: {path}: {why}")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    """Remove a document from a knowledge base."""
+    from kb.indexer import Indexer
+
+    kb = _open(args.kb)
+    try:
+        path = Indexer(kb).remove(args.doc)
+    except KeyError as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 2
+    print(f"removed {path}")
+    return 0
+
+
+def _hit_json(h) -> dict:
+    return {"file": h.name, "path": h.path, "page": h.page, "start": h.start, "end": h.end,
+            "score": round(h.score, 6), "similarity": h.similarity, "text": h.text}
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Print the best chunks for a query with file:page and a snippet."""
+    kb = _open(args.kb)
+    hits = kb.search(args.query, k=args.k)
+    if args.json:
+        print(json.dumps([_hit_json(h) for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print("nothing in this knowledge base matches")
+    for i, h in enumerate(hits, 1):
+        snippet = " ".join(h.text.split())[:160]
+        print(f"{i}. {h.name}:{h.page}  (score {h.score:.4f})\n   {snippet}")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Stream an answer from a knowledge base, then list the sources it cited."""
+    from kb.answer import Answerer
+    from models.llm import LocalLLM
+
+    kb = _open(args.kb)
+    llm = LocalLLM.default(args.llm, n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers)
+    stream = Answerer(kb, llm, top_k=args.k).ask(args.question)
+    if args.json:
+        stream.text()
+        result = stream.result
+        print(json.dumps({
+            "question": result.question, "answer": result.text, "not_found": result.not_found,
+            "cited": [s.__dict__ for s in result.cited], "sources": [s.__dict__ for s in result.sources],
+        }, ensure_ascii=False, indent=2))
+        return 0
+    for piece in stream:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    result = stream.result
+    print()
+    if result.cited:
+        print("\nSources:")
+        for s in result.cited:
+            print(f"  [{s.number}] {s.name}, page {s.page}: {' '.join(s.text.split())[:100]}")
+    elif result.sources:
+        print("\n(no source cited; consulted: " + ", ".join(f"{s.name}:{s.page}" for s in result.sources) + ")")
+    return 0
+
+
+def register(sub) -> None:
+    """Add the knowledge-base subcommands to the `zhiku` parser."""
+    kbp = sub.add_parser("kb", help="create, list, delete and inspect knowledge bases")
+    ksub = kbp.add_subparsers(dest="kb_command", required=True)
+    c = ksub.add_parser("create", help="create an empty knowledge base")
+    c.add_argument("name")
+    c.add_argument("--embedder", help="embedding model (default: the catalog default)")
+    c.add_argument("--chunk-tokens", type=int, default=256)
+    c.add_argument("--overlap-tokens", type=int, default=38)
+    c.set_defaults(func=cmd_kb_create)
+    ls = ksub.add_parser("list", help="every knowledge base with its counts")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_kb_list)
+    d = ksub.add_parser("delete", help="delete a knowledge base (your files stay)")
+    d.add_argument("name")
+    d.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    d.set_defaults(func=cmd_kb_delete)
+    i = ksub.add_parser("info", help="settings, counts and documents")
+    i.add_argument("name")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_kb_info)
+    r = ksub.add_parser("reembed", help="switch to another embedding model, re-embedding every chunk")
+    r.add_argument("name")
+    r.add_argument("--embedder", required=True)
+    r.set_defaults(func=cmd_kb_reembed)
+
+    a = sub.add_parser("add", help="index files and folders into a knowledge base")
+    a.add_argument("kb")
+    a.add_argument("paths", nargs="+")
+    a.add_argument("--embedder", help="embedding model for a new knowledge base")
+    a.set_defaults(func=cmd_add)
+    rm = sub.add_parser("remove", help="remove a document from a knowledge base")
+    rm.add_argument("kb")
+    rm.add_argument("doc", help="file name or full path")
+    rm.set_defaults(func=cmd_remove)
+    s = sub.add_parser("search", help="ranked chunks for a query")
+    s.add_argument("kb")
+    s.add_argument("query")
+    s.add_argument("-k", type=int, default=5)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_search)
+    q = sub.add_parser("ask", help="a streamed answer citing file and page")
+    q.add_argument("kb")
+    q.add_argument("question")
+    q.add_argument("-k", type=int, default=5, help="sources to retrieve")
+    q.add_argument("--llm", help="chat model (default: the catalog default)")
+    q.add_argument("--ctx", type=int, default=4096, help="context length in tokens")
+    q.add_argument("--threads", type=int, help="llama.cpp threads (default: cores - 1)")
+    q.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to the GPU")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_ask)

@@ -1,0 +1,69 @@
+"""Splitting pages into chunks sized in the embedding model's tokens, never across a page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from kb.document import Document
+
+# Paragraph, line, Chinese sentence ends, English sentence ends, clause commas, spaces, characters.
+SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", ". ", "! ", "? ", "; ", "，", ", ", " ", ""]
+DEFAULT_CHUNK_TOKENS = 256
+DEFAULT_OVERLAP_TOKENS = 38  # ~15%
+
+
+@dataclass
+class Chunk:
+    """A piece of one page: its text and where it sits in that page's text."""
+
+    page: int
+    start: int
+    end: int
+    text: str
+    tokens: int
+
+
+class Chunker:
+    """RecursiveCharacterTextSplitter measured in model tokens, with offsets kept per page."""
+
+    def __init__(self, count_tokens: Callable[[str], int], size: int = DEFAULT_CHUNK_TOKENS,
+                 overlap: int = DEFAULT_OVERLAP_TOKENS) -> None:
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+        if size < 16 or not 0 <= overlap < size:
+            raise ValueError(f"chunk size {size} / overlap {overlap}: need size >= 16 and 0 <= overlap < size")
+        self.size, self.overlap, self.count_tokens = size, overlap, count_tokens
+        self._splitter = RecursiveCharacterTextSplitter(
+            separators=SEPARATORS, keep_separator="end", chunk_size=size, chunk_overlap=overlap,
+            length_function=count_tokens, strip_whitespace=True)
+
+    def split_page(self, number: int, text: str) -> list[Chunk]:
+        """Chunks of one page, each with its offsets into `text`."""
+        out: list[Chunk] = []
+        cursor = 0
+        for piece in self._fit(self._splitter.split_text(text)):
+            start = text.find(piece, cursor)
+            if start < 0:
+                start = text.find(piece)
+            if start < 0:  # cannot happen with strip-only splitting; keep the chunk anyway
+                start = cursor
+            end = start + len(piece)
+            out.append(Chunk(number, start, end, piece, self.count_tokens(piece)))
+            cursor = start + 1
+        return out
+
+    def split(self, doc: Document) -> list[Chunk]:
+        """All chunks of a document, page by page."""
+        return [c for page in doc.pages if page.text.strip() for c in self.split_page(page.number, page.text)]
+
+    def _fit(self, pieces: list[str]) -> list[str]:
+        # joined pieces can tokenise a little longer than the sum the splitter measured
+        out = []
+        for p in pieces:
+            if self.count_tokens(p) <= self.size or len(p) < 2:
+                out.append(p)
+            else:
+                mid = len(p) // 2
+                out += self._fit([p[:mid].strip(), p[mid:].strip()])
+        return [p for p in out if p]

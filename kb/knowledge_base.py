@@ -1,0 +1,137 @@
+"""Knowledge bases by name: create, open, list, delete; the entry point to indexing and asking."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, Chunker
+from kb.store import DB_NAME, ModelMismatch, Store, StoreError
+from models.paths import data_dir
+
+_BAD_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+
+
+def kbs_dir() -> Path:
+    """Where knowledge bases live: <data folder>/kbs/<name>/."""
+    return data_dir() / "kbs"
+
+
+def _folder(name: str) -> Path:
+    if not name or _BAD_NAME.search(name) or name.strip() != name or name in (".", "..") or len(name) > 80:
+        raise StoreError(f"invalid knowledge base name {name!r}: use letters, digits, 中文, spaces, - or _")
+    return kbs_dir() / name
+
+
+def list_names() -> list[str]:
+    """Names of the knowledge bases on this machine."""
+    root = kbs_dir()
+    return sorted(p.name for p in root.iterdir() if (p / DB_NAME).exists()) if root.exists() else []
+
+
+def delete(name: str) -> None:
+    """Delete a knowledge base and everything in its folder (the user's files are not touched)."""
+    folder = _folder(name)
+    if not (folder / DB_NAME).exists():
+        raise StoreError(f"no knowledge base called {name!r}")
+    shutil.rmtree(folder)
+
+
+class KnowledgeBase:
+    """One knowledge base: its store, its embedding model and its settings."""
+
+    def __init__(self, name: str, store: Store, embedder) -> None:
+        self.name, self.store, self.embedder = name, store, embedder
+
+    @classmethod
+    def create(cls, name: str, embedder=None, chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+               overlap_tokens: int = DEFAULT_OVERLAP_TOKENS) -> "KnowledgeBase":
+        """Create a new, empty knowledge base bound to an embedding model (the default if None)."""
+        from models.embedder import Embedder
+
+        folder = _folder(name)
+        if (folder / DB_NAME).exists():
+            raise StoreError(f"a knowledge base called {name!r} already exists")
+        Chunker(len, chunk_tokens, overlap_tokens)  # validate the settings before creating anything
+        embedder = embedder or Embedder.default()
+        store = Store.create(folder, {
+            "name": name, "embed_model_id": embedder.model_id, "embed_dim": embedder.dim,
+            "chunk_tokens": chunk_tokens, "overlap_tokens": overlap_tokens})
+        return cls(name, store, embedder)
+
+    @classmethod
+    def open(cls, name: str, embedder=None) -> "KnowledgeBase":
+        """Open a knowledge base; refuses an embedder other than the one it was built with."""
+        from models.embedder import Embedder
+
+        folder = _folder(name)
+        if not (folder / DB_NAME).exists():
+            raise StoreError(f"no knowledge base called {name!r} (see `zhiku kb list`)")
+        store = Store(folder)
+        built_with = store.get_meta("embed_model_id")
+        if embedder is None:
+            embedder = Embedder.default(built_with.split("@")[0])
+        if embedder.model_id != built_with:
+            store.close()
+            raise ModelMismatch(
+                f"knowledge base {name!r} was built with {built_with}, not {embedder.model_id}; "
+                f"re-embed it to switch models (`zhiku kb reembed {name} --embedder NAME`)")
+        return cls(name, store, embedder)
+
+    @classmethod
+    def reembed(cls, name: str, embedder, progress=None, cancel=None) -> "KnowledgeBase":
+        """Switch a knowledge base to another embedding model, re-embedding every chunk."""
+        from kb.indexer import Indexer
+
+        store = Store(_folder(name))
+        store.clear_vectors()
+        with store.transaction():
+            store.set_meta("embed_model_id", embedder.model_id)
+            store.set_meta("embed_dim", embedder.dim)
+        kb = cls(name, store, embedder)
+        Indexer(kb).embed_pending(progress=progress, cancel=cancel)
+        return kb
+
+    @property
+    def chunker(self) -> Chunker:
+        """The chunker configured for this knowledge base."""
+        return Chunker(self.embedder.count_tokens, int(self.store.get_meta("chunk_tokens")),
+                       int(self.store.get_meta("overlap_tokens")))
+
+    def info(self) -> dict:
+        """Name, folder, model, settings and counts."""
+        docs = self.store.documents()
+        return {
+            "name": self.name, "folder": str(self.store.folder),
+            "embedding_model": self.store.get_meta("embed_model_id"),
+            "chunk_tokens": int(self.store.get_meta("chunk_tokens")),
+            "overlap_tokens": int(self.store.get_meta("overlap_tokens")),
+            "documents": len(docs), "indexed": sum(d["status"] == "indexed" for d in docs),
+            "failed": sum(d["status"] == "failed" for d in docs),
+            "chunks": self.store.count("chunks"), "vectors": self.store.count("vectors"),
+            "bytes": sum(d["size"] or 0 for d in docs),
+            "schema_version": self.store.schema_version,
+        }
+
+    def add(self, paths, progress=None, cancel=None):
+        """Index files and folders; see kb.indexer.Indexer.add."""
+        from kb.indexer import Indexer
+
+        return Indexer(self).add(paths, progress=progress, cancel=cancel)
+
+    def search(self, query: str, k: int = 5, apply_floor: bool = True, **settings):
+        """Hybrid retrieval; see kb.retriever.Retriever."""
+        from kb.retriever import Retriever
+
+        return Retriever(self.store, self.embedder, **settings).search(query, k, apply_floor)
+
+    def as_retriever(self, k: int = 5, **settings):
+        """A LangChain BaseRetriever over this knowledge base."""
+        from kb.langchain_retriever import KBRetriever
+
+        return KBRetriever(kb=self, k=k, settings=settings)
+
+    def close(self) -> None:
+        """Close the database."""
+        self.store.close()

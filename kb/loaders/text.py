@@ -1,0 +1,64 @@
+"""Plain text and Markdown, in whatever encoding Chinese and English users save them."""
+
+from __future__ import annotations
+
+import codecs
+import re
+from pathlib import Path
+
+from kb.document import Document, LoadError, Page
+
+_BOMS = [
+    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+]
+_CHINESE = ("gb18030", "big5")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Decode bytes, detecting the encoding; returns (text, encoding name)."""
+    for bom, enc in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom):].decode(enc, errors="replace"), enc
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    if data.count(b"\x00") > len(data) // 8:  # UTF-16 without a BOM: every other byte is NUL
+        even_nuls = data[0::2].count(0)
+        enc = "utf-16-be" if even_nuls > data[1::2].count(0) else "utf-16-le"
+        return data.decode(enc, errors="replace"), enc
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    guess = (best.encoding if best else "").replace("_", "-").lower()
+    if guess.startswith(("gb", "big5", "cp950", "hz", "utf")):
+        enc = "gb18030" if guess.startswith(("gb", "hz")) else guess
+        return data.decode(enc, errors="replace"), enc
+    # charset-normalizer sometimes takes short Chinese text for Korean or Japanese; our users write
+    # Chinese, so a strict Chinese decode full of hanzi wins over a foreign guess
+    for enc in _CHINESE:
+        try:
+            text = data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        if len(_CJK.findall(text)) >= max(1, len(text) // 10):
+            return text, enc
+    if best is not None:
+        return str(best), guess
+    return data.decode("utf-8", errors="replace"), "utf-8"
+
+
+def load(path: Path) -> Document:
+    """One page per form-feed separated section (usually one page in all)."""
+    data = Path(path).read_bytes()
+    if b"\x00" in data[:4096] and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE,
+                                                       codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        if data.count(b"\x00") < len(data) // 8:
+            raise LoadError("binary file, not text")
+    text, _enc = decode(data)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    sections = text.split("\f") if "\f" in text else [text]
+    kind = "markdown" if Path(path).suffix.lower() in (".md", ".markdown") else "text"
+    return Document(Path(path), kind, [Page(i, s) for i, s in enumerate(sections, start=1)])
