@@ -155,9 +155,6 @@ class Indexer:
         done = 0
         started = time.monotonic()
         while True:
-            if cancel and cancel.cancelled:
-                report.cancelled = True
-                break
             batch = self.store.pending_chunks(self.batch_size)
             if not batch:
                 break
@@ -165,6 +162,9 @@ class Indexer:
                 rate = done / (time.monotonic() - started) if done else 0
                 progress(Progress("embedding", 0, 0, done, total, "",
                                   (total - done) / rate if rate else None))
+            if cancel and cancel.cancelled:
+                report.cancelled = True
+                break
             ids = [b[0] for b in batch]
             vecs = self.kb.embedder.embed_passages([b[1] for b in batch])
             self.store.add_vectors(ids, vecs)

@@ -28,13 +28,18 @@ REMINDER = {
 PER_MESSAGE_OVERHEAD = 8
 PROMPT_MARGIN = 16
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_LATIN = re.compile(r"[A-Za-z]")
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
 
 
 def language(text: str) -> str:
-    """'zh' when the text is mostly Chinese, else 'en'."""
-    cjk, latin = len(_CJK.findall(text)), len(_LATIN.findall(text))
-    return "zh" if cjk and cjk * 3 >= latin else "en"
+    """'zh' for a Chinese question (even one full of English terms), else 'en'."""
+    stripped = text.strip()
+    cjk = len(_CJK.findall(stripped))
+    if not cjk:
+        return "en"
+    if _CJK.match(stripped) or any(p in stripped for p in "？。，！；：、"):
+        return "zh"
+    return "zh" if cjk > len(_LATIN_WORD.findall(stripped)) else "en"
 
 
 def neutralise(text: str) -> str:
@@ -87,6 +92,9 @@ def build(question: str, sources: Sequence[SourceText], count_tokens: Callable[[
     q_text = f"{q_label}: {neutralise(question).strip()}\n{REMINDER[lang]}"
     fixed = count_tokens(system) + count_tokens(heading + ":\n") + 2 * PER_MESSAGE_OVERHEAD
     q_tokens = count_tokens(q_text)
+    if fixed + 32 > budget:
+        raise ValueError(f"context of {n_ctx} tokens leaves no room for a prompt after reserving "
+                         f"{reserve} for the answer; raise the context length or lower the reserve")
     if fixed + q_tokens > budget:  # an enormous question: keep its end, where the ask usually is
         q_text = _trim(q_text, budget - fixed, count_tokens, keep="end")
         q_tokens = count_tokens(q_text)

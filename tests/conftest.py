@@ -110,3 +110,38 @@ def small_llm():
     llm = LocalLLM(real_model("qwen2.5-coder-0.5b-instruct-q4_k_m"), n_ctx=2048)
     yield llm
     llm.close()
+
+
+class CountingEmbedder:
+    """The real e5 embedder, counting how many passages it is asked to embed."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.passages = 0
+        self.calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def embed_passages(self, texts):
+        self.calls += 1
+        self.passages += len(texts)
+        return self.inner.embed_passages(texts)
+
+
+@pytest.fixture
+def make_kb(e5):
+    """Create knowledge bases (in this test's data folder) sharing the loaded e5 model."""
+    from kb.knowledge_base import KnowledgeBase
+
+    made = []
+
+    def factory(name="test", chunk_tokens=256, overlap_tokens=38, counting=False):
+        emb = CountingEmbedder(e5) if counting else e5
+        kb = KnowledgeBase.create(name, emb, chunk_tokens, overlap_tokens)
+        made.append(kb)
+        return kb
+
+    yield factory
+    for kb in made:
+        kb.close()

@@ -1,0 +1,235 @@
+"""Indexing and the store: real e5, real SQLite, real FAISS, files generated here."""
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from fixtures import make_docx, make_pdf
+from kb.knowledge_base import KnowledgeBase, list_names
+from kb.store import SCHEMA_VERSION, ModelMismatch, Store, StoreError
+
+ZH_CLIP = "CLIP 是一种对比性语言-图像预训练模型，用四亿对图片和文字训练，让图像和文本落在同一个向量空间。"
+ZH_WEATHER = "今天上海下了一整天的雨，气温只有八度，出门记得带伞。"
+EN_FAISS = "FAISS is a library for efficient similarity search over dense vectors, written by Meta."
+EN_COOKING = "To bake bread, mix flour, water, yeast and salt, knead for ten minutes and let it rise."
+
+
+def _mixed_folder(tmp_path):
+    d = tmp_path / "docs"
+    d.mkdir()
+    (d / "clip.txt").write_text(ZH_CLIP, encoding="utf-8")
+    (d / "weather.txt").write_bytes(ZH_WEATHER.encode("gbk"))
+    (d / "faiss.md").write_text(EN_FAISS, encoding="utf-8")
+    make_docx(d / "cooking.docx", [EN_COOKING])
+    make_pdf(d / "mixed.pdf", [["第一页：机器学习的基本概念"], ["Page two: gradient descent minimises a loss."]])
+    return d
+
+
+def _consistent(store: Store) -> None:
+    """Every chunk has its FTS row; vectors belong to chunks; the index agrees with SQLite."""
+    c = store.conn
+    assert c.execute("SELECT COUNT(*) FROM chunks_fts").fetchone()[0] == store.count("chunks")
+    assert c.execute("SELECT COUNT(*) FROM chunks_fts WHERE rowid NOT IN (SELECT id FROM chunks)").fetchone()[0] == 0
+    assert c.execute("SELECT COUNT(*) FROM vectors WHERE chunk_id NOT IN (SELECT id FROM chunks)").fetchone()[0] == 0
+    assert store.index.count == store.count("vectors")
+    assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_chinese_query_finds_the_right_chunk_in_a_mixed_kb(make_kb, tmp_path):
+    kb = make_kb()
+    report = kb.add([_mixed_folder(tmp_path)])
+    assert len(report.added) == 5 and not report.failed
+    hits = kb.search("CLIP模型是怎么训练的？", k=3)
+    assert hits[0].name == "clip.txt" and hits[0].page == 1
+    assert hits[0].text in ZH_CLIP and hits[0].similarity > 0.85
+    assert kb.search("下雨天气温", k=1)[0].name == "weather.txt"
+    assert kb.search("which library does similarity search?", k=1)[0].name == "faiss.md"
+    page2 = kb.search("gradient descent loss", k=1)[0]
+    assert (page2.name, page2.page) == ("mixed.pdf", 2)
+    _consistent(kb.store)
+
+
+def test_unchanged_files_are_skipped_and_changed_ones_reindexed(make_kb, tmp_path):
+    kb = make_kb(counting=True)
+    d = _mixed_folder(tmp_path)
+    first = kb.add([d])
+    embedded = kb.embedder.passages
+    assert embedded == first.chunks_embedded == kb.store.count("vectors")
+
+    again = kb.add([d])
+    assert len(again.unchanged) == 5 and not again.added and not again.updated
+    assert kb.embedder.passages == embedded  # nothing re-embedded
+
+    (d / "faiss.md").write_text(EN_FAISS + "\n\nIt supports IVF and HNSW indexes.", encoding="utf-8")
+    third = kb.add([d])
+    assert third.updated == [str(d / "faiss.md")] and len(third.unchanged) == 4
+    assert kb.embedder.passages == embedded + third.chunks_embedded
+    assert third.chunks_embedded == third.chunks_added >= 1
+    hit = kb.search("HNSW index", k=1)[0]
+    assert hit.name == "faiss.md" and "HNSW" in hit.text
+    _consistent(kb.store)
+
+
+def test_removed_document_leaves_no_chunk_vector_or_fts_row(make_kb, tmp_path):
+    from kb.indexer import Indexer
+
+    kb = make_kb()
+    d = _mixed_folder(tmp_path)
+    kb.add([d])
+    doc = kb.store.document(str(d / "clip.txt"))
+    ids = [r[0] for r in kb.store.conn.execute("SELECT id FROM chunks WHERE doc_id=?", (doc["id"],))]
+    assert ids
+    Indexer(kb).remove("clip.txt")
+    c = kb.store.conn
+    q = ",".join(map(str, ids))
+    assert c.execute(f"SELECT COUNT(*) FROM chunks WHERE id IN ({q})").fetchone()[0] == 0
+    assert c.execute(f"SELECT COUNT(*) FROM vectors WHERE chunk_id IN ({q})").fetchone()[0] == 0
+    assert c.execute(f"SELECT COUNT(*) FROM chunks_fts WHERE rowid IN ({q})").fetchone()[0] == 0
+    assert c.execute("SELECT COUNT(*) FROM pages WHERE doc_id=?", (doc["id"],)).fetchone()[0] == 0
+    assert all(h.name != "clip.txt" for h in kb.search("CLIP 图像 文本 向量空间", k=5, apply_floor=False))
+    _consistent(kb.store)
+    reopened = Store(kb.store.folder)
+    assert reopened.index.count == kb.store.count("vectors")  # the saved file matches too
+    assert all(cid not in ids for cid, _ in reopened.dense_search(kb.embedder.embed_query("CLIP"), 50))
+
+
+def test_deleted_or_damaged_faiss_file_is_rebuilt_with_identical_results(make_kb, tmp_path, e5):
+    kb = make_kb()
+    kb.add([_mixed_folder(tmp_path)])
+    queries = ["CLIP 训练", "bread yeast", "相似度搜索", "机器学习"]
+    before = [[(h.chunk_id, round(h.score, 9), h.similarity) for h in kb.search(q, 5, apply_floor=False)]
+              for q in queries]
+    folder = kb.store.folder
+    kb.close()
+    for damage in ("delete", "truncate", "stale"):
+        index = folder / "index.faiss"
+        if damage == "delete":
+            index.unlink()
+        elif damage == "truncate":
+            index.write_bytes(index.read_bytes()[:100])
+        else:  # a file from an older generation: same size, wrong stamp
+            stamp = folder / "index.json"
+            stamp.write_text(stamp.read_text().replace('"generation": ', '"generation": 1000'))
+        reopened = KnowledgeBase.open("test", e5)
+        after = [[(h.chunk_id, round(h.score, 9), h.similarity) for h in reopened.search(q, 5, apply_floor=False)]
+                 for q in queries]
+        assert after == before, damage
+        assert (folder / "index.faiss").stat().st_size > 1000
+        reopened.close()
+
+
+def test_vectors_live_in_sqlite_as_float16(make_kb, tmp_path):
+    kb = make_kb()
+    kb.add([_mixed_folder(tmp_path)])
+    blob = kb.store.conn.execute("SELECT vec FROM vectors LIMIT 1").fetchone()[0]
+    assert len(blob) == 384 * 2
+    v = np.frombuffer(blob, np.float16).astype(np.float32)
+    assert abs(np.linalg.norm(v) - 1) < 1e-2
+
+
+def test_lexical_rows_exist_before_embedding(make_kb, tmp_path):
+    """A new document is keyword-searchable as soon as it is read, before any vector exists."""
+    from kb.indexer import CancelToken, Indexer
+
+    kb = make_kb()
+    d = _mixed_folder(tmp_path)
+    token = CancelToken()
+    seen = []
+
+    def progress(p):
+        if p.phase == "embedding" and not token.cancelled:
+            seen.append(kb.store.count("vectors"))
+            token.cancel()  # stop before the first batch is embedded
+
+    report = Indexer(kb).add([d], progress=progress, cancel=token)
+    assert report.cancelled and seen == [0]
+    assert kb.store.count("vectors") == 0 and kb.store.count("chunks") > 0
+    hits = kb.search("CLIP", k=3)
+    assert hits and hits[0].name == "clip.txt" and hits[0].similarity is None
+    rest = Indexer(kb).embed_pending()
+    assert rest.chunks_embedded == kb.store.count("chunks")
+    statuses = {d["status"] for d in kb.store.documents()}
+    assert statuses == {"indexed"}
+
+
+def test_bad_files_fail_alone_while_the_rest_is_indexed(make_kb, tmp_path):
+    d = _mixed_folder(tmp_path)
+    (d / "empty.txt").write_bytes(b"")
+    (d / "fake.pdf").write_bytes(b"this is not a pdf at all")
+    good = make_pdf(tmp_path / "g.pdf", [["x"] * 3, ["y"]]).read_bytes()
+    (d / "truncated.pdf").write_bytes(good[:200])
+    make_pdf(d / "locked.pdf", [["秘密"]], password="pw")
+    (d / "photo.heic").write_bytes(b"\0\0\0 ftypheic")
+    (d / ".hidden.txt").write_text("secret")
+    kb = make_kb()
+    report = kb.add([d])
+    failed = {p.rsplit("/", 1)[1]: why for p, why in report.failed}
+    assert failed["empty.txt"] == "empty file"
+    assert failed["fake.pdf"].startswith("not a PDF: starts with b'this is ")
+    assert "PDF" in failed["truncated.pdf"] and failed["truncated.pdf"] != failed["fake.pdf"]
+    assert failed["locked.pdf"] == "encrypted PDF: password needed"
+    skipped = {p.rsplit("/", 1)[1]: why for p, why in report.skipped}
+    assert skipped["photo.heic"] == "unsupported file type '.heic'"
+    assert skipped[".hidden.txt"] == "hidden file"
+    assert len(report.added) == 5
+    rows = {r["name"]: r for r in kb.store.documents()}
+    assert rows["locked.pdf"]["status"] == "failed" and rows["locked.pdf"]["error"] == failed["locked.pdf"]
+    assert rows["clip.txt"]["status"] == "indexed"
+
+
+def test_a_kb_refuses_another_embedding_model_until_reembedded(make_kb, tmp_path, e5):
+    from conftest import real_model
+    from models.embedder import Embedder
+
+    kb = make_kb("models")
+    kb.add([_mixed_folder(tmp_path)])
+    kb.close()
+    mini = Embedder(real_model("all-minilm-l6-v2"))
+    with pytest.raises(ModelMismatch, match="was built with multilingual-e5-small"):
+        KnowledgeBase.open("models", mini)
+    switched = KnowledgeBase.reembed("models", mini)
+    assert switched.store.get_meta("embed_model_id") == mini.model_id
+    assert switched.store.count("vectors") == switched.store.count("chunks")
+    assert switched.search("bread flour yeast", k=1)[0].name == "cooking.docx"
+    switched.close()
+    with pytest.raises(ModelMismatch):
+        KnowledgeBase.open("models", e5)
+
+
+def test_kb_lifecycle_and_schema(make_kb):
+    kb = make_kb("笔记 notes")
+    assert "笔记 notes" in list_names()
+    assert kb.store.schema_version == SCHEMA_VERSION
+    assert kb.store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with pytest.raises(StoreError, match="already exists"):
+        KnowledgeBase.create("笔记 notes", kb.embedder)
+    with pytest.raises(StoreError, match="invalid knowledge base name"):
+        KnowledgeBase.create("../escape", kb.embedder)
+    folder = kb.store.folder
+    kb.close()
+    db = sqlite3.connect(folder / "kb.sqlite")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreError, match="newer Zhiku"):
+        Store(folder)
+
+
+def test_migrations_bring_an_empty_database_to_the_current_schema(tmp_path):
+    sqlite3.connect(tmp_path / "kb.sqlite").close()
+    store = Store(tmp_path)
+    assert store.schema_version == SCHEMA_VERSION
+    tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
+    assert {"documents", "chunks", "vectors", "pages", "chunks_fts", "meta"} <= tables
+
+
+def test_langchain_retriever_adapter(make_kb, tmp_path):
+    from langchain_core.retrievers import BaseRetriever
+
+    kb = make_kb()
+    kb.add([_mixed_folder(tmp_path)])
+    retriever = kb.as_retriever(k=2)
+    assert isinstance(retriever, BaseRetriever)
+    docs = retriever.invoke("CLIP 是怎么训练的")
+    assert docs and docs[0].metadata["name"] == "clip.txt" and docs[0].metadata["page"] == 1
+    assert docs[0].page_content in ZH_CLIP
