@@ -21,9 +21,9 @@ NULL_PASSAGES = [
     "We watched a movie with friends last weekend.", "Thank you for your help, see you tomorrow.",
 ]
 # (same language, across languages): cross-lingual matches score lower, so they get a lower bar;
-# measured on e5-small: relevant same-language pairs +0.10..+0.19, unrelated technical text up to
-# +0.07; relevant zh<->en pairs only +0.04..+0.06.
-MARGINS = {"multilingual-e5": (0.08, 0.03), "all-minilm": (0.15, 0.15)}
+# measured on e5-small: relevant same-language pairs +0.11..+0.19, unrelated technical text up to
+# +0.094; relevant zh<->en pairs only +0.036..+0.06, unrelated ones up to +0.022.
+MARGINS = {"multilingual-e5": (0.10, 0.03), "all-minilm": (0.15, 0.15)}
 DEFAULT_MARGIN = (0.10, 0.10)
 _null_cache: dict[str, np.ndarray] = {}
 

@@ -9,15 +9,15 @@ from pathlib import Path
 from app.cli import main
 
 
-def test_demo_ranks_and_streams_two_answers(capsys):
+def test_demo_builds_a_kb_and_answers_with_sources(capsys):
     assert main(["demo", "--llm", "qwen2.5-coder-0.5b-instruct-q4_k_m"]) == 0
     out = capsys.readouterr().out
-    ranking = [line for line in out.splitlines() if line.startswith("  ") and ". " in line]
-    assert "CLIP是一种对比性语言-图像预训练模型" in ranking[0]
+    assert "Knowledge base 'demo': 3 documents" in out
     answers = [line[3:] for line in out.splitlines() if line.startswith("A: ")]
     assert len(answers) == 2 and all(a.strip() for a in answers)
-    assert any("\u4e00" <= ch <= "\u9fff" for ch in answers[0])  # the Chinese question in Chinese
-    assert "first after" in out
+    second = out[out.index("Q: What is the default chunk size"):]
+    assert "demo-report.pdf, page 2" in second  # the English answer comes from page 2 of the PDF
+    assert "first token after" in out
 
 
 def test_console_script_lists_models_as_json(zhiku_home):
