@@ -8,6 +8,7 @@ import numpy as np
 
 from kb import lexical
 from kb.prompt import language
+from kb.store import ChunkRecord
 
 DEFAULT_TOP_K = 5
 # Raw cosines do not make a floor: e5 scores an unrelated Chinese pair ~0.83 and a relevant
@@ -45,22 +46,19 @@ def null_vectors(embedder) -> np.ndarray:
 
 
 @dataclass
-class Hit:
+class Hit(ChunkRecord):
     """A retrieved chunk with where it comes from and why it ranked."""
 
-    chunk_id: int
-    score: float  # fused RRF score
-    doc_id: int
-    path: str
-    name: str
-    page: int
-    start: int
-    end: int
-    text: str
+    score: float = 0.0  # fused RRF score
     lexical_rank: int | None = None
     dense_rank: int | None = None
     similarity: float | None = None  # cosine with the query, when the chunk has a vector
     relevance: float | None = None  # similarity minus the query's mean similarity to null sentences
+
+    @property
+    def chunk_id(self) -> int:
+        """The chunk's id in the store."""
+        return self.id
 
 
 class Retriever:
@@ -113,9 +111,9 @@ class Retriever:
                 if vec is not None:
                     sim[cid] = float(vec @ qvec)
             similarity = sim.get(cid)
-            hit = Hit(cid, fused[cid], rec.doc_id, rec.path, rec.name, rec.page, rec.start, rec.end,
-                      rec.text, lex_rank.get(cid), dense_rank.get(cid), similarity,
-                      None if similarity is None else similarity - baseline)
+            hit = Hit(**vars(rec), score=fused[cid], lexical_rank=lex_rank.get(cid),
+                      dense_rank=dense_rank.get(cid), similarity=similarity,
+                      relevance=None if similarity is None else similarity - baseline)
             if apply_floor and not self._passes(hit, query_terms, query_lang):
                 continue
             hits.append(hit)
