@@ -1,5 +1,7 @@
 """Chunking in model tokens: per page, within the limit, with offsets that point at the text."""
 
+from itertools import pairwise
+
 from hypothesis import given, settings, strategies as st
 
 from kb.chunking import Chunker
@@ -32,9 +34,9 @@ def test_splits_prefer_sentence_ends(e5):
 def test_overlap_repeats_short_sentences(e5):
     text = "".join(f"第{i}句很短。" for i in range(60))
     with_overlap = Chunker(e5.count_tokens, size=48, overlap=16).split_page(1, text)
-    assert all(a.end > b.start for a, b in zip(with_overlap, with_overlap[1:]))
+    assert all(a.end > b.start for a, b in pairwise(with_overlap))
     without = Chunker(e5.count_tokens, size=48, overlap=0).split_page(1, text)
-    assert all(a.end <= b.start for a, b in zip(without, without[1:]))
+    assert all(a.end <= b.start for a, b in pairwise(without))
 
 
 def test_text_without_any_separator_is_still_cut(e5):
