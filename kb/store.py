@@ -24,7 +24,7 @@ from kb.chunking import Chunk
 from kb.document import Document
 from kb.vector_index import VectorIndex
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "kb.sqlite"
 INDEX_NAME = "index.faiss"
 
@@ -47,6 +47,15 @@ MIGRATIONS: dict[int, list[str]] = {
         """CREATE TABLE vectors (
             chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE, vec BLOB NOT NULL)""",
         "CREATE VIRTUAL TABLE chunks_fts USING fts5(terms)",
+    ],
+    2: [  # chat history, kept with the knowledge base it talks about
+        """CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY, title TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL)""",
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role TEXT NOT NULL, content TEXT NOT NULL, sources TEXT, created REAL NOT NULL)""",
+        "CREATE INDEX messages_conversation ON messages(conversation_id, id)",
     ],
 }
 

@@ -233,3 +233,30 @@ def test_langchain_retriever_adapter(make_kb, tmp_path):
     docs = retriever.invoke("CLIP 是怎么训练的")
     assert docs and docs[0].metadata["name"] == "clip.txt" and docs[0].metadata["page"] == 1
     assert docs[0].page_content in ZH_CLIP
+
+
+def test_a_version_1_database_migrates_and_keeps_its_data(tmp_path):
+    from kb import store as store_mod
+
+    db = sqlite3.connect(tmp_path / "kb.sqlite")
+    for sql in store_mod.MIGRATIONS[1]:
+        db.execute(sql)
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO documents(path, name, status) VALUES ('/x/a.txt', 'a.txt', 'indexed')")
+    db.commit()
+    db.close()
+    store = Store(tmp_path)
+    assert store.schema_version == SCHEMA_VERSION >= 2
+    assert store.documents()[0]["name"] == "a.txt"
+    from kb.conversations import Conversations
+
+    conv = Conversations(store)
+    c = conv.create("CLIP 是什么？")
+    conv.add(c.id, "user", "CLIP 是什么？")
+    conv.add(c.id, "assistant", "对比学习模型[1]", [{"number": 1, "name": "a.txt", "page": 1}])
+    assert [m.role for m in conv.messages(c.id)] == ["user", "assistant"]
+    assert conv.messages(c.id)[1].sources[0]["name"] == "a.txt"
+    assert conv.history(c.id) == [{"role": "user", "content": "CLIP 是什么？"},
+                                  {"role": "assistant", "content": "对比学习模型[1]"}]
+    conv.delete(c.id)
+    assert conv.list() == [] and store.conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0

@@ -1,0 +1,85 @@
+"""Conversations with a knowledge base, stored in its SQLite database."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from kb.store import Store
+
+
+@dataclass
+class Message:
+    """One turn: who said it, what, and (for answers) the sources it cited."""
+
+    id: int
+    role: str  # "user" or "assistant"
+    content: str
+    sources: list[dict] = field(default_factory=list)
+    created: float = 0.0
+
+
+@dataclass
+class Conversation:
+    """A conversation's summary row."""
+
+    id: int
+    title: str
+    created: float
+    updated: float
+
+
+class Conversations:
+    """List, create, delete conversations and append messages."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def list(self) -> list[Conversation]:
+        """All conversations, most recently used first."""
+        with self.store._lock:
+            rows = self.store.conn.execute(
+                "SELECT id, title, created, updated FROM conversations ORDER BY updated DESC, id DESC").fetchall()
+        return [Conversation(*r) for r in rows]
+
+    def create(self, title: str) -> Conversation:
+        """Start a conversation (titled after its first question, usually)."""
+        now = time.time()
+        title = " ".join(title.split())[:80] or "…"
+        with self.store.transaction() as db:
+            cid = db.execute("INSERT INTO conversations(title, created, updated) VALUES (?,?,?)",
+                             (title, now, now)).lastrowid
+        return Conversation(cid, title, now, now)
+
+    def rename(self, conversation_id: int, title: str) -> None:
+        """Give a conversation another title."""
+        with self.store.transaction() as db:
+            db.execute("UPDATE conversations SET title=? WHERE id=?", (title, conversation_id))
+
+    def delete(self, conversation_id: int) -> None:
+        """Delete a conversation and its messages."""
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM conversations WHERE id=?", (conversation_id,))
+
+    def add(self, conversation_id: int, role: str, content: str, sources: list[dict] | None = None) -> Message:
+        """Append a message."""
+        now = time.time()
+        with self.store.transaction() as db:
+            mid = db.execute("INSERT INTO messages(conversation_id, role, content, sources, created) "
+                             "VALUES (?,?,?,?,?)", (conversation_id, role, content,
+                                                     json.dumps(sources or [], ensure_ascii=False), now)).lastrowid
+            db.execute("UPDATE conversations SET updated=? WHERE id=?", (now, conversation_id))
+        return Message(mid, role, content, sources or [], now)
+
+    def messages(self, conversation_id: int) -> list[Message]:
+        """A conversation's messages in order."""
+        with self.store._lock:
+            rows = self.store.conn.execute(
+                "SELECT id, role, content, sources, created FROM messages WHERE conversation_id=? ORDER BY id",
+                (conversation_id,)).fetchall()
+        return [Message(r[0], r[1], r[2], json.loads(r[3] or "[]"), r[4]) for r in rows]
+
+    def history(self, conversation_id: int, turns: int = 6) -> list[dict]:
+        """The last `turns` messages as chat messages, for follow-up questions."""
+        return [{"role": m.role, "content": m.content} for m in self.messages(conversation_id)[-turns:]]
