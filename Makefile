@@ -22,10 +22,11 @@ LLAMA_CMAKE := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF \
                -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF \
                $(if $(shell command -v ccache),-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
-.PHONY: help setup models run demo test clean
+.PHONY: help setup models run demo screenshots test clean
 help:
 	@echo "make run    set up (first time only) and start Zhiku"
 	@echo "make test   set up (first time only) and run the whole test suite"
+	@echo "make demo   the headless demo: a small knowledge base and two cited answers"
 
 $(LLAMA_WHEEL):
 	@mkdir -p $(WHEELS) $(BUILD_CACHE)/llama-build
@@ -51,9 +52,14 @@ models: setup
 	$(VENV)/bin/zhiku models install --all
 
 run: models
+	$(VENV)/bin/zhiku gui
+
+# the headless demo: builds a small knowledge base and prints two cited answers
+demo: models
 	$(VENV)/bin/zhiku demo
 
-demo: run
+screenshots: models
+	bash scripts/screenshots.sh
 
 test: models
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra

@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     kb_commands.register(sub)
 
+    gui = sub.add_parser("gui", help="open the desktop app")
+    gui.set_defaults(func=lambda args: __import__("app.gui.app", fromlist=["run"]).run())
+
     demo = sub.add_parser("demo", help="build a small knowledge base and answer two questions from it")
     demo.add_argument("--llm", help="chat model name (default: the catalog default)")
     demo.add_argument("--embedder", help="embedding model name (default: the catalog default)")

@@ -38,6 +38,19 @@ def delete(name: str) -> None:
     shutil.rmtree(folder)
 
 
+def rename(old: str, new: str) -> None:
+    """Rename a knowledge base (its folder); the new name must be free."""
+    src, dst = _folder(old), _folder(new)
+    if not (src / DB_NAME).exists():
+        raise StoreError(f"no knowledge base called {old!r}")
+    if dst.exists():
+        raise StoreError(f"a knowledge base called {new!r} already exists")
+    shutil.move(str(src), str(dst))
+    store = Store(dst)
+    store.set_meta("name", new)
+    store.close()
+
+
 class KnowledgeBase:
     """One knowledge base: its store, its embedding model and its settings."""
 

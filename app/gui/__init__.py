@@ -1,0 +1,1 @@
+"""The Zhiku desktop app (PySide6). Qt lives here and nowhere below app/."""

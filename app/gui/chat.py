@@ -1,0 +1,232 @@
+"""The chat: a Markdown transcript with citation links and source cards, and the question box."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from PySide6.QtCore import QEvent, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QGuiApplication, QTextDocument
+from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton,
+                               QTextBrowser, QVBoxLayout, QWidget)
+
+from app.gui.i18n import tr
+
+_CITE = re.compile(r"[\[【](\d+)[\]】]")
+_BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S)
+
+
+def markdown_html(text: str) -> str:
+    """Markdown to an HTML fragment, as QTextBrowser renders it."""
+    doc = QTextDocument()
+    doc.setMarkdown(text)
+    m = _BODY.search(doc.toHtml())
+    return m.group(1) if m else html.escape(text)
+
+
+def link_citations(text: str, message: int) -> str:
+    """[n] becomes a link to source n of this message."""
+    return _CITE.sub(lambda m: f"[\\[{m.group(1)}\\]](cite:{message}:{m.group(1)})", text)
+
+
+class QuestionBox(QPlainTextEdit):
+    """Enter sends, Shift+Enter adds a line; Esc stops a running answer."""
+
+    submitted = Signal()
+    escape = Signal()
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if event.key() in (Qt.Key_Return, Qt.Key_Enter) and not event.modifiers() & Qt.ShiftModifier:
+            self.submitted.emit()
+            return
+        if event.key() == Qt.Key_Escape:
+            self.escape.emit()
+            return
+        super().keyPressEvent(event)
+
+
+class ChatPanel(QWidget):
+    """Shows one conversation; emits `ask(question)`, `stop()`, `open_source(message, n)`."""
+
+    ask = Signal(str)
+    stop = Signal()
+    open_source = Signal(int, int)
+    new_chat = Signal()
+    delete_chat = Signal()
+    chat_selected = Signal(int)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.messages: list[dict] = []  # {"role", "content", "sources": [dict], "streaming": bool}
+        self.busy = False
+        self.chats = QComboBox()
+        self.chats.currentIndexChanged.connect(self._chat_changed)
+        self.new_btn, self.del_btn = QPushButton(), QPushButton()
+        self.new_btn.clicked.connect(self.new_chat.emit)
+        self.del_btn.clicked.connect(self.delete_chat.emit)
+        self.chats_label = QLabel()
+        top = QHBoxLayout()
+        top.addWidget(self.chats_label)
+        top.addWidget(self.chats, 1)
+        top.addWidget(self.new_btn)
+        top.addWidget(self.del_btn)
+
+        self.banner = QFrame()  # first-run and model problems
+        self.banner.setFrameShape(QFrame.StyledPanel)
+        self.banner_text = QLabel()
+        self.banner_text.setWordWrap(True)
+        self.banner_button = QPushButton()
+        b = QHBoxLayout(self.banner)
+        b.addWidget(self.banner_text, 1)
+        b.addWidget(self.banner_button)
+        self.banner.hide()
+
+        self.view = QTextBrowser()
+        self.view.setOpenLinks(False)
+        self.view.anchorClicked.connect(self._link)
+        self.input = QuestionBox()
+        self.input.setAcceptDrops(False)  # dropped files go to the window, not into the question
+        self.input.setFixedHeight(72)
+        self.input.submitted.connect(self.submit)
+        self.input.escape.connect(self.stop.emit)
+        self.send_btn = QPushButton()
+        self.send_btn.clicked.connect(self._send_or_stop)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.input, 1)
+        bottom.addWidget(self.send_btn)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(top)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.view, 1)
+        layout.addLayout(bottom)
+        self._render_timer = QTimer(self, singleShot=True, interval=50)
+        self._render_timer.timeout.connect(self.render)
+        self.retranslate()
+
+    # ---- language ---------------------------------------------------------------------------
+    def retranslate(self) -> None:
+        """Set every visible text in the current language."""
+        self.chats_label.setText(tr("Chats"))
+        self.new_btn.setText(tr("New chat"))
+        self.del_btn.setText(tr("Delete chat"))
+        self.input.setPlaceholderText(tr("Ask a question about your documents…"))
+        self.send_btn.setText(tr("Stop") if self.busy else tr("Send"))
+        self.render()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if event.type() == QEvent.LanguageChange:
+            self.retranslate()
+        super().changeEvent(event)
+
+    # ---- conversations ----------------------------------------------------------------------
+    def set_chats(self, chats: list, current: int | None) -> None:
+        """Fill the conversation picker: (id, title) pairs."""
+        self.chats.blockSignals(True)
+        self.chats.clear()
+        for cid, title in chats:
+            self.chats.addItem(title, cid)
+        idx = self.chats.findData(current) if current is not None else -1
+        self.chats.setCurrentIndex(idx)
+        self.chats.blockSignals(False)
+        self.del_btn.setEnabled(current is not None)
+
+    def _chat_changed(self, index: int) -> None:
+        if index >= 0:
+            self.chat_selected.emit(self.chats.itemData(index))
+
+    # ---- messages ---------------------------------------------------------------------------
+    def set_messages(self, messages: list[dict]) -> None:
+        """Show a stored conversation."""
+        self.messages = [dict(m, streaming=False) for m in messages]
+        self.render()
+
+    def add_question(self, text: str) -> None:
+        """Show the user's question and an empty, streaming answer under it."""
+        self.messages.append({"role": "user", "content": text, "sources": []})
+        self.messages.append({"role": "assistant", "content": "", "sources": [], "streaming": True})
+        self.render()
+
+    def set_sources(self, sources: list[dict]) -> None:
+        """The running answer's sources (shown before its first token)."""
+        self.messages[-1]["sources"] = sources
+        self.render()
+
+    def append_token(self, piece: str) -> None:
+        """Add streamed text to the running answer (redrawn at most every 50 ms)."""
+        self.messages[-1]["content"] += piece
+        if not self._render_timer.isActive():
+            self._render_timer.start()
+
+    def finish(self, text: str | None = None, stopped: bool = False) -> None:
+        """The running answer is complete."""
+        last = self.messages[-1]
+        if text is not None:
+            last["content"] = text
+        if stopped:
+            last["content"] += " " + tr("(stopped)")
+        last["streaming"] = False
+        self.render()
+
+    def set_busy(self, busy: bool) -> None:
+        """Switch the Send button into Stop while an answer runs."""
+        self.busy = busy
+        self.send_btn.setText(tr("Stop") if busy else tr("Send"))
+
+    def last_answer(self) -> str:
+        """The text of the latest answer."""
+        return next((m["content"] for m in reversed(self.messages) if m["role"] == "assistant"), "")
+
+    def submit(self) -> None:
+        """Send the question in the box."""
+        text = self.input.toPlainText().strip()
+        if text and not self.busy:
+            self.input.clear()
+            self.ask.emit(text)
+
+    def _send_or_stop(self) -> None:
+        if self.busy:
+            self.stop.emit()
+        else:
+            self.submit()
+
+    def _link(self, url: QUrl) -> None:
+        scheme, rest = url.scheme(), url.path()
+        if scheme in ("cite", "source"):
+            message, n = (int(x) for x in rest.split(":"))
+            self.open_source.emit(message, n)
+        elif scheme == "copy":
+            QGuiApplication.clipboard().setText(self.messages[int(rest)]["content"])
+
+    def render(self) -> None:
+        """Redraw the transcript."""
+        parts = []
+        pal = self.palette()
+        muted = pal.color(pal.ColorRole.PlaceholderText).name()
+        card = pal.color(pal.ColorRole.AlternateBase).name()
+        for i, m in enumerate(self.messages):
+            if m["role"] == "user":
+                parts.append(f"<p style='margin-top:14px'><b>{tr('You')}</b></p>"
+                             f"<p>{html.escape(m['content']).replace(chr(10), '<br>')}</p>")
+                continue
+            body = markdown_html(link_citations(m["content"], i)) if m["content"] else \
+                f"<p style='color:{muted}'>{tr('Thinking…')}</p>"
+            parts.append(f"<p style='margin-top:14px'><b>{tr('Zhiku')}</b></p>{body}")
+            if m["sources"]:
+                cards = []
+                for s in m["sources"]:
+                    snippet = html.escape(" ".join(s["text"].split())[:140])
+                    cards.append(
+                        f"<tr><td style='background:{card}; padding:6px'>"
+                        f"<a href='source:{i}:{s['number']}'>[{s['number']}] {html.escape(s['name'])}</a>"
+                        f" · {tr('page {n}', n=s['page'])}<br><span style='color:{muted}'>{snippet}</span>"
+                        f"</td></tr>")
+                parts.append(f"<p style='color:{muted}'>{tr('Sources')}</p>"
+                             f"<table cellspacing='4' width='100%'>{''.join(cards)}</table>")
+            if not m.get("streaming") and m["content"]:
+                parts.append(f"<p><a href='copy:{i}'>{tr('Copy answer')}</a></p>")
+        bar = self.view.verticalScrollBar()
+        at_end = bar.value() >= bar.maximum() - 4
+        self.view.setHtml("".join(parts))
+        if at_end:
+            bar.setValue(bar.maximum())

@@ -1,0 +1,142 @@
+"""UI languages: English (the source strings) and Simplified Chinese, switchable at run time.
+
+A QTranslator fed from this table: every visible string goes through tr(), and widgets redraw
+their texts when Qt sends LanguageChange after a translator is installed or removed.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QCoreApplication, QLocale, QTranslator
+
+ZH_CN = {
+    "Knowledge bases": "知识库",
+    "New knowledge base": "新建知识库",
+    "Rename": "重命名",
+    "Delete": "删除",
+    "Documents": "文档",
+    "Name": "名称",
+    "Type": "类型",
+    "Pages": "页数",
+    "Status": "状态",
+    "Add documents…": "添加文档…",
+    "Add folder…": "添加文件夹…",
+    "Remove": "移除",
+    "Re-index": "重新索引",
+    "Show in folder": "在文件夹中显示",
+    "Drop files or folders here to add them": "把文件或文件夹拖到这里即可添加",
+    "indexed": "已索引",
+    "indexing": "索引中",
+    "failed": "失败",
+    "Cancel": "取消",
+    "Ask a question about your documents…": "就你的文档提问……",
+    "Send": "发送",
+    "Stop": "停止",
+    "New chat": "新对话",
+    "Delete chat": "删除对话",
+    "Copy answer": "复制回答",
+    "Sources": "来源",
+    "page {n}": "第{n}页",
+    "Settings": "设置",
+    "Settings…": "设置…",
+    "Open in default app": "用默认程序打开",
+    "Source": "来源",
+    "Reading": "正在读取",
+    "Embedding": "正在向量化",
+    "ETA": "剩余",
+    "Ready": "就绪",
+    "Loading models…": "正在加载模型…",
+    "Thinking…": "正在思考…",
+    "Name of the new knowledge base:": "新知识库的名称：",
+    "New name:": "新名称：",
+    "Delete knowledge base “{name}” and its index? Your files stay where they are.":
+        "删除知识库“{name}”及其索引？你的文件不会被删除。",
+    "{n} documents · {size}": "{n} 个文档 · {size}",
+    "Some files could not be added": "部分文件未能添加",
+    "Indexing finished": "索引完成",
+    "{added} added, {updated} re-indexed, {unchanged} unchanged, {failed} failed":
+        "新增 {added}，重新索引 {updated}，未变 {unchanged}，失败 {failed}",
+    "Create a knowledge base first": "请先新建一个知识库",
+    "Models": "模型",
+    "Chat model": "对话模型",
+    "Embedding model (new knowledge bases)": "向量模型（用于新知识库）",
+    "Image search model (CLIP)": "图像搜索模型（CLIP）",
+    "none — add one with “zhiku models add”": "无——可用“zhiku models add”添加",
+    "Add model file…": "添加模型文件…",
+    "GPU layers": "GPU 层数",
+    "Context length": "上下文长度",
+    "Threads": "线程数",
+    "Sources per answer (top-K)": "每个回答的资料数（top-K）",
+    "Chunk size (tokens, new knowledge bases)": "分块大小（词元，用于新知识库）",
+    "Chunk overlap (tokens)": "分块重叠（词元）",
+    "Answer language": "回答语言",
+    "Interface language": "界面语言",
+    "Automatic": "自动",
+    "Follow the system": "跟随系统",
+    "Data folder": "数据文件夹",
+    "Open": "打开",
+    "verified": "已校验",
+    "not installed": "未安装",
+    "damaged": "已损坏",
+    "Models are missing": "缺少模型",
+    "Install models": "安装模型",
+    "Installing {name}…": "正在安装 {name}…",
+    "Something went wrong": "出错了",
+    "Zhiku hit an unexpected error. Details were written to:\n{path}":
+        "知库遇到了意外错误。详细信息已写入：\n{path}",
+    "Chats": "对话",
+    "You": "你",
+    "Zhiku": "知库",
+    "(stopped)": "（已停止）",
+    "Not found in this document’s text": "未在该文档文本中找到",
+    "Previous page": "上一页",
+    "Next page": "下一页",
+    "Could not load the chat model": "无法加载对话模型",
+}
+
+TABLES = {"zh_CN": ZH_CN}
+LANGUAGES = [("", "Follow the system"), ("en", "English"), ("zh_CN", "简体中文")]
+
+
+class TableTranslator(QTranslator):
+    """A QTranslator backed by a Python dict (no .qm files to build or ship)."""
+
+    def __init__(self, table: dict[str, str]) -> None:
+        super().__init__()
+        self.table = table
+
+    def translate(self, context, source_text, disambiguation=None, n=-1):  # noqa: D102 (Qt override)
+        return self.table.get(source_text, "")
+
+    def isEmpty(self) -> bool:  # noqa: N802 (Qt override)
+        return False
+
+
+_installed: TableTranslator | None = None
+
+
+def resolve(code: str) -> str:
+    """The language to use for a setting ('' follows the system locale)."""
+    if code:
+        return code
+    return "zh_CN" if QLocale.system().name().startswith("zh") else "en"
+
+
+def set_language(code: str) -> str:
+    """Install the translator for `code` ('' = system); widgets retranslate on LanguageChange."""
+    global _installed
+    app = QCoreApplication.instance()
+    lang = resolve(code)
+    if _installed is not None:
+        app.removeTranslator(_installed)
+        _installed = None
+    table = TABLES.get(lang)
+    if table:
+        _installed = TableTranslator(table)
+        app.installTranslator(_installed)
+    return lang
+
+
+def tr(text: str, **fields) -> str:
+    """Translate a UI string, then fill its {fields}."""
+    out = QCoreApplication.translate("zhiku", text)
+    return out.format(**fields) if fields else out

@@ -1,0 +1,134 @@
+"""The sidebar: knowledge bases with their document counts; create, rename, delete."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtWidgets import (QHBoxLayout, QInputDialog, QLabel, QListWidget, QListWidgetItem,
+                               QMessageBox, QPushButton, QVBoxLayout, QWidget)
+
+from app.gui.i18n import tr
+
+
+def human_size(n: int) -> str:
+    """1.2 MB style sizes."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+class KBList(QWidget):
+    """Lists knowledge bases; emits `selected(name)` ('' when none)."""
+
+    selected = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.title = QLabel()
+        self.title.setStyleSheet("font-weight: 600;")
+        self.list = QListWidget()
+        self.list.currentItemChanged.connect(self._changed)
+        self.new_btn, self.rename_btn, self.delete_btn = QPushButton(), QPushButton(), QPushButton()
+        self.new_btn.clicked.connect(self.create)
+        self.rename_btn.clicked.connect(self.rename)
+        self.delete_btn.clicked.connect(self.delete)
+        buttons = QHBoxLayout()
+        for b in (self.new_btn, self.rename_btn, self.delete_btn):
+            buttons.addWidget(b)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.title)
+        layout.addWidget(self.list, 1)
+        layout.addLayout(buttons)
+        self.retranslate()
+        self.reload()
+
+    def retranslate(self) -> None:
+        """Set every visible text in the current language."""
+        self.title.setText(tr("Knowledge bases"))
+        self.new_btn.setText("+")
+        self.new_btn.setToolTip(tr("New knowledge base"))
+        self.rename_btn.setText(tr("Rename"))
+        self.delete_btn.setText(tr("Delete"))
+        self.reload()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if event.type() == QEvent.LanguageChange:
+            self.retranslate()
+        super().changeEvent(event)
+
+    def current(self) -> str:
+        """The selected knowledge base's name ('' when none)."""
+        item = self.list.currentItem()
+        return item.data(Qt.UserRole) if item else ""
+
+    def reload(self, select: str | None = None) -> None:
+        """Re-read the knowledge bases and their counts."""
+        from kb.knowledge_base import kbs_dir, list_names
+        from kb.store import Store, StoreError
+
+        keep = select if select is not None else self.current()
+        self.list.blockSignals(True)
+        self.list.clear()
+        for name in list_names():
+            try:
+                store = Store(kbs_dir() / name)
+                docs = store.documents()
+                store.close()
+                detail = tr("{n} documents · {size}", n=len(docs), size=human_size(sum(d["size"] or 0 for d in docs)))
+            except StoreError as e:  # a damaged KB is listed with its problem, never crashes the app
+                detail = str(e)
+            item = QListWidgetItem(f"{name}\n{detail}")
+            item.setData(Qt.UserRole, name)
+            self.list.addItem(item)
+            if name == keep:
+                self.list.setCurrentItem(item)
+        self.list.blockSignals(False)
+        if self.list.currentItem() is None and self.list.count():
+            self.list.setCurrentRow(0)
+        self._changed()
+
+    def _changed(self, *_):
+        name = self.current()
+        self.rename_btn.setEnabled(bool(name))
+        self.delete_btn.setEnabled(bool(name))
+        self.selected.emit(name)
+
+    def create(self) -> str:
+        """Ask for a name and create an empty knowledge base."""
+        name, ok = QInputDialog.getText(self, tr("New knowledge base"), tr("Name of the new knowledge base:"))
+        if ok and name.strip():
+            self.window().create_kb(name.strip())
+            return name.strip()
+        return ""
+
+    def rename(self) -> None:
+        """Rename the selected knowledge base (its folder)."""
+        from kb.knowledge_base import rename
+        from kb.store import StoreError
+
+        old = self.current()
+        new, ok = QInputDialog.getText(self, tr("Rename"), tr("New name:"), text=old)
+        if not (ok and new.strip() and new.strip() != old):
+            return
+        try:
+            self.window().close_kb(old)
+            rename(old, new.strip())
+        except (StoreError, OSError) as e:
+            QMessageBox.warning(self, tr("Rename"), str(e))
+            return
+        self.reload(select=new.strip())
+
+    def delete(self) -> None:
+        """Delete the selected knowledge base after confirmation."""
+        from kb.knowledge_base import delete
+
+        name = self.current()
+        answer = QMessageBox.question(
+            self, tr("Delete"), tr("Delete knowledge base “{name}” and its index? Your files stay where they are.",
+                                   name=name))
+        if answer == QMessageBox.Yes:
+            self.window().close_kb(name)
+            delete(name)
+            self.reload(select="")

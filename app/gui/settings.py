@@ -1,0 +1,55 @@
+"""The app's settings, kept in an INI file in the data folder (QSettings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from PySide6.QtCore import QSettings
+
+from models.paths import data_dir
+
+
+@dataclass
+class AppSettings:
+    """Everything the settings dialog can change."""
+
+    llm_name: str = ""  # "" = the catalog default
+    embed_name: str = ""
+    clip_name: str = ""
+    gpu_layers: int = 0
+    n_ctx: int = 4096
+    threads: int = 0  # 0 = cores - 1
+    top_k: int = 5
+    chunk_tokens: int = 256
+    overlap_tokens: int = 38
+    answer_language: str = "auto"  # auto / zh / en
+    ui_language: str = ""  # "" = follow the system, "en", "zh_CN"
+
+    @staticmethod
+    def qsettings() -> QSettings:
+        """The INI file behind the settings (and the window state)."""
+        path = data_dir() / "zhiku.ini"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return QSettings(str(path), QSettings.IniFormat)
+
+    @classmethod
+    def load(cls) -> "AppSettings":
+        """Read the saved settings (defaults for anything missing or malformed)."""
+        q = cls.qsettings()
+        out = cls()
+        for f in fields(cls):
+            raw = q.value(f"settings/{f.name}")
+            if raw is None:
+                continue
+            try:
+                setattr(out, f.name, int(raw) if f.type in ("int", int) else str(raw))
+            except (TypeError, ValueError):
+                pass
+        return out
+
+    def save(self) -> None:
+        """Write the settings."""
+        q = self.qsettings()
+        for f in fields(self):
+            q.setValue(f"settings/{f.name}", getattr(self, f.name))
+        q.sync()

@@ -1,0 +1,121 @@
+"""The settings dialog: models, performance, retrieval, languages, the data folder."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
+                               QLabel, QMessageBox, QPushButton, QSpinBox, QVBoxLayout)
+
+from app.gui.i18n import LANGUAGES, tr
+from app.gui.settings import AppSettings
+from models.paths import data_dir
+
+
+def _model_choices(role: str) -> list[tuple[str, str]]:
+    """(name, label with install/verify state) for every catalog or registered model of a role."""
+    from models.inventory import statuses
+
+    out = []
+    for st in statuses(check=True):
+        if st.role != role:
+            continue
+        state = tr("verified") if st.verified else (tr("not installed") if not st.installed else tr("damaged"))
+        out.append((st.name, f"{st.name} — {state}"))
+    return out
+
+
+class SettingsDialog(QDialog):
+    """Edits AppSettings; the caller applies and saves them on accept."""
+
+    def __init__(self, settings: AppSettings, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(tr("Settings"))
+        self.settings = settings
+        form = QFormLayout()
+        self.llm = self._combo("llm", settings.llm_name)
+        add_llm = QPushButton(tr("Add model file…"))
+        add_llm.clicked.connect(self._add_gguf)
+        row = QHBoxLayout()
+        row.addWidget(self.llm, 1)
+        row.addWidget(add_llm)
+        form.addRow(tr("Chat model"), row)
+        self.embed = self._combo("embedding", settings.embed_name)
+        form.addRow(tr("Embedding model (new knowledge bases)"), self.embed)
+        self.clip = self._combo("clip", settings.clip_name, none_label=tr("none — add one with “zhiku models add”"))
+        form.addRow(tr("Image search model (CLIP)"), self.clip)
+        self.gpu = self._spin(0, 999, settings.gpu_layers)
+        form.addRow(tr("GPU layers"), self.gpu)
+        self.ctx = self._spin(512, 131072, settings.n_ctx, step=512)
+        form.addRow(tr("Context length"), self.ctx)
+        self.threads = self._spin(0, 256, settings.threads)
+        self.threads.setSpecialValueText(tr("Automatic"))
+        form.addRow(tr("Threads"), self.threads)
+        self.top_k = self._spin(1, 20, settings.top_k)
+        form.addRow(tr("Sources per answer (top-K)"), self.top_k)
+        self.chunk = self._spin(32, 512, settings.chunk_tokens, step=16)
+        form.addRow(tr("Chunk size (tokens, new knowledge bases)"), self.chunk)
+        self.overlap = self._spin(0, 256, settings.overlap_tokens)
+        form.addRow(tr("Chunk overlap (tokens)"), self.overlap)
+        self.answer_lang = QComboBox()
+        for code, label in (("auto", tr("Automatic")), ("zh", "中文"), ("en", "English")):
+            self.answer_lang.addItem(label, code)
+        self.answer_lang.setCurrentIndex(max(0, self.answer_lang.findData(settings.answer_language)))
+        form.addRow(tr("Answer language"), self.answer_lang)
+        self.ui_lang = QComboBox()
+        for code, label in LANGUAGES:
+            self.ui_lang.addItem(tr(label), code)
+        self.ui_lang.setCurrentIndex(max(0, self.ui_lang.findData(settings.ui_language)))
+        form.addRow(tr("Interface language"), self.ui_lang)
+        folder = QLabel(str(data_dir()))
+        folder.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        open_btn = QPushButton(tr("Open"))
+        open_btn.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(data_dir()))))
+        row = QHBoxLayout()
+        row.addWidget(folder, 1)
+        row.addWidget(open_btn)
+        form.addRow(tr("Data folder"), row)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def _combo(self, role: str, current: str, none_label: str | None = None) -> QComboBox:
+        box = QComboBox()
+        box.addItem(none_label or tr("Automatic"), "")
+        for name, label in _model_choices(role):
+            box.addItem(label, name)
+        box.setCurrentIndex(max(0, box.findData(current)))
+        return box
+
+    @staticmethod
+    def _spin(lo: int, hi: int, value: int, step: int = 1) -> QSpinBox:
+        s = QSpinBox()
+        s.setRange(lo, hi)
+        s.setSingleStep(step)
+        s.setValue(value)
+        return s
+
+    def _add_gguf(self) -> None:
+        from models.registry import InvalidModel, add
+
+        path, _ = QFileDialog.getOpenFileName(self, tr("Add model file…"), "", "GGUF (*.gguf)")
+        if not path:
+            return
+        try:
+            m = add(path, "llm")
+        except InvalidModel as e:
+            QMessageBox.warning(self, tr("Settings"), str(e))
+            return
+        self.llm.addItem(f"{m.name} — {tr('verified')}", m.name)
+        self.llm.setCurrentIndex(self.llm.count() - 1)
+
+    def result_settings(self) -> AppSettings:
+        """The settings as edited."""
+        return AppSettings(
+            llm_name=self.llm.currentData(), embed_name=self.embed.currentData(), clip_name=self.clip.currentData(),
+            gpu_layers=self.gpu.value(), n_ctx=self.ctx.value(), threads=self.threads.value(),
+            top_k=self.top_k.value(), chunk_tokens=self.chunk.value(), overlap_tokens=self.overlap.value(),
+            answer_language=self.answer_lang.currentData(), ui_language=self.ui_lang.currentData())

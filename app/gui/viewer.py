@@ -1,0 +1,165 @@
+"""The source viewer: a cited page, with the cited passage highlighted."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, QUrl
+from PySide6.QtGui import QColor, QDesktopServices, QImage, QPainter, QPixmap, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import (QDialog, QHBoxLayout, QLabel, QPushButton, QScrollArea, QStackedWidget,
+                               QTextBrowser, QTextEdit, QVBoxLayout)
+
+from app.gui.i18n import tr
+
+_SPACE = re.compile(r"\s+")
+
+
+def locate(haystack: str, needle: str) -> tuple[int, int] | None:
+    """Where `needle` occurs in `haystack`, ignoring differences in whitespace; (start, end) or None.
+
+    pypdf (which made the chunk) and PDFium (which shows the page) extract the same text with
+    different spaces and line breaks, so offsets are matched on the text without whitespace.
+    """
+    index = [i for i, ch in enumerate(haystack) if not ch.isspace()]
+    flat = "".join(haystack[i] for i in index)
+    target = _SPACE.sub("", needle)
+    for probe in (target, target[:60], target[:25]):
+        if probe:
+            at = flat.find(probe)
+            if at >= 0:
+                end = at + (len(target) if probe == target else len(probe))
+                end = min(end, len(index))
+                return index[at], index[end - 1] + 1
+    return None
+
+
+class SourceViewer(QDialog):
+    """Shows a PDF page rendered with the passage highlighted, or text scrolled to the passage."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.resize(820, 900)
+        self.path: Path | None = None
+        self.page = 1
+        self.passage = ""
+        self.page_text = ""
+        self.pdf = None
+        self.header = QLabel()
+        self.header.setStyleSheet("font-weight: 600;")
+        self.prev_btn, self.next_btn, self.open_btn = QPushButton(), QPushButton(), QPushButton()
+        self.prev_btn.clicked.connect(lambda: self._go(self.page - 1))
+        self.next_btn.clicked.connect(lambda: self._go(self.page + 1))
+        self.open_btn.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.path))))
+        top = QHBoxLayout()
+        top.addWidget(self.header, 1)
+        for b in (self.prev_btn, self.next_btn, self.open_btn):
+            top.addWidget(b)
+        self.image = QLabel()
+        self.image.setAlignment(Qt.AlignHCenter | Qt.AlignTop)
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(self.image)
+        self.scroll.setWidgetResizable(True)
+        self.text = QTextBrowser()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.scroll)
+        self.stack.addWidget(self.text)
+        self.note = QLabel()
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.stack, 1)
+        layout.addWidget(self.note)
+        self.highlight_rects: list[QRectF] = []
+        self.retranslate()
+
+    def retranslate(self) -> None:
+        """Set every visible text in the current language."""
+        self.setWindowTitle(tr("Source"))
+        self.prev_btn.setText(tr("Previous page"))
+        self.next_btn.setText(tr("Next page"))
+        self.open_btn.setText(tr("Open in default app"))
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if event.type() == QEvent.LanguageChange:
+            self.retranslate()
+        super().changeEvent(event)
+
+    def show_source(self, path: str, page: int, passage: str, page_text: str = "") -> None:
+        """Open `path` at `page` and highlight `passage` on it."""
+        self.path, self.passage, self.page_text = Path(path), passage, page_text
+        self.pdf = None
+        if self.path.suffix.lower() == ".pdf":
+            from PySide6.QtPdf import QPdfDocument
+
+            doc = QPdfDocument(self)
+            doc.load(str(self.path))
+            if doc.status() == QPdfDocument.Status.Ready:
+                self.pdf = doc
+        self._go(page)
+        self.show()
+        self.raise_()
+
+    def _go(self, page: int) -> None:
+        count = self.pdf.pageCount() if self.pdf else 1
+        self.page = max(1, min(page, count))
+        self.prev_btn.setEnabled(self.pdf is not None and self.page > 1)
+        self.next_btn.setEnabled(self.pdf is not None and self.page < count)
+        self.header.setText(f"{self.path.name} · {tr('page {n}', n=self.page)}")
+        if self.pdf is not None:
+            self._show_pdf_page()
+        else:
+            self._show_text()
+
+    def _show_pdf_page(self) -> None:
+        doc, index = self.pdf, self.page - 1
+        points = doc.pagePointSize(index)
+        scale = 1.5
+        size = QSize(int(points.width() * scale), int(points.height() * scale))
+        rendered = doc.render(index, size)
+        page = QImage(size, QImage.Format_ARGB32)
+        page.fill(Qt.white)  # render() leaves the background transparent
+        painter = QPainter(page)
+        painter.drawImage(0, 0, rendered)
+        self.highlight_rects = []
+        found = locate(doc.getAllText(index).text(), self.passage) if self.passage else None
+        if found:
+            sel = doc.getSelectionAtIndex(index, found[0], found[1] - found[0])
+            painter.setPen(Qt.NoPen)
+            painter.setBrush(QColor(255, 214, 0, 110))
+            for poly in sel.bounds():
+                rect = poly.boundingRect()
+                r = QRectF(QPointF(rect.left() * scale, rect.top() * scale),
+                           QPointF(rect.right() * scale, rect.bottom() * scale))
+                self.highlight_rects.append(r)
+                painter.drawRect(r)
+        painter.end()
+        self.image.setPixmap(QPixmap.fromImage(page))
+        self.stack.setCurrentWidget(self.scroll)
+        self.note.setText("" if found or not self.passage else tr("Not found in this document’s text"))
+        if self.highlight_rects:
+            self.scroll.ensureVisible(0, int(self.highlight_rects[0].top()), 0, 200)
+
+    def _show_text(self) -> None:
+        self.text.setPlainText(self.page_text)
+        found = locate(self.page_text, self.passage) if self.passage else None
+        selections = []
+        if found:
+            cursor = QTextCursor(self.text.document())
+            cursor.setPosition(found[0])
+            cursor.setPosition(found[1], QTextCursor.KeepAnchor)
+            extra = QTextEdit.ExtraSelection()
+            fmt = QTextCharFormat()
+            fmt.setBackground(QColor(255, 214, 0, 140))
+            extra.format, extra.cursor = fmt, cursor
+            selections.append(extra)
+            self.text.setTextCursor(QTextCursor(cursor.document().findBlock(found[0])))
+            self.text.ensureCursorVisible()
+        self.text.setExtraSelections(selections)
+        self.highlight_rects = []
+        self.stack.setCurrentWidget(self.text)
+        self.note.setText("" if found or not self.passage else tr("Not found in this document’s text"))
+
+    def highlighted_text(self) -> str:
+        """The text under the highlight in text mode (for tests)."""
+        sels = self.text.extraSelections()
+        return sels[0].cursor.selectedText() if sels else ""

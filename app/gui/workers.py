@@ -1,0 +1,142 @@
+"""Background work for the GUI: indexing, model loading, answering. The UI thread never waits."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from PySide6.QtCore import QThread, Signal
+
+log = logging.getLogger("zhiku.gui")
+
+
+class IndexWorker(QThread):
+    """Runs kb.add over dropped paths, reporting progress; cancellable between files and batches."""
+
+    progress = Signal(object)  # kb.indexer.Progress
+    finished_ok = Signal(object)  # kb.indexer.IndexReport
+    failed = Signal(str)
+
+    def __init__(self, kb, paths, parent=None) -> None:
+        super().__init__(parent)
+        from kb.indexer import CancelToken
+
+        self.kb, self.paths, self.token = kb, list(paths), CancelToken()
+
+    def cancel(self) -> None:
+        """Stop at the next safe point (between files or batches)."""
+        self.token.cancel()
+
+    def run(self) -> None:  # noqa: D102 (QThread)
+        try:
+            report = self.kb.add(self.paths, progress=self.progress.emit, cancel=self.token)
+            self.finished_ok.emit(report)
+        except Exception as e:  # reported to the user, never a silent dead thread
+            log.exception("indexing failed")
+            self.failed.emit(f"{type(e).__name__}: {e}")
+
+
+class ModelLoader(QThread):
+    """Loads the chat model (and warms the embedder) off the UI thread."""
+
+    loaded = Signal(object)  # LocalLLM
+    failed = Signal(str)
+
+    def __init__(self, llm_name: str | None, n_ctx: int, n_threads: int | None, n_gpu_layers: int,
+                 embedder=None, parent=None) -> None:
+        super().__init__(parent)
+        self.args = (llm_name, n_ctx, n_threads, n_gpu_layers)
+        self.embedder = embedder
+
+    def run(self) -> None:  # noqa: D102 (QThread)
+        try:
+            from models.llm import LocalLLM
+
+            name, n_ctx, threads, gpu = self.args
+            llm = LocalLLM.default(name, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu)
+            if self.embedder is not None:
+                _ = self.embedder.model  # load sentence-transformers now, not at the first question
+            self.loaded.emit(llm)
+        except Exception as e:
+            log.exception("model loading failed")
+            self.failed.emit(str(e))
+
+
+class AnswerWorker(QThread):
+    """Retrieves and streams one answer; stop() aborts generation within a token."""
+
+    sources = Signal(list)  # kb.answer.Source, known before the first token
+    token = Signal(str)
+    done = Signal(object)  # kb.answer.AnswerResult
+    failed = Signal(str)
+
+    def __init__(self, answerer, question: str, history: list[dict], lang: str | None, parent=None) -> None:
+        super().__init__(parent)
+        self.answerer, self.question, self.history, self.lang = answerer, question, history, lang
+
+    def stop(self) -> None:
+        """End the generation now (llama.cpp aborts mid-decode)."""
+        self.answerer.llm.stop()
+
+    def run(self) -> None:  # noqa: D102 (QThread)
+        try:
+            stream = self.answerer.ask(self.question, self.history, self.lang)
+            self.sources.emit(stream.sources)
+            for piece in stream:
+                self.token.emit(piece)
+            self.done.emit(stream.result)
+        except Exception as e:
+            log.error("answer failed: %s", traceback.format_exc())
+            self.failed.emit(f"{type(e).__name__}: {e}")
+
+
+class InstallWorker(QThread):
+    """Installs the default models from their packages, with progress."""
+
+    progress = Signal(str, int, int)
+    finished_ok = Signal()
+    failed = Signal(str)
+
+    def __init__(self, specs, parent=None) -> None:
+        super().__init__(parent)
+        self.specs = specs
+
+    def run(self) -> None:  # noqa: D102 (QThread)
+        from models.installer import install
+
+        try:
+            for spec in self.specs:
+                install(spec, progress=self.progress.emit)
+            self.finished_ok.emit()
+        except Exception as e:
+            log.exception("model install failed")
+            self.failed.emit(str(e))
+
+
+class WarmUp(QThread):
+    """Imports the heavy libraries and loads the embedding model right after the window shows.
+
+    Importing torch and loading the 250k-word tokenizer hold Python's GIL for up to ~0.9 s at a
+    time (native code that does not release it); done here, while the status bar says models are
+    loading, those hitches never land in the middle of indexing or an answer.
+    """
+
+    ready = Signal()
+
+    def __init__(self, embedders, parent=None) -> None:
+        super().__init__(parent)
+        self.embedders = [e for e in embedders if e is not None]
+
+    def run(self) -> None:  # noqa: D102 (QThread)
+        try:
+            import llama_cpp  # noqa: F401
+            import sentence_transformers  # noqa: F401
+
+            from kb import lexical
+
+            lexical.terms("预热")
+            for e in self.embedders:
+                _ = e.model
+        except Exception:  # warming up is an optimisation; real errors surface when used
+            log.exception("warm-up failed")
+        self.ready.emit()

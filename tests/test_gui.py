@@ -1,0 +1,198 @@
+"""The desktop app, driven through real widgets offscreen with a real KB and the small models."""
+
+import time
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from fixtures import make_pdf  # noqa: E402
+
+SMALL_LLM = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+
+
+@pytest.fixture
+def window(qtbot, zhiku_home):
+    from app.gui.app import make_app
+    from app.gui.i18n import set_language
+    from app.gui.main_window import MainWindow
+    from app.gui.settings import AppSettings
+
+    make_app()
+    AppSettings(llm_name=SMALL_LLM, n_ctx=2048, ui_language="en").save()
+    set_language("en")
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    w.create_kb("gui")
+    qtbot.waitUntil(lambda: w.warm is not None and w.warm.isFinished() and w.kb.embedder._model is not None,
+                    timeout=120_000)
+    yield w
+    for worker in (w.index_worker, w.answer_worker, w.loader, w.warm):
+        if worker is not None and worker.isRunning():
+            if hasattr(worker, "cancel"):
+                worker.cancel()
+            if hasattr(worker, "stop"):
+                worker.stop()
+            worker.wait(30000)
+    set_language("en")
+
+
+def _docs(tmp_path):
+    d = tmp_path / "docs"
+    d.mkdir()
+    make_pdf(d / "report.pdf", [["Page one: an introduction to nothing in particular."],
+                                ["Page two: the default chunk size is 256 tokens.",
+                                 "Zhiku keeps every vector in SQLite; FAISS is only a cache."]])
+    (d / "隐私.txt").write_text("知库从不联网。文档只保存在你自己的电脑上。", encoding="utf-8")
+    (d / "locked.pdf").write_bytes(b"%PDF-1.7\n% damaged beyond repair")
+    return d
+
+
+def _drop(widget, paths):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = QPointF(widget.rect().center())
+    enter = QDragEnterEvent(pos, Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    enter.ignore()  # only the widget's own handler may accept it
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted(), "the drop target refused the drag"
+    drop = QDropEvent(pos, Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    drop.ignore()
+    QApplication.sendEvent(widget, drop)
+    assert drop.isAccepted()
+
+
+def _index(qtbot, window, paths, target=None):
+    """Drop paths and wait for indexing to finish; returns the longest event-loop stall (s)."""
+    gaps, last = [], [time.perf_counter()]
+
+    def beat():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(beat)
+    timer.start()
+    _drop(target or window.docs.tree.viewport(), paths)
+    assert window.index_worker is not None
+    qtbot.waitUntil(lambda: window.index_worker.isFinished(), timeout=180_000)
+    qtbot.wait(50)
+    timer.stop()
+    return max(gaps) if gaps else 0.0
+
+
+def test_drop_indexes_files_lists_them_and_shows_failures_without_freezing(qtbot, window, tmp_path):
+    d = _docs(tmp_path)
+    stall = _index(qtbot, window, [d])
+    rows = window.docs.rows()
+    assert rows["report.pdf"][0] == "indexed" and rows["隐私.txt"][0] == "indexed"
+    status, tooltip = rows["locked.pdf"]
+    assert status == "failed" and "PDF" in tooltip
+    assert stall < 0.100, f"event loop stalled {stall * 1000:.0f} ms during indexing"
+    assert "1 failed" in window.status_label.text()
+    assert "locked.pdf" in window.failure_box.text()
+
+
+def test_dropping_anywhere_on_the_window_works(qtbot, window, tmp_path):
+    f = tmp_path / "note.md"
+    f.write_text("# 笔记\n\nCLIP 用四亿对图文训练。", encoding="utf-8")
+    _index(qtbot, window, [f], target=window.chat.view.viewport())
+    assert window.docs.rows()["note.md"][0] == "indexed"
+
+
+def test_question_streams_an_answer_and_citation_opens_the_page(qtbot, window, tmp_path):
+    _index(qtbot, window, [_docs(tmp_path)])
+    tokens = []
+    window.chat.input.setPlainText("What is the default chunk size?")
+    qtbot.keyClick(window.chat.input, Qt.Key_Return)
+    assert window.chat.messages[0]["content"] == "What is the default chunk size?"
+    qtbot.waitUntil(lambda: window.answer_worker is not None, timeout=120_000)
+    window.answer_worker.token.connect(tokens.append)
+    qtbot.waitUntil(lambda: not window.chat.busy, timeout=120_000)
+    answer = window.chat.messages[-1]
+    assert len(tokens) > 2 and "256" in answer["content"]
+    assert answer["sources"][0]["name"] == "report.pdf" and answer["sources"][0]["page"] == 2
+    assert "report.pdf" in window.chat.view.toPlainText()  # the source card
+
+    window.chat.view.anchorClicked.emit(QUrl("source:1:1"))
+    viewer = window.viewer
+    assert viewer.isVisible() and viewer.page == 2 and viewer.pdf is not None
+    assert viewer.highlight_rects, "the cited passage was not highlighted"
+
+    # the conversation was stored in the KB and is listed
+    from kb.conversations import Conversations
+
+    convs = Conversations(window.kb.store).list()
+    assert len(convs) == 1 and [m.role for m in Conversations(window.kb.store).messages(convs[0].id)] == \
+        ["user", "assistant"]
+    assert window.chat.chats.count() == 1
+
+
+def test_text_citation_highlights_the_passage(qtbot, window, tmp_path):
+    _index(qtbot, window, [_docs(tmp_path)])
+    hit = window.kb.search("联网", k=1)[0]
+    window.viewer.show_source(hit.path, hit.page, hit.text, window.kb.store.page_text(hit.doc_id, hit.page))
+    assert window.viewer.pdf is None and window.viewer.highlighted_text() == hit.text
+
+
+def test_stop_ends_generation_quickly(qtbot, window, tmp_path):
+    _index(qtbot, window, [_docs(tmp_path)])
+    window.chat.input.setPlainText("Explain in great detail, in at least 400 words, how Zhiku stores vectors.")
+    qtbot.keyClick(window.chat.input, Qt.Key_Return)
+    qtbot.waitUntil(lambda: len(window.chat.messages[-1]["content"]) > 20, timeout=120_000)
+    start = time.perf_counter()
+    qtbot.keyClick(window.chat.input, Qt.Key_Escape)
+    qtbot.waitUntil(lambda: not window.chat.busy, timeout=5_000)
+    assert time.perf_counter() - start < 0.5
+    assert window.chat.messages[-1]["content"].endswith("(stopped)")
+
+
+def test_settings_persist_and_chinese_switches_visible_strings(qtbot, window):
+    from app.gui.settings import AppSettings
+
+    assert window.kb_list.title.text() == "Knowledge bases"
+    new = AppSettings(**{**window.settings.__dict__, "top_k": 7, "n_ctx": 3072, "ui_language": "zh_CN"})
+    window.apply_settings(new)
+    assert AppSettings.load().top_k == 7 and AppSettings.load().n_ctx == 3072
+    qtbot.wait(50)
+    assert window.kb_list.title.text() == "知识库"
+    assert window.chat.send_btn.text() == "发送"
+    assert window.docs.add_btn.text() == "添加文档…"
+    window.apply_settings(AppSettings(**{**new.__dict__, "ui_language": "en"}))
+    qtbot.wait(50)
+    assert window.kb_list.title.text() == "Knowledge bases"
+
+
+def test_window_state_is_restored(qtbot, window):
+    from app.gui.main_window import MainWindow
+
+    window.resize(760, 560)  # inside the offscreen screen, so restoreGeometry need not clamp it
+    qtbot.wait(20)
+    window.splitter.setSizes([150, 250, 340])
+    sizes = window.splitter.sizes()
+    window.save_state()
+    again = MainWindow()
+    qtbot.addWidget(again)
+    again.show()
+    qtbot.waitExposed(again)
+    assert again.size() == window.size()
+    assert again.splitter.sizes() == sizes
+    again.close()
+
+
+def test_missing_models_show_the_first_run_panel(qtbot, zhiku_home, scratch_models):
+    from app.gui.app import make_app
+    from app.gui.main_window import MainWindow
+
+    make_app()
+    w = MainWindow()
+    qtbot.addWidget(w)
+    assert not w.check_models()
+    assert not w.chat.banner.isHidden() and "multilingual-e5-small" in w.chat.banner_text.text()
