@@ -149,17 +149,23 @@ class ChatPanel(QWidget):
 
     def set_sources(self, sources: list[dict]) -> None:
         """The running answer's sources (shown before its first token)."""
+        if not self._answering():
+            return
         self.messages[-1]["sources"] = sources
         self.render()
 
     def append_token(self, piece: str) -> None:
         """Add streamed text to the running answer (redrawn at most every 50 ms)."""
+        if not self._answering():
+            return
         self.messages[-1]["content"] += piece
         if not self._render_timer.isActive():
             self._render_timer.start()
 
     def finish(self, text: str | None = None, stopped: bool = False) -> None:
         """The running answer is complete."""
+        if not self._answering():
+            return
         last = self.messages[-1]
         if text is not None:
             last["content"] = text
@@ -167,6 +173,10 @@ class ChatPanel(QWidget):
             last["content"] += " " + tr("(stopped)")
         last["streaming"] = False
         self.render()
+
+    def _answering(self) -> bool:
+        # the user may have switched conversation or knowledge base while an answer streamed
+        return bool(self.messages) and self.messages[-1]["role"] == "assistant"
 
     def set_busy(self, busy: bool) -> None:
         """Switch the Send button into Stop while an answer runs."""

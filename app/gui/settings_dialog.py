@@ -83,8 +83,12 @@ class SettingsDialog(QDialog):
         layout.addWidget(buttons)
 
     def _combo(self, role: str, current: str, none_label: str | None = None) -> QComboBox:
+        from models.catalog import default_for
+
         box = QComboBox()
-        box.addItem(none_label or tr("Automatic"), "")
+        default = default_for(role)
+        box.addItem(none_label if default is None and none_label else
+                    f"{tr('Automatic')} ({default.name})" if default else tr("Automatic"), "")
         for name, label in _model_choices(role):
             box.addItem(label, name)
         box.setCurrentIndex(max(0, box.findData(current)))

@@ -99,6 +99,11 @@ class SourceViewer(QDialog):
         self.show()
         self.raise_()
 
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        if self.pdf is not None and self.isVisible():
+            self._show_pdf_page()  # keep the page fitted to the width
+
     def _go(self, page: int) -> None:
         count = self.pdf.pageCount() if self.pdf else 1
         self.page = max(1, min(page, count))
@@ -113,7 +118,8 @@ class SourceViewer(QDialog):
     def _show_pdf_page(self) -> None:
         doc, index = self.pdf, self.page - 1
         points = doc.pagePointSize(index)
-        scale = 1.5
+        room = self.scroll.viewport().width() - 24
+        scale = max(0.75, min(2.5, room / points.width())) if points.width() > 0 and room > 100 else 1.5
         size = QSize(int(points.width() * scale), int(points.height() * scale))
         rendered = doc.render(index, size)
         page = QImage(size, QImage.Format_ARGB32)
