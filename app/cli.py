@@ -7,20 +7,14 @@ import json
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
+from app.units import human_size
+
 
 def _version() -> str:
     try:
         return version("zhiku")
     except PackageNotFoundError:
         return "dev"
-
-
-def _human(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
@@ -46,7 +40,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         else:
             state = f"installed, FAILS VERIFICATION: {r.problem}"
         tag = " (yours)" if r.origin == "user" else ""
-        print(f"{r.name + tag:38} {r.role:10} {_human(r.size):>9}  {state}")
+        print(f"{r.name + tag:38} {r.role:10} {human_size(r.size):>9}  {state}")
     if not any(r.role == "clip" for r in rows):
         print(f"{'(CLIP image search)':38} {'clip':10} {'—':>9}  "
               "not installed — add one with `zhiku models add PATH --role clip`")
@@ -57,8 +51,8 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
     """Re-check installed models; non-zero exit on any mismatch."""
     from models import registry
     from models.catalog import CATALOG
-    from models.inventory import problems, user_problems
     from models.installer import model_dir
+    from models.inventory import problems, user_problems
 
     bad = 0
     names = set(args.names or [])

@@ -5,13 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-
-def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
-        else f"{seconds // 60}:{seconds % 60:02d}"
+from app.units import clock
 
 
 class ProgressPrinter:
@@ -41,7 +35,7 @@ class ProgressPrinter:
         filled = int(self.width * done / total) if total else 0
         bar = "#" * filled + "." * (self.width - filled)
         current = p.current.rsplit("/", 1)[-1][:40]
-        line = f"\r{p.phase:9} [{bar}] {done}/{total} {unit}  ETA {_clock(p.eta_seconds)}  {current}"
+        line = f"\r{p.phase:9} [{bar}] {done}/{total} {unit}  ETA {clock(p.eta_seconds)}  {current}"
         self.stream.write(line.ljust(100)[:120])
         if final:
             self.stream.write("\n")

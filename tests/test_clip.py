@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from tinyclip import build_tiny_clip
 
 from app.cli import main
 from models.clip import ClipModel, detect_format
 from models.registry import InvalidModel
-from tinyclip import build_tiny_clip
 
 
 def _images():

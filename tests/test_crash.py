@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 
 from conftest import CountingEmbedder
-from kb.knowledge_base import KnowledgeBase
 from test_indexing import _consistent
+
+from kb.knowledge_base import KnowledgeBase
 
 SENTENCES = ["知识库第{i}号文档讨论检索增强生成，以及如何把文档切成小段。",
              "Document {i} explains hybrid retrieval: keywords and vectors, fused by rank.",

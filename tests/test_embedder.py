@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import real_model
+
 from models import catalog
 from models.checksum import sha256_file
 from models.e5convert import convert, read_packed

@@ -4,8 +4,8 @@ import sqlite3
 
 import numpy as np
 import pytest
-
 from fixtures import make_docx, make_pdf
+
 from kb.knowledge_base import KnowledgeBase, list_names
 from kb.store import SCHEMA_VERSION, ModelMismatch, Store, StoreError
 
@@ -180,6 +180,7 @@ def test_bad_files_fail_alone_while_the_rest_is_indexed(make_kb, tmp_path):
 
 def test_a_kb_refuses_another_embedding_model_until_reembedded(make_kb, tmp_path, e5):
     from conftest import real_model
+
     from models.embedder import Embedder
 
     kb = make_kb("models")

@@ -4,9 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
+from fixtures import make_pdf
 
 from app.cli import main
-from fixtures import make_pdf
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

@@ -4,8 +4,8 @@ import threading
 import time
 
 import pytest
-
 from conftest import real_model
+
 from models import catalog
 from models.checksum import ChecksumError
 from models.llm import LocalLLM, NotGGUF, check_gguf, default_threads

@@ -3,8 +3,8 @@
 import codecs
 
 import pytest
-
 from fixtures import make_docx, make_pdf
+
 from kb import loaders
 from kb.document import LoadError
 

@@ -4,7 +4,6 @@ import socket
 import threading
 
 import pytest
-
 from conftest import NetworkBlocked
 
 

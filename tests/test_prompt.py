@@ -1,6 +1,7 @@
 """The answer prompt: always within n_ctx, weakest sources dropped first, document text inert."""
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kb.prompt import SourceText, build, language, neutralise
 

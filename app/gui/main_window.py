@@ -9,8 +9,15 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
-                               QSplitter)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+)
 
 from app.gui.chat import ChatPanel
 from app.gui.documents import DocumentsPanel, local_paths
@@ -18,16 +25,16 @@ from app.gui.i18n import set_language, tr
 from app.gui.kb_list import KBList
 from app.gui.settings import AppSettings
 from app.gui.viewer import SourceViewer
-from app.gui.workers import AnswerWorker, IndexWorker, InstallWorker, ModelLoader, WarmUp
+from app.gui.workers import (
+    AnswerWorker,
+    IndexWorker,
+    InstallWorker,
+    ModelLoader,
+    WarmUp,
+)
+from app.units import clock
 
 log = logging.getLogger("zhiku.gui")
-
-
-def _clock(seconds) -> str:
-    if seconds is None:
-        return "--:--"
-    s = int(seconds)
-    return f"{s // 60}:{s % 60:02d}"
 
 
 class MainWindow(QMainWindow):
@@ -88,7 +95,7 @@ class MainWindow(QMainWindow):
         self.warm: WarmUp | None = None
         self.kb_list.reload()
         self.check_models()
-        QTimer.singleShot(0, self.warm_up)
+        self.heavy_at_first_paint: list[str] | None = None
 
     # ---- window chrome ----------------------------------------------------------------------
     def _make_actions(self) -> None:
@@ -119,6 +126,15 @@ class MainWindow(QMainWindow):
         if event.type() == QEvent.LanguageChange:
             self.retranslate()
         super().changeEvent(event)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().paintEvent(event)
+        if self.heavy_at_first_paint is None:  # the first paint: only now load the heavy parts
+            import sys
+
+            self.heavy_at_first_paint = [m for m in ("torch", "sentence_transformers", "llama_cpp")
+                                         if m in sys.modules]
+            QTimer.singleShot(0, self.warm_up)
 
     def _restore_state(self) -> None:
         q = AppSettings.qsettings()
@@ -276,7 +292,7 @@ class MainWindow(QMainWindow):
         self.progress.setValue(done)
         phase = tr("Reading") if p.phase == "reading" else tr("Embedding")
         current = Path(p.current).name if p.current else ""
-        self.progress_text.setText(f"{phase} {done}/{total} · {tr('ETA')} {_clock(p.eta_seconds)}  {current}")
+        self.progress_text.setText(f"{phase} {done}/{total} · {tr('ETA')} {clock(p.eta_seconds)}  {current}")
         if p.phase == "reading" and done and done % 5 == 0:
             self.docs.refresh()
 
