@@ -6,7 +6,7 @@ their texts when Qt sends LanguageChange after a translator is installed or remo
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, QLocale, QTranslator
+from PySide6.QtCore import QCoreApplication, QLibraryInfo, QLocale, QTranslator
 
 ZH_CN = {
     "Knowledge bases": "知识库",
@@ -62,6 +62,7 @@ ZH_CN = {
     "Image search model (CLIP)": "图像搜索模型（CLIP）",
     "none — add one with “zhiku models add”": "无——可用“zhiku models add”添加",
     "Add model file…": "添加模型文件…",
+    "Add model folder…": "添加模型文件夹…",
     "GPU layers": "GPU 层数",
     "Context length": "上下文长度",
     "Threads": "线程数",
@@ -112,6 +113,7 @@ class TableTranslator(QTranslator):
 
 
 _installed: TableTranslator | None = None
+_qt_own: QTranslator | None = None  # Qt's own strings: dialog buttons, context menus
 
 
 def resolve(code: str) -> str:
@@ -123,14 +125,20 @@ def resolve(code: str) -> str:
 
 def set_language(code: str) -> str:
     """Install the translator for `code` ('' = system); widgets retranslate on LanguageChange."""
-    global _installed
+    global _installed, _qt_own
     app = QCoreApplication.instance()
     lang = resolve(code)
-    if _installed is not None:
-        app.removeTranslator(_installed)
-        _installed = None
+    for old in (_installed, _qt_own):
+        if old is not None:
+            app.removeTranslator(old)
+    _installed = _qt_own = None
     table = TABLES.get(lang)
     if table:
+        _qt_own = QTranslator()
+        if _qt_own.load(f"qt_{lang}", QLibraryInfo.path(QLibraryInfo.TranslationsPath)):
+            app.installTranslator(_qt_own)
+        else:
+            _qt_own = None
         _installed = TableTranslator(table)
         app.installTranslator(_installed)
     return lang

@@ -52,9 +52,9 @@ class SettingsDialog(QDialog):
         row.addWidget(add_llm)
         form.addRow(tr("Chat model"), row)
         self.embed = self._combo("embedding", settings.embed_name)
-        form.addRow(tr("Embedding model (new knowledge bases)"), self.embed)
+        form.addRow(tr("Embedding model (new knowledge bases)"), self._with_folder_button(self.embed, "embedding"))
         self.clip = self._combo("clip", settings.clip_name, none_label=tr("none — add one with “zhiku models add”"))
-        form.addRow(tr("Image search model (CLIP)"), self.clip)
+        form.addRow(tr("Image search model (CLIP)"), self._with_folder_button(self.clip, "clip"))
         self.gpu = self._spin(0, 999, settings.gpu_layers)
         form.addRow(tr("GPU layers"), self.gpu)
         self.ctx = self._spin(512, 131072, settings.n_ctx, step=512)
@@ -112,6 +112,28 @@ class SettingsDialog(QDialog):
         s.setSingleStep(step)
         s.setValue(value)
         return s
+
+    def _with_folder_button(self, combo: QComboBox, role: str) -> QHBoxLayout:
+        button = QPushButton(tr("Add model folder…"))
+        button.clicked.connect(lambda: self._add_folder(combo, role))
+        row = QHBoxLayout()
+        row.addWidget(combo, 1)
+        row.addWidget(button)
+        return row
+
+    def _add_folder(self, combo: QComboBox, role: str) -> None:
+        from models.registry import InvalidModel, add
+
+        folder = QFileDialog.getExistingDirectory(self, tr("Add model folder…"))
+        if not folder:
+            return
+        try:
+            m = add(folder, role)
+        except InvalidModel as e:
+            QMessageBox.warning(self, tr("Settings"), str(e))
+            return
+        combo.addItem(f"{m.name} — {tr('verified')}", m.name)
+        combo.setCurrentIndex(combo.count() - 1)
 
     def _add_gguf(self) -> None:
         from models.registry import InvalidModel, add
