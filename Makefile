@@ -22,7 +22,7 @@ LLAMA_CMAKE := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF \
                -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF \
                $(if $(shell command -v ccache),-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
-.PHONY: help setup models run demo screenshots test clean
+.PHONY: help setup models run demo screenshots bench bench-quick test clean
 help:
 	@echo "make run    set up (first time only) and start Zhiku"
 	@echo "make test   set up (first time only) and run the whole test suite"
@@ -57,6 +57,13 @@ run: models
 # the headless demo: builds a small knowledge base and prints two cited answers
 demo: models
 	$(VENV)/bin/zhiku demo
+
+# retrieval quality through the real indexer and retriever (see bench/README.md)
+bench: models
+	$(PY) bench/retrieval.py
+
+bench-quick: models
+	$(PY) bench/retrieval.py --datasets xquad-zh xquad-zh-en --queries 300
 
 screenshots: models
 	bash scripts/screenshots.sh

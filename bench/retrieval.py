@@ -1,0 +1,184 @@
+"""Retrieval quality on the shared benchmarks, through the real indexer and retriever.
+
+Each corpus becomes one .txt file per passage, ingested by `KnowledgeBase.add` (real chunking,
+real store); every question then goes through the real `Retriever`. Reported per system:
+answer-recall@1/5/10 (a retrieved chunk contains a gold answer), MRR, and answer-recall at fixed
+context budgets (ranked chunks taken until 500 / 1,000 LLM tokens are filled).
+
+    python bench/retrieval.py --datasets xquad-zh xquad-zh-en --queries 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ZHIKU_SHARED", ROOT.parent / "shared")) / "bench"
+sys.path.insert(0, str(ROOT))
+
+# dataset -> (passage files, question file, file whose answers are checked)
+DATASETS = {
+    "cmrc": (["cmrc2018-dev/passages.jsonl"], "cmrc2018-dev/queries.jsonl", None),
+    "xquad-zh": (["xquad/rag_format_zh/passages.jsonl"], "xquad/rag_format_zh/queries.jsonl", None),
+    "xquad-en": (["xquad/rag_format_en/passages.jsonl"], "xquad/rag_format_en/queries.jsonl", None),
+    # cross-lingual: questions in one language over passages in the other; answers must be found in
+    # the passages' language, so they come from the aligned question file of that language
+    "xquad-zh-en": (["xquad/rag_format_en/passages.jsonl"], "xquad/rag_format_zh/queries.jsonl",
+                    "xquad/rag_format_en/queries.jsonl"),
+    "xquad-en-zh": (["xquad/rag_format_zh/passages.jsonl"], "xquad/rag_format_en/queries.jsonl",
+                    "xquad/rag_format_zh/queries.jsonl"),
+    "pooled": (["cmrc2018-dev/passages.jsonl", "xquad/rag_format_zh/passages.jsonl",
+                "xquad/rag_format_en/passages.jsonl"], "cmrc2018-dev/queries.jsonl", None),
+}
+BUDGETS = (500, 1000)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Rows of a JSON-lines file."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load_dataset(name: str, offset: int, limit: int | None):
+    """(passages, questions with answers to check) for a dataset name."""
+    passage_files, query_file, answer_file = DATASETS[name]
+    passages = {}
+    for pf in passage_files:
+        # XQuAD's zh and en passages share ids; keep both apart when they are pooled
+        suffix = "-en" if name == "pooled" and "rag_format_en" in pf else ""
+        for row in read_jsonl(SHARED / pf):
+            passages[row["pid"] + suffix] = row
+    queries = read_jsonl(SHARED / query_file)
+    if answer_file:
+        answers = {q["qid"]: q["answers"] for q in read_jsonl(SHARED / answer_file)}
+        queries = [dict(q, answers=answers[q["qid"]]) for q in queries if q["qid"] in answers]
+    queries = queries[offset:]
+    return passages, queries[:limit] if limit else queries
+
+
+def evaluate(rank_texts, queries, count_tokens, label: str) -> dict:
+    """Answer-recall and MRR for a function question -> ranked chunk texts."""
+    hits = {1: 0, 5: 0, 10: 0}
+    budget_hits = {b: 0 for b in BUDGETS}
+    rr = 0.0
+    started = time.perf_counter()
+    for q in queries:
+        texts = rank_texts(q["question"])
+        first = next((i for i, t in enumerate(texts) if any(a and a in t for a in q["answers"])), None)
+        if first is not None:
+            rr += 1 / (first + 1)
+            for k in hits:
+                hits[k] += first < k
+        for b in BUDGETS:
+            used, context = 0, []
+            for t in texts:
+                cost = count_tokens(t)
+                if used + cost > b:
+                    break
+                used += cost
+                context.append(t)
+            budget_hits[b] += any(a and a in t for t in context for a in q["answers"])
+    n = max(len(queries), 1)
+    return {"system": label, "questions": len(queries),
+            **{f"R@{k}": round(v / n, 4) for k, v in hits.items()}, "MRR": round(rr / n, 4),
+            **{f"R@{b}tok": round(v / n, 4) for b, v in budget_hits.items()},
+            "ms_per_query": round(1000 * (time.perf_counter() - started) / n, 1)}
+
+
+def build_kb(passages: dict, embedder, chunk_tokens: int, overlap: int):
+    """Ingest the passages as files through the real indexer into a throwaway KB."""
+    from kb.knowledge_base import KnowledgeBase
+
+    folder = Path(tempfile.mkdtemp(prefix="zhiku-bench-"))
+    os.environ["ZHIKU_HOME"] = str(folder / "home")
+    docs = folder / "docs"
+    docs.mkdir()
+    for pid, row in passages.items():
+        (docs / f"{pid}.txt").write_text(f"{row.get('title', '')}\n\n{row['text']}", encoding="utf-8")
+    kb = KnowledgeBase.create("bench", embedder, chunk_tokens, overlap)
+    started = time.perf_counter()
+    report = kb.add([docs])
+    return kb, time.perf_counter() - started, report
+
+
+def naive_baseline(passages: dict, embedder):
+    """LangChain's RecursiveCharacterTextSplitter(1000, 200), default separators, dense FAISS only."""
+    import faiss
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
+    chunks = [c for row in passages.values() for c in splitter.split_text(f"{row.get('title', '')}\n\n{row['text']}")]
+    vecs = embedder.embed_passages(chunks)
+    index = faiss.IndexFlatIP(vecs.shape[1])
+    index.add(vecs)
+
+    def rank(question: str) -> list[str]:
+        _, ids = index.search(embedder.embed_query(question).reshape(1, -1), 10)
+        return [chunks[i] for i in ids[0] if i >= 0]
+    return rank
+
+
+def main(argv=None) -> int:
+    """Run the chosen datasets and systems; write JSON and a Markdown table."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--queries", type=int, help="questions per dataset (default: all after --offset)")
+    p.add_argument("--offset", type=int, default=0, help="skip the first N questions (e.g. the tuning set)")
+    p.add_argument("--systems", nargs="+", default=["ours", "lexical", "dense", "naive"])
+    p.add_argument("--chunk-tokens", type=int, default=256)
+    p.add_argument("--overlap-tokens", type=int, default=38)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = p.parse_args(argv)
+
+    models_dir = os.environ.get("ZHIKU_MODELS")
+    if not models_dir:
+        from models.paths import models_dir as md
+
+        os.environ["ZHIKU_MODELS"] = str(md())
+    from kb.retriever import Retriever
+    from models.embedder import Embedder
+    from models.llm import LocalLLM
+
+    embedder = Embedder.default()
+    llm = LocalLLM.default("qwen2.5-coder-1.5b-instruct-q4_k_m", n_ctx=512)  # its tokenizer sizes budgets
+    rows = []
+    for name in args.datasets:
+        passages, queries = load_dataset(name, args.offset, args.queries)
+        print(f"{name}: {len(passages)} passages, {len(queries)} questions", flush=True)
+        kb, ingest_s, report = build_kb(passages, embedder, args.chunk_tokens, args.overlap_tokens)
+        print(f"  ingested {report.chunks_added} chunks in {ingest_s:.0f}s", flush=True)
+        systems = {
+            "ours": dict(),
+            "lexical": dict(dense_weight=0.0),
+            "dense": dict(lexical_weight=0.0),
+        }
+        for label in args.systems:
+            if label == "naive":
+                rank = naive_baseline(passages, embedder)
+            else:
+                retriever = Retriever(kb.store, embedder, **systems[label])
+                rank = lambda q, r=retriever: [h.text for h in r.search(q, 10, apply_floor=False)]  # noqa: E731
+            row = evaluate(rank, queries, llm.count_tokens, label)
+            row.update(dataset=name, chunks=report.chunks_added if label != "naive" else None)
+            rows.append(row)
+            print("  " + json.dumps(row, ensure_ascii=False), flush=True)
+        kb.close()
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (args.out / f"retrieval-{stamp}.json").write_text(json.dumps(rows, ensure_ascii=False, indent=2))
+    cols = ["dataset", "system", "questions", "R@1", "R@5", "R@10", "MRR", "R@500tok", "R@1000tok", "ms_per_query"]
+    table = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    table += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
+    (args.out / f"retrieval-{stamp}.md").write_text("\n".join(table) + "\n")
+    print("\n".join(table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
