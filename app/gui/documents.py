@@ -26,6 +26,16 @@ def local_paths(mime) -> list[Path]:
     return [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()] if mime.hasUrls() else []
 
 
+def accept_files(event) -> list[Path]:
+    """Accept a drag/drop event that carries local files (returning them); ignore any other."""
+    paths = local_paths(event.mimeData())
+    if paths:
+        event.acceptProposedAction()
+    else:
+        event.ignore()
+    return paths
+
+
 class DocumentTree(QTreeWidget):
     """The document list; accepts dropped files and folders."""
 
@@ -41,21 +51,14 @@ class DocumentTree(QTreeWidget):
         self.setContextMenuPolicy(Qt.CustomContextMenu)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        if local_paths(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
+        accept_files(event)
 
     def dragMoveEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        self.dragEnterEvent(event)
+        accept_files(event)
 
     def dropEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        paths = local_paths(event.mimeData())
-        if paths:
-            event.acceptProposedAction()
+        if paths := accept_files(event):
             self.dropped.emit(paths)
-        else:
-            event.ignore()
 
 
 class DocumentsPanel(QWidget):

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.chat import ChatPanel
-from app.gui.documents import DocumentsPanel, local_paths
+from app.gui.documents import DocumentsPanel, accept_files
 from app.gui.i18n import set_language, tr
 from app.gui.kb_list import KBList
 from app.gui.settings import AppSettings
@@ -168,15 +168,10 @@ class MainWindow(QMainWindow):
 
     # ---- drag and drop anywhere -------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        if local_paths(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
+        accept_files(event)
 
     def dropEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        paths = local_paths(event.mimeData())
-        if paths:
-            event.acceptProposedAction()
+        if paths := accept_files(event):
             self.index_paths(paths)
 
     # ---- knowledge bases --------------------------------------------------------------------

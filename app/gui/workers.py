@@ -129,8 +129,12 @@ class WarmUp(QThread):
 
     def run(self) -> None:  # noqa: D102 (QThread)
         try:
-            import llama_cpp  # noqa: F401
-            import sentence_transformers  # noqa: F401
+            import importlib
+
+            # everything indexing and answering import lazily, so no import lands mid-job
+            for name in ("llama_cpp", "sentence_transformers", "faiss", "pypdf", "docx", "bs4",
+                         "charset_normalizer", "langchain_text_splitters", "kb.loaders", "kb.indexer"):
+                importlib.import_module(name)
 
             from kb import lexical
 
