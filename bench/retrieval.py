@@ -91,19 +91,41 @@ def evaluate(rank_texts, queries, count_tokens, label: str) -> dict:
             "ms_per_query": round(1000 * (time.perf_counter() - started) / n, 1)}
 
 
-def build_kb(passages: dict, embedder, chunk_tokens: int, overlap: int):
-    """Ingest the passages as files through the real indexer into a throwaway KB."""
+CACHE = ROOT / "bench" / "cache"
+
+
+def ensure_models_dir() -> None:
+    """Point ZHIKU_MODELS at the installed models before any KB home is switched."""
+    if not os.environ.get("ZHIKU_MODELS"):
+        from models.paths import models_dir
+
+        os.environ["ZHIKU_MODELS"] = str(models_dir())
+
+
+def open_or_build_kb(dataset: str, passages: dict, embedder, chunk_tokens: int, overlap: int,
+                     cache: bool = True):
+    """The dataset's KB for one chunking: ingested once through the real indexer, then reused.
+
+    Returns (kb, seconds spent ingesting or None when reused, the index report or None).
+    """
     from kb.knowledge_base import KnowledgeBase
 
-    folder = Path(tempfile.mkdtemp(prefix="zhiku-bench-"))
+    key = f"{dataset}-{len(passages)}-{chunk_tokens}-{overlap}-{embedder.model_id.split('@')[-1][:8]}"
+    folder = CACHE / key if cache else Path(tempfile.mkdtemp(prefix="zhiku-bench-"))
     os.environ["ZHIKU_HOME"] = str(folder / "home")
+    if (folder / "done").exists():
+        return KnowledgeBase.open("bench", embedder), None, None
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
     docs = folder / "docs"
-    docs.mkdir()
+    docs.mkdir(parents=True)
     for pid, row in passages.items():
         (docs / f"{pid}.txt").write_text(f"{row.get('title', '')}\n\n{row['text']}", encoding="utf-8")
     kb = KnowledgeBase.create("bench", embedder, chunk_tokens, overlap)
     started = time.perf_counter()
     report = kb.add([docs])
+    (folder / "done").write_text(json.dumps({"chunks": report.chunks_added}))
     return kb, time.perf_counter() - started, report
 
 
@@ -136,11 +158,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = p.parse_args(argv)
 
-    models_dir = os.environ.get("ZHIKU_MODELS")
-    if not models_dir:
-        from models.paths import models_dir as md
-
-        os.environ["ZHIKU_MODELS"] = str(md())
+    ensure_models_dir()
     from kb.retriever import Retriever
     from models.embedder import Embedder
     from models.llm import LocalLLM
@@ -151,8 +169,10 @@ def main(argv=None) -> int:
     for name in args.datasets:
         passages, queries = load_dataset(name, args.offset, args.queries)
         print(f"{name}: {len(passages)} passages, {len(queries)} questions", flush=True)
-        kb, ingest_s, report = build_kb(passages, embedder, args.chunk_tokens, args.overlap_tokens)
-        print(f"  ingested {report.chunks_added} chunks in {ingest_s:.0f}s", flush=True)
+        kb, ingest_s, report = open_or_build_kb(name, passages, embedder, args.chunk_tokens,
+                                                args.overlap_tokens, cache=not args.fresh)
+        if report:
+            print(f"  ingested {report.chunks_added} chunks in {ingest_s:.0f}s", flush=True)
         systems = {
             "ours": dict(),
             "lexical": dict(dense_weight=0.0),

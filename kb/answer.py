@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
-from kb.prompt import SourceText, build, language, neutralise
+from kb.evidence import pack
+from kb.prompt import SourceText, build, follow_up_body, language
 from kb.retriever import DEFAULT_TOP_K, Hit, Retriever
+
+# Prompt tokens of evidence for a new question (bench/README.md: answer-recall vs time to first token).
+DEFAULT_CONTEXT_TOKENS = 600
 
 NOT_FOUND = {
     "zh": "你的文档中没有找到与这个问题相关的内容。",
     "en": "I couldn't find anything about this in your documents.",
-}
-_CONDENSE = {
-    "zh": "根据上面的对话，把最后的问题改写成一个不依赖上下文、完整独立的问题。只输出改写后的问题。",
-    "en": "Given the conversation above, rewrite the last question as one standalone question that "
-          "needs no context. Output only the rewritten question.",
 }
 _CITE = re.compile(r"[\[【](\d+(?:\s*[,，、]\s*\d+)*)[\]】]")
 
@@ -83,45 +83,87 @@ class AnswerStream:
 
 
 class Answerer:
-    """Answers questions from one knowledge base with one chat model."""
+    """Answers questions from one knowledge base with one chat model, one conversation at a time.
+
+    Time to first token is prompt processing, so the prompt is kept small (the best evidence
+    packed into `context_tokens`) and follow-ups extend the previous prompt instead of replacing
+    it: llama.cpp then reuses the cached keys and values of everything already read and only
+    processes the new sources and question.
+    """
 
     def __init__(self, kb, llm, top_k: int = DEFAULT_TOP_K, reserve: int = 512,
-                 temperature: float = 0.2, **retriever_settings) -> None:
+                 temperature: float = 0.2, context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+                 **retriever_settings) -> None:
         self.kb, self.llm, self.top_k, self.reserve = kb, llm, top_k, reserve
-        self.temperature = temperature
+        self.temperature, self.context_tokens = temperature, context_tokens
         self.retriever = Retriever(kb.store, kb.embedder, **retriever_settings)
+        self._thread: list[dict] = []  # the last prompt's messages plus the answer it got
+        self._thread_sources: list[Source] = []
 
-    def condense(self, question: str, history: Sequence[dict]) -> str:
-        """Rewrite a follow-up as a standalone question (for retrieval), using recent turns."""
-        if not history:
-            return question
-        lang = language(question)
-        recent = [{"role": t["role"], "content": neutralise(t["content"])[:1500]} for t in history[-4:]]
-        msgs = [*recent, {"role": "user", "content": f"{question}\n\n{_CONDENSE[lang]}"}]
-        rewritten = self.llm.chat(msgs, max_tokens=80, temperature=0.0).strip().splitlines()
-        return rewritten[0].strip() if rewritten and rewritten[0].strip() else question
+    def search_query(self, question: str, history: Sequence[dict]) -> str:
+        """What to retrieve with: a follow-up is searched together with the question before it.
+
+        ("它是哪年发布的？" alone finds nothing; with "GPT-3 有多少参数？" before it, it does.) No
+        LLM rewrite: that would cost a second prompt's processing before the first token.
+        """
+        previous = next((t["content"] for t in reversed(history) if t["role"] == "user"), None)
+        return f"{previous.strip()} {question.strip()}" if previous else question
+
+    def evidence(self, hits: Sequence[Hit], budget: int) -> list[Source]:
+        """The hits packed into `budget` prompt tokens (neighbours merged), as unnumbered sources."""
+        spans = pack(hits, budget, self.llm.count_tokens, self.kb.store.page_text)
+        out = []
+        for s in spans:
+            best = hits[s.members[0]]
+            out.append(Source(0, best.name, best.path, best.doc_id, best.page, s.start, s.end, s.text,
+                              max(hits[m].score for m in s.members)))
+        return out
 
     def ask(self, question: str, history: Sequence[dict] = (), lang: str | None = None) -> AnswerStream:
         """Retrieve and start answering; nothing above the floor means no LLM call at all."""
         lang = lang or language(question)
-        query = self.condense(question, history)
+        query = self.search_query(question, history)
         hits = self.retriever.search(query, self.top_k)
         if not hits:
             message = NOT_FOUND[lang]
             return AnswerStream([], iter([message]), lambda text: AnswerResult(
                 text, [], [], True, question, query))
-        prompt = build(question, [SourceText(h.name, h.page, h.text, h.score) for h in hits],
-                       self.llm.count_tokens, self.llm.n_ctx, self.reserve, history, lang)
-        sources = [_source(n, hits[i]) for n, i in enumerate(prompt.kept, 1)]
+        if self._continues(history):
+            messages, sources = self._follow_up(question, hits, lang)
+        else:
+            messages, sources = None, []
+        if messages is None:
+            picked = self.evidence(hits, self.context_tokens)
+            prompt = build(question, [SourceText(s.name, s.page, s.text, s.score) for s in picked],
+                           self.llm.count_tokens, self.llm.n_ctx, self.reserve, history, lang)
+            sources = [dataclasses.replace(picked[i], number=n) for n, i in enumerate(prompt.kept, 1)]
+            messages = prompt.messages
 
         def finish(text: str) -> AnswerResult:
             numbers = cited_numbers(text)
             cited = [sources[n - 1] for n in numbers if 1 <= n <= len(sources)]
+            self._thread = [*messages, {"role": "assistant", "content": text}]
+            self._thread_sources = list(sources)
             return AnswerResult(text, cited, sources, False, question, query, self.llm.stopped)
 
-        pieces = self.llm.stream_chat(prompt.messages, max_tokens=self.reserve, temperature=self.temperature)
+        pieces = self.llm.stream_chat(messages, max_tokens=self.reserve, temperature=self.temperature)
         return AnswerStream(sources, pieces, finish)
 
+    def _continues(self, history: Sequence[dict]) -> bool:
+        """True when `history` ends with the answer this answerer gave last (its prompt is cached)."""
+        return bool(self._thread and history and history[-1]["role"] == "assistant"
+                    and history[-1]["content"].strip() == self._thread[-1]["content"].strip())
 
-def _source(n: int, h: Hit) -> Source:
-    return Source(n, h.name, h.path, h.doc_id, h.page, h.start, h.end, h.text, h.score)
+    def _follow_up(self, question: str, hits: Sequence[Hit], lang: str):
+        """The previous prompt and answer, then only the new sources and the question; None if too long."""
+        old = self._thread_sources
+        fresh = [h for h in hits if not any(
+            s.doc_id == h.doc_id and s.page == h.page and h.start < s.end and h.end > s.start for s in old)]
+        picked = self.evidence(fresh, self.context_tokens // 2) if fresh else []
+        numbered = [dataclasses.replace(s, number=len(old) + n) for n, s in enumerate(picked, 1)]
+        body = follow_up_body(question, [(s.number, SourceText(s.name, s.page, s.text, s.score))
+                                         for s in numbered], lang)
+        messages = [*self._thread, {"role": "user", "content": body}]
+        if self.llm.count_prompt_tokens(messages) + self.reserve > self.llm.n_ctx:
+            return None, []
+        return messages, [*old, *numbered]

@@ -41,16 +41,22 @@ class Chunker:
     def split_page(self, number: int, text: str) -> list[Chunk]:
         """Chunks of one page, each with its offsets into `text`."""
         out: list[Chunk] = []
-        cursor = 0
+        cursor, prev_end = 0, 0
         for piece in self._fit(self._splitter.split_text(text)):
+            # Chunks come in order and each ends past the one before; with repeated sentences the
+            # first match after the previous start can be an earlier copy, so skip those.
             start = text.find(piece, cursor)
+            while start >= 0 and start + len(piece) <= prev_end:
+                start = text.find(piece, start + 1)
+            if start < 0:
+                start = text.find(piece, cursor)
             if start < 0:
                 start = text.find(piece)
             if start < 0:  # cannot happen with strip-only splitting; keep the chunk anyway
                 start = cursor
             end = start + len(piece)
             out.append(Chunk(number, start, end, piece, self.count_tokens(piece)))
-            cursor = start + 1
+            cursor, prev_end = start + 1, max(prev_end, end)
         return out
 
     def split(self, doc: Document) -> list[Chunk]:

@@ -137,6 +137,15 @@ def build(question: str, sources: Sequence[SourceText], count_tokens: Callable[[
     return Prompt(messages, [sources[i] for i in kept], kept, used, lang)
 
 
+def follow_up_body(question: str, sources: Sequence[tuple[int, SourceText]], lang: str) -> str:
+    """The user message of a follow-up that continues a cached prompt: new sources (numbered on
+    from the earlier ones) and the question."""
+    heading, _, q_label = HEADINGS[lang]
+    blocks = "\n".join(_source_block(n, s, lang) for n, s in sources)
+    more = f"{heading}:\n{blocks}\n" if blocks else ""
+    return f"{more}{q_label}: {neutralise(question).strip()}\n{REMINDER[lang]}"
+
+
 def _trim(text: str, max_tokens: int, count_tokens: Callable[[str], int], keep: str) -> str:
     """The longest prefix (or suffix) of `text` within `max_tokens`."""
     if max_tokens <= 0:

@@ -27,6 +27,9 @@ NULL_PASSAGES = [
 MARGINS = {"multilingual-e5": (0.10, 0.03), "all-minilm": (0.15, 0.15)}
 DEFAULT_MARGIN = (0.10, 0.10)
 _null_cache: dict[str, np.ndarray] = {}
+# Tuned on CMRC 2018 dev questions 0-999 (bench/tune.py); why each value: bench/README.md.
+DEFAULTS = {"lexical_weight": 1.0, "dense_weight": 1.0, "rrf_k": 60, "candidates": 50, "doc_weight": 0.0,
+            "min_term_coverage": 0.5}
 
 
 def default_margins(model_id: str) -> tuple[float, float]:
@@ -43,6 +46,37 @@ def null_vectors(embedder) -> np.ndarray:
     if key not in _null_cache:
         _null_cache[key] = embedder.embed_passages(NULL_PASSAGES)
     return _null_cache[key]
+
+
+@dataclass
+class Candidates:
+    """What each side found for one query: (chunk id, score) lists, best first."""
+
+    lexical: list[tuple[int, float]]
+    dense: list[tuple[int, float]]
+    query_vector: np.ndarray | None
+    baseline: float  # the query's mean similarity to the null sentences
+    doc_of: dict[int, int]  # chunk id -> document id (filled when documents weigh in)
+
+
+def fuse(cand: Candidates, lexical_weight: float, dense_weight: float, rrf_k: int,
+         doc_weight: float = 0.0) -> dict[int, float]:
+    """Weighted reciprocal-rank fusion, plus a share of the chunk's document's total.
+
+    The document term lifts a chunk whose neighbours matched too: an answer usually sits in a
+    document that is about the question as a whole, not in a lone chunk that shares a few words.
+    """
+    fused: dict[int, float] = {}
+    for weight, found in ((lexical_weight, cand.lexical), (dense_weight, cand.dense)):
+        for r, (cid, _) in enumerate(found, 1):
+            fused[cid] = fused.get(cid, 0.0) + weight / (rrf_k + r)
+    if doc_weight and cand.doc_of:
+        per_doc: dict[int, float] = {}
+        for cid, s in fused.items():
+            d = cand.doc_of.get(cid)
+            per_doc[d] = per_doc.get(d, 0.0) + s
+        fused = {cid: s + doc_weight * per_doc[cand.doc_of.get(cid)] for cid, s in fused.items()}
+    return fused
 
 
 @dataclass
@@ -70,34 +104,39 @@ class Retriever:
     of the query's words (lexical).
     """
 
-    def __init__(self, store, embedder, lexical_weight: float = 1.0, dense_weight: float = 1.0,
-                 rrf_k: int = 60, candidates: int = 50, min_margin: float | None = None,
-                 min_margin_cross: float | None = None, min_term_coverage: float = 0.5) -> None:
+    def __init__(self, store, embedder, lexical_weight: float = DEFAULTS["lexical_weight"],
+                 dense_weight: float = DEFAULTS["dense_weight"], rrf_k: int = DEFAULTS["rrf_k"],
+                 candidates: int = DEFAULTS["candidates"], doc_weight: float = DEFAULTS["doc_weight"],
+                 min_margin: float | None = None, min_margin_cross: float | None = None,
+                 min_term_coverage: float = DEFAULTS["min_term_coverage"]) -> None:
         self.store, self.embedder = store, embedder
         self.lexical_weight, self.dense_weight = lexical_weight, dense_weight
-        self.rrf_k, self.candidates = rrf_k, candidates
+        self.rrf_k, self.candidates, self.doc_weight = rrf_k, candidates, doc_weight
         same, cross = default_margins(store.get_meta("embed_model_id") or "")
         self.min_margin = same if min_margin is None else min_margin
         self.min_margin_cross = cross if min_margin_cross is None else min_margin_cross
         self.min_term_coverage = min_term_coverage
 
-    def search(self, query: str, k: int = DEFAULT_TOP_K, apply_floor: bool = True) -> list[Hit]:
-        """The top-k chunks for `query`, best first (only those above the floor, unless told)."""
+    def candidates_for(self, query: str) -> Candidates:
+        """Both sides' candidate lists for a query, before fusion."""
         lex = self.store.lexical_search(query, self.candidates) if self.lexical_weight > 0 else []
         dense, qvec, baseline = [], None, 0.0
         if self.dense_weight > 0 and self.store.count("vectors") > 0:
             qvec = self.embedder.embed_query(query)
             dense = self.store.dense_search(qvec, self.candidates)
             baseline = float((null_vectors(self.embedder) @ qvec).mean())
-        fused: dict[int, float] = {}
-        lex_rank = {cid: r for r, (cid, _) in enumerate(lex, 1)}
-        dense_rank = {cid: r for r, (cid, _) in enumerate(dense, 1)}
-        sim = dict(dense)
-        for cid, r in lex_rank.items():
-            fused[cid] = fused.get(cid, 0.0) + self.lexical_weight / (self.rrf_k + r)
-        for cid, r in dense_rank.items():
-            fused[cid] = fused.get(cid, 0.0) + self.dense_weight / (self.rrf_k + r)
+        docs = self.store.doc_ids({cid for cid, _ in lex} | {cid for cid, _ in dense}) if self.doc_weight else {}
+        return Candidates(lex, dense, qvec, baseline, docs)
+
+    def search(self, query: str, k: int = DEFAULT_TOP_K, apply_floor: bool = True) -> list[Hit]:
+        """The top-k chunks for `query`, best first (only those above the floor, unless told)."""
+        cand = self.candidates_for(query)
+        fused = fuse(cand, self.lexical_weight, self.dense_weight, self.rrf_k, self.doc_weight)
         ranked = sorted(fused, key=lambda c: -fused[c])
+        lex_rank = {cid: r for r, (cid, _) in enumerate(cand.lexical, 1)}
+        dense_rank = {cid: r for r, (cid, _) in enumerate(cand.dense, 1)}
+        sim = dict(cand.dense)
+        qvec = cand.query_vector
         records = self.store.chunks(ranked[: max(k * 4, k)])
         query_terms = {t for t in lexical.terms(query) if t not in lexical.STOPWORDS}
         query_lang = language(query)
@@ -113,7 +152,7 @@ class Retriever:
             similarity = sim.get(cid)
             hit = Hit(**vars(rec), score=fused[cid], lexical_rank=lex_rank.get(cid),
                       dense_rank=dense_rank.get(cid), similarity=similarity,
-                      relevance=None if similarity is None else similarity - baseline)
+                      relevance=None if similarity is None else similarity - cand.baseline)
             if apply_floor and not self._passes(hit, query_terms, query_lang):
                 continue
             hits.append(hit)

@@ -22,7 +22,7 @@ import numpy as np
 from kb import lexical
 from kb.chunking import Chunk
 from kb.document import Document
-from kb.vector_index import VectorIndex
+from kb.vector_index import TRAIN_PER_LIST, VectorIndex, kind_for
 
 SCHEMA_VERSION = 2
 DB_NAME = "kb.sqlite"
@@ -269,8 +269,12 @@ class Store:
         with self._lock:
             return self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
-    def add_vectors(self, ids: list[int], vecs: np.ndarray) -> None:
-        """Store one batch of vectors and finish the documents it completes; then refresh FAISS."""
+    def add_vectors(self, ids: list[int], vecs: np.ndarray, save: bool = True) -> None:
+        """Store one batch of vectors and finish the documents it completes; then refresh FAISS.
+
+        With save=False the index file is left stale (its stamp no longer matches), which is safe:
+        it is rebuilt from SQLite on the next open unless save_index() runs first.
+        """
         half = np.asarray(vecs, np.float32).astype(np.float16)
         index = self.index  # loaded (or rebuilt) before the batch, so only the batch is added after
         with self.transaction() as db:
@@ -286,7 +290,8 @@ class Store:
         with self._lock:
             if self._index is index and keep:
                 index.add(np.asarray([ids[i] for i in keep]), half[keep].astype(np.float32))
-            self.save_index()
+            if save:
+                self.save_index()
 
     def vector(self, chunk_id: int) -> np.ndarray | None:
         """The stored vector of a chunk (float32), if it has one."""
@@ -325,17 +330,31 @@ class Store:
             return self._index
 
     def rebuild_index(self) -> VectorIndex:
-        """Rebuild the FAISS index from the vectors stored in SQLite, and save it."""
+        """Rebuild the FAISS index from the vectors stored in SQLite (its type chosen by size), and save it."""
         with self._lock:
-            index = VectorIndex(int(self.get_meta("embed_dim")))
+            dim = int(self.get_meta("embed_dim"))
+            count = self.count("vectors")
+            kind = kind_for(count)
+            training = None
+            if kind != "flat":
+                lists = int(kind[3:])
+                step = max(1, count // (lists * TRAIN_PER_LIST))  # an even sample across the KB
+                rows = self.conn.execute("SELECT vec FROM vectors WHERE chunk_id % ? = 0", (step,)).fetchall()
+                training = np.frombuffer(b"".join(r[0] for r in rows), np.float16).reshape(len(rows), -1)
+            index = VectorIndex(dim, kind, None if training is None else training.astype(np.float32))
             cur = self.conn.execute("SELECT chunk_id, vec FROM vectors ORDER BY chunk_id")
-            while rows := cur.fetchmany(4096):
+            while rows := cur.fetchmany(16384):
                 ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
                 vecs = np.frombuffer(b"".join(r[1] for r in rows), np.float16).reshape(len(rows), -1)
                 index.add(ids, vecs.astype(np.float32))
             self._index = index
             self.save_index()
             return index
+
+    def index_needs_rebuild(self) -> bool:
+        """True when the knowledge base has grown (or shrunk) past what its index type suits."""
+        with self._lock:
+            return self._index is not None and self._index.kind != kind_for(self._index.count)
 
     def save_index(self) -> None:
         """Write the index file if it is loaded (atomically, stamped with the current generation)."""
@@ -369,6 +388,16 @@ class Store:
                 "SELECT c.id, c.doc_id, d.path, d.name, c.page, c.start, c.end, c.text FROM chunks c "
                 f"JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({','.join('?' * len(ids))})", ids)
             return {r[0]: ChunkRecord(*r) for r in rows}
+
+    def doc_ids(self, ids: Iterable[int]) -> dict[int, int]:
+        """Chunk id -> document id for the given chunks."""
+        ids = list(ids)
+        if not ids:
+            return {}
+        with self._lock:
+            rows = self.conn.execute(
+                f"SELECT id, doc_id FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids)
+            return dict(rows.fetchall())
 
     def page_text(self, doc_id: int, number: int) -> str | None:
         """The full text of one page (citations' offsets point into it)."""

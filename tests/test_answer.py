@@ -16,14 +16,15 @@ class CountingLLM:
     """The real model, counting generations."""
 
     def __init__(self, llm):
-        self.llm, self.calls = llm, 0
+        self.llm, self.calls, self.sent = llm, 0, []
 
     def __getattr__(self, name):
         return getattr(self.llm, name)
 
-    def stream_chat(self, *a, **kw):
+    def stream_chat(self, messages, *a, **kw):
         self.calls += 1
-        return self.llm.stream_chat(*a, **kw)
+        self.sent.append([dict(m) for m in messages])
+        return self.llm.stream_chat(messages, *a, **kw)
 
     def chat(self, *a, **kw):
         self.calls += 1
@@ -63,16 +64,40 @@ def test_not_found_without_calling_the_llm(kb, small_llm):
     assert en.text() == NOT_FOUND["en"] and llm.calls == 0
 
 
-def test_follow_up_is_condensed_into_a_standalone_question(kb, small_llm):
-    history = [{"role": "user", "content": "做面包的步骤是什么？"},
-               {"role": "assistant", "content": "先把面粉、水、酵母和盐混合，揉十分钟，发酵一小时，再烤三十分钟[1]。"}]
+def test_follow_up_extends_the_cached_prompt_with_one_llm_call(kb, small_llm):
     llm = CountingLLM(small_llm)
-    stream = Answerer(kb, llm, temperature=0.0).ask("烤箱要多少度？", history=history)
+    answerer = Answerer(kb, llm, temperature=0.0)
+    first = answerer.ask("做面包的步骤是什么？")
+    first.text()
+    cached_after_first = small_llm.cached_tokens
+    history = [{"role": "user", "content": "做面包的步骤是什么？"},
+               {"role": "assistant", "content": first.result.text}]
+    stream = answerer.ask("烤箱要多少度？", history=history)
     assert stream.sources and stream.sources[0].name == "bread.md"
     stream.text()
-    assert llm.calls == 2  # one rewrite, one answer
-    assert stream.result.search_query != "烤箱要多少度？"
-    assert stream.result.text.strip()
+    assert llm.calls == 2  # one per question: no rewriting call before the answer
+    assert stream.result.search_query == "做面包的步骤是什么？ 烤箱要多少度？"
+    before, after = llm.sent
+    # the follow-up's prompt is the first prompt, its answer, then the new turn: llama.cpp reuses
+    # the cached keys/values of that whole prefix and only processes the new turn
+    assert after[: len(before)] == before
+    assert after[len(before)] == {"role": "assistant", "content": first.result.text}
+    assert after[-1]["role"] == "user" and "烤箱要多少度" in after[-1]["content"]
+    assert cached_after_first >= small_llm.count_prompt_tokens(before)
+    # sources of the first answer keep their numbers; the bread chunk is not repeated
+    assert stream.result.sources[: len(first.result.sources)] == first.result.sources
+    assert after[-1]["content"].count("To bake bread") == 0
+
+
+def test_history_from_elsewhere_starts_a_fresh_prompt(kb, small_llm):
+    llm = CountingLLM(small_llm)
+    history = [{"role": "user", "content": "做面包的步骤是什么？"},
+               {"role": "assistant", "content": "先混合面粉、水、酵母和盐[1]。"}]
+    stream = Answerer(kb, llm, temperature=0.0).ask("烤箱要多少度？", history=history)
+    stream.text()
+    sent = llm.sent[0]
+    assert sent[0]["role"] == "system" and sent[1] == history[0] and sent[2]["role"] == "assistant"
+    assert "To bake bread" in sent[-1]["content"]
 
 
 def test_cited_numbers():

@@ -57,3 +57,14 @@ def test_random_text_respects_limit_and_offsets(e5, parts, size):
     for c in chunker.split_page(1, text):
         assert c.tokens <= size
         assert text[c.start:c.end] == c.text
+
+
+def test_offsets_stay_right_when_sentences_repeat(e5):
+    from kb.chunking import Chunker
+
+    text = "\n\n".join(f"第{i}段。" + "同一句话反复出现在每一段里。" * 6 + f"第{i}段的结论。" for i in range(1, 6))
+    chunks = Chunker(e5.count_tokens, 48, 8).split_page(1, text)
+    assert len(chunks) > 5
+    for c in chunks:
+        assert text[c.start:c.end] == c.text
+    assert all(b.start > a.start and b.end > a.end for a, b in zip(chunks, chunks[1:], strict=False))

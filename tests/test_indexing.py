@@ -261,3 +261,39 @@ def test_a_version_1_database_migrates_and_keeps_its_data(tmp_path):
                                   {"role": "assistant", "content": "对比学习模型[1]"}]
     conv.delete(c.id)
     assert conv.list() == [] and store.conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
+
+
+def test_index_type_follows_size_and_ivf_finds_the_exact_neighbours(tmp_path, monkeypatch):
+    import numpy as np
+
+    from kb import vector_index
+    from kb.store import Store
+
+    monkeypatch.setattr(vector_index, "IVF_FROM", 2_000)  # the real threshold needs 200k vectors
+    assert vector_index.kind_for(1_999) == "flat" and vector_index.kind_for(2_000).startswith("ivf")
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(40, 32))
+    vecs = (centres[rng.integers(0, 40, 3_000)] + 0.3 * rng.normal(size=(3_000, 32))).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    store = Store.create(tmp_path / "kb", {"embed_model_id": "synthetic", "embed_dim": 32})
+    with store.transaction() as db:
+        db.execute("INSERT INTO documents(id, path, name, status) VALUES (1, '/d', 'd', 'indexed')")
+        db.executemany("INSERT INTO chunks(id, doc_id, page, start, end, text, tokens) VALUES (?,1,1,0,1,'x',1)",
+                       [(i,) for i in range(1, 3_001)])
+    store.add_vectors(list(range(1, 1_001)), vecs[:1_000])
+    assert store.index.kind == "flat"
+    store.add_vectors(list(range(1_001, 3_001)), vecs[1_000:])
+    assert store.index_needs_rebuild()
+    store.rebuild_index()
+    assert store.index.kind == vector_index.kind_for(3_000)
+    half = vecs.astype(np.float16).astype(np.float32)
+    found = 0
+    for q in vecs[::100]:
+        exact = set((np.argsort(-(half @ q))[:10] + 1).tolist())
+        found += len(exact & {cid for cid, _ in store.dense_search(q, 10)})
+    assert found / (10 * 30) >= 0.9
+    store.remove_document(1)  # IVF removes ids like the flat index
+    assert store.index.count == 0
+    store.close()
+    reopened = Store(tmp_path / "kb")
+    assert reopened.index.count == 0

@@ -98,3 +98,12 @@ def test_checksum_is_checked_before_loading(tmp_path):
                    max_tokens=8, temperature=0.0)
     assert "paris" in text.lower()
     ok.close()
+
+
+def test_prime_caches_the_system_prefix_that_every_prompt_starts_with(small_llm):
+    system = [{"role": "system", "content": "你是助手。"}]
+    n = small_llm.prime(system)
+    assert n > 3 and small_llm.cached_tokens == n
+    full = small_llm.tokenize_prompt([*system, {"role": "user", "content": "你好"}])
+    assert full[:n] == small_llm._llm._input_ids[:n].tolist()
+    assert small_llm.n_threads_batch >= small_llm.n_threads

@@ -1,0 +1,189 @@
+"""Retrieval latency at 10k, 100k and 1M chunks, the index type the store picks, and peak RSS.
+
+Synthetic knowledge bases are grown from a real one (the CMRC KB that bench/retrieval.py builds):
+each real chunk is repeated with its text and FTS terms and a noisy copy of its vector (cosine
+~0.9 to the original), so lexical posting lists and vector clusters grow as a real corpus's would.
+They are written straight into a real Store (SQLite + FTS5 + vectors), then the store builds its
+own index (flat or IVF by size) and questions go through the real Retriever end to end.
+
+    python bench/latency.py --sizes 10000 100000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from retrieval import CACHE, ensure_models_dir, load_dataset, open_or_build_kb  # noqa: E402
+
+NOISE_COS = 0.9
+
+
+def base_rows(store) -> tuple[list[tuple], np.ndarray]:
+    """The real KB's chunks (doc_id, page, start, end, text, tokens, fts terms) and vectors."""
+    rows = store.conn.execute(
+        "SELECT c.id, c.doc_id, c.page, c.start, c.end, c.text, c.tokens, f.terms, v.vec FROM chunks c "
+        "JOIN chunks_fts f ON f.rowid=c.id JOIN vectors v ON v.chunk_id=c.id ORDER BY c.id").fetchall()
+    vecs = np.frombuffer(b"".join(r[8] for r in rows), np.float16).reshape(len(rows), -1).astype(np.float32)
+    return [r[1:8] for r in rows], vecs
+
+
+def grow(folder: Path, size: int, rows: list[tuple], vecs: np.ndarray, dim: int, model_id: str):
+    """A Store of `size` chunks made of noisy copies of the real ones (cached between runs)."""
+    from kb.store import Store
+
+    if (folder / "done").exists():
+        return Store(folder)
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    store = Store.create(folder, {"name": folder.name, "embed_model_id": model_id, "embed_dim": dim,
+                                  "chunk_tokens": 256, "overlap_tokens": 38})
+    rng = np.random.default_rng(0)
+    sigma = np.tan(np.arccos(NOISE_COS)) / np.sqrt(dim)
+    n_docs = len({r[0] for r in rows})
+    copies = -(-size // len(rows))
+    made = 0
+    for copy in range(copies):
+        take = rows[: min(len(rows), size - made)]
+        noisy = vecs[: len(take)] + rng.normal(0, sigma, (len(take), dim)).astype(np.float32)
+        noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+        half = noisy.astype(np.float16)
+        with store.transaction() as db:
+            doc_base = copy * n_docs
+            docs = sorted({r[0] for r in take})
+            db.executemany("INSERT INTO documents(id, path, name, kind, status, pages) VALUES (?,?,?,?,?,1)",
+                           [(doc_base + d, f"/synthetic/{copy}/{d}.txt", f"{copy}-{d}.txt", "text", "indexed")
+                            for d in docs])
+            first = made + 1
+            db.executemany("INSERT INTO chunks(id, doc_id, page, start, end, text, tokens) VALUES (?,?,?,?,?,?,?)",
+                           [(first + i, doc_base + r[0], *r[1:6]) for i, r in enumerate(take)])
+            db.executemany("INSERT INTO chunks_fts(rowid, terms) VALUES (?, ?)",
+                           [(first + i, r[6]) for i, r in enumerate(take)])
+            db.executemany("INSERT INTO vectors(chunk_id, vec) VALUES (?, ?)",
+                           [(first + i, half[i].tobytes()) for i in range(len(take))])
+        made += len(take)
+        if copy % 50 == 0:
+            print(f"    {made}/{size} chunks", flush=True)
+    started = time.perf_counter()
+    store.rebuild_index()
+    (folder / "done").write_text(json.dumps({"index_build_s": round(time.perf_counter() - started, 1)}))
+    return store
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The p-th percentile of `values`, in the values' unit."""
+    return float(np.percentile(np.asarray(values), p))
+
+
+def measure(store, embedder, questions: list[str]) -> dict:
+    """Latency of the real Retriever (end to end and by part), and the IVF's recall vs exact search."""
+    from kb.retriever import Retriever
+
+    retriever = Retriever(store, embedder)
+    started = time.perf_counter()
+    _ = store.index  # load (or rebuild) before timing queries
+    load_s = time.perf_counter() - started
+    retriever.search(questions[0], 5)  # warm caches (SQLite pages, jieba)
+    total, lex, dense = [], [], []
+    for q in questions:
+        t0 = time.perf_counter()
+        retriever.search(q, 5)
+        total.append(1000 * (time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        store.lexical_search(q, retriever.candidates)
+        lex.append(1000 * (time.perf_counter() - t0))
+        qv = embedder.embed_query(q)
+        t0 = time.perf_counter()
+        store.dense_search(qv, retriever.candidates)
+        dense.append(1000 * (time.perf_counter() - t0))
+    out = {"chunks": store.count("vectors"), "index": store.index.kind, "index_load_s": round(load_s, 2),
+           "p50_ms": round(percentile(total, 50), 1), "p95_ms": round(percentile(total, 95), 1),
+           "lexical_p50_ms": round(percentile(lex, 50), 1), "lexical_p95_ms": round(percentile(lex, 95), 1),
+           "dense_p50_ms": round(percentile(dense, 50), 2), "dense_p95_ms": round(percentile(dense, 95), 2)}
+    if store.index.kind != "flat":
+        out["ivf_recall@10"] = ivf_recall(store, embedder, questions[:100])
+    return out
+
+
+def ivf_recall(store, embedder, questions: list[str]) -> float:
+    """How many of the exact top-10 neighbours the IVF index returns (mean over questions)."""
+    vecs = np.frombuffer(b"".join(r[0] for r in store.conn.execute(
+        "SELECT vec FROM vectors ORDER BY chunk_id")), np.float16).reshape(store.count("vectors"), -1)
+    ids = np.fromiter((r[0] for r in store.conn.execute("SELECT chunk_id FROM vectors ORDER BY chunk_id")),
+                      np.int64)
+    found = 0
+    for q in questions:
+        qv = embedder.embed_query(q)
+        exact = set(ids[np.argsort(-(vecs @ qv.astype(np.float16)).astype(np.float32))[:10]].tolist())
+        found += len(exact & {cid for cid, _ in store.dense_search(qv, 10)})
+    return round(found / (10 * len(questions)), 4)
+
+
+def rss_probe(folder: str, questions: list[str]) -> None:
+    """(Run in a child process.) Peak RSS with the embedder loaded, then with the KB open and searched."""
+    from kb.retriever import Retriever
+    from kb.store import Store
+    from models.embedder import Embedder
+
+    embedder = Embedder.default()
+    embedder.embed_query("warm up")
+    model_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    store = Store(Path(folder))
+    retriever = Retriever(store, embedder)
+    for q in questions:
+        retriever.search(q, 5)
+    print(json.dumps({"rss_model_mb": round(model_kb / 1024),
+                      "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+
+
+def main(argv=None) -> int:
+    """Grow the synthetic KBs, time the questions, probe peak RSS; print JSON rows."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000, 1_000_000])
+    p.add_argument("--questions", type=int, default=200)
+    p.add_argument("--rss-probe", help=argparse.SUPPRESS)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = p.parse_args(argv)
+    ensure_models_dir()
+    passages, queries = load_dataset("cmrc", 1000, args.questions)
+    questions = [q["question"] for q in queries]
+    if args.rss_probe:
+        rss_probe(args.rss_probe, questions[:50])
+        return 0
+    from models.embedder import Embedder
+
+    embedder = Embedder.default()
+    kb, _, _ = open_or_build_kb("cmrc", load_dataset("cmrc", 0, None)[0], embedder, 256, 38)
+    rows_, vecs = base_rows(kb.store)
+    results = []
+    for size in args.sizes:
+        folder = CACHE / f"synthetic-{size}"
+        print(f"{size} chunks:", flush=True)
+        store = grow(folder, size, rows_, vecs, embedder.dim, embedder.model_id)
+        row = {"size": size, **json.loads((folder / "done").read_text()), **measure(store, embedder, questions)}
+        store.close()
+        probe = subprocess.run([sys.executable, __file__, "--rss-probe", str(folder),
+                                "--questions", str(args.questions)], capture_output=True, text=True, check=True)
+        row.update(json.loads(probe.stdout.strip().splitlines()[-1]))
+        print("  " + json.dumps(row), flush=True)
+        results.append(row)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"latency-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
