@@ -8,6 +8,8 @@ import sys
 import time
 
 from app.progress import ProgressPrinter
+from kb.answer import DEFAULT_CONTEXT_TOKENS
+from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 
 
 def _open(name: str, create: bool = False, embedder_name: str | None = None):
@@ -156,7 +158,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     kb = _open(args.kb)
     llm = LocalLLM.default(args.llm, n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers)
-    stream = Answerer(kb, llm, top_k=args.k).ask(args.question)
+    stream = Answerer(kb, llm, top_k=args.k, context_tokens=args.context_tokens).ask(args.question)
     if args.json:
         stream.text()
         result = stream.result
@@ -186,8 +188,8 @@ def register(sub) -> None:
     c = ksub.add_parser("create", help="create an empty knowledge base")
     c.add_argument("name")
     c.add_argument("--embedder", help="embedding model (default: the catalog default)")
-    c.add_argument("--chunk-tokens", type=int, default=256)
-    c.add_argument("--overlap-tokens", type=int, default=38)
+    c.add_argument("--chunk-tokens", type=int, default=DEFAULT_CHUNK_TOKENS)
+    c.add_argument("--overlap-tokens", type=int, default=DEFAULT_OVERLAP_TOKENS)
     c.set_defaults(func=cmd_kb_create)
     ls = ksub.add_parser("list", help="every knowledge base with its counts")
     ls.add_argument("--json", action="store_true")
@@ -224,6 +226,8 @@ def register(sub) -> None:
     q.add_argument("kb")
     q.add_argument("question")
     q.add_argument("-k", type=int, default=5, help="sources to retrieve")
+    q.add_argument("--context-tokens", type=int, default=DEFAULT_CONTEXT_TOKENS,
+                   help="prompt tokens of evidence (smaller: faster first token)")
     q.add_argument("--llm", help="chat model (default: the catalog default)")
     q.add_argument("--ctx", type=int, default=4096, help="context length in tokens")
     q.add_argument("--threads", type=int, help="llama.cpp threads (default: cores - 1)")

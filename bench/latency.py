@@ -49,8 +49,7 @@ def grow(folder: Path, size: int, rows: list[tuple], vecs: np.ndarray, dim: int,
     import shutil
 
     shutil.rmtree(folder, ignore_errors=True)
-    store = Store.create(folder, {"name": folder.name, "embed_model_id": model_id, "embed_dim": dim,
-                                  "chunk_tokens": 256, "overlap_tokens": 38})
+    store = Store.create(folder, {"name": folder.name, "embed_model_id": model_id, "embed_dim": dim})
     rng = np.random.default_rng(0)
     sigma = np.tan(np.arccos(NOISE_COS)) / np.sqrt(dim)
     n_docs = len({r[0] for r in rows})
@@ -154,6 +153,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000, 1_000_000])
     p.add_argument("--questions", type=int, default=200)
+    p.add_argument("--base", default="cmrc", help="the real KB the synthetic ones are grown from")
     p.add_argument("--rss-probe", help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = p.parse_args(argv)
@@ -166,11 +166,14 @@ def main(argv=None) -> int:
     from models.embedder import Embedder
 
     embedder = Embedder.default()
-    kb, _, _ = open_or_build_kb("cmrc", load_dataset("cmrc", 0, None)[0], embedder, 256, 38)
+    from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
+
+    kb, _, _ = open_or_build_kb(args.base, load_dataset(args.base, 0, None)[0], embedder,
+                                DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS)
     rows_, vecs = base_rows(kb.store)
     results = []
     for size in args.sizes:
-        folder = CACHE / f"synthetic-{size}"
+        folder = CACHE / f"synthetic-{args.base}-{size}"
         print(f"{size} chunks:", flush=True)
         store = grow(folder, size, rows_, vecs, embedder.dim, embedder.model_id)
         row = {"size": size, **json.loads((folder / "done").read_text()), **measure(store, embedder, questions)}

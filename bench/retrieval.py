@@ -16,27 +16,33 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ZHIKU_SHARED", ROOT.parent / "shared")) / "bench"
 sys.path.insert(0, str(ROOT))
 
-# dataset -> (passage files, question file, file whose answers are checked)
+# dataset -> (passage files, question files, file whose answers are checked)
 DATASETS = {
-    "cmrc": (["cmrc2018-dev/passages.jsonl"], "cmrc2018-dev/queries.jsonl", None),
-    "xquad-zh": (["xquad/rag_format_zh/passages.jsonl"], "xquad/rag_format_zh/queries.jsonl", None),
-    "xquad-en": (["xquad/rag_format_en/passages.jsonl"], "xquad/rag_format_en/queries.jsonl", None),
+    "cmrc": (["cmrc2018-dev/passages.jsonl"], ["cmrc2018-dev/queries.jsonl"], None),
+    "xquad-zh": (["xquad/rag_format_zh/passages.jsonl"], ["xquad/rag_format_zh/queries.jsonl"], None),
+    "xquad-en": (["xquad/rag_format_en/passages.jsonl"], ["xquad/rag_format_en/queries.jsonl"], None),
     # cross-lingual: questions in one language over passages in the other; answers must be found in
     # the passages' language, so they come from the aligned question file of that language
-    "xquad-zh-en": (["xquad/rag_format_en/passages.jsonl"], "xquad/rag_format_zh/queries.jsonl",
+    "xquad-zh-en": (["xquad/rag_format_en/passages.jsonl"], ["xquad/rag_format_zh/queries.jsonl"],
                     "xquad/rag_format_en/queries.jsonl"),
-    "xquad-en-zh": (["xquad/rag_format_zh/passages.jsonl"], "xquad/rag_format_en/queries.jsonl",
+    "xquad-en-zh": (["xquad/rag_format_zh/passages.jsonl"], ["xquad/rag_format_en/queries.jsonl"],
                     "xquad/rag_format_zh/queries.jsonl"),
+    # one KB of CMRC + XQuAD zh + XQuAD en passages; the Chinese questions of both, so each has
+    # thousands of distractors in two languages
     "pooled": (["cmrc2018-dev/passages.jsonl", "xquad/rag_format_zh/passages.jsonl",
-                "xquad/rag_format_en/passages.jsonl"], "cmrc2018-dev/queries.jsonl", None),
+                "xquad/rag_format_en/passages.jsonl"],
+               ["cmrc2018-dev/queries.jsonl", "xquad/rag_format_zh/queries.jsonl"], None),
 }
-BUDGETS = (500, 1000)
+BUDGETS = (300, 500, 1000)
+# CMRC dev questions 0-999 tune the defaults (bench/tune.py); reports use the rest
+TUNE_QUESTIONS = 1000
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -46,49 +52,84 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def load_dataset(name: str, offset: int, limit: int | None):
-    """(passages, questions with answers to check) for a dataset name."""
-    passage_files, query_file, answer_file = DATASETS[name]
+    """(passages, questions with answers to check) for a dataset name.
+
+    `offset` skips that many CMRC questions (the tuning set); `limit` caps each question file.
+    """
+    passage_files, query_files, answer_file = DATASETS[name]
     passages = {}
     for pf in passage_files:
         # XQuAD's zh and en passages share ids; keep both apart when they are pooled
         suffix = "-en" if name == "pooled" and "rag_format_en" in pf else ""
         for row in read_jsonl(SHARED / pf):
             passages[row["pid"] + suffix] = row
-    queries = read_jsonl(SHARED / query_file)
-    if answer_file:
-        answers = {q["qid"]: q["answers"] for q in read_jsonl(SHARED / answer_file)}
-        queries = [dict(q, answers=answers[q["qid"]]) for q in queries if q["qid"] in answers]
-    queries = queries[offset:]
-    return passages, queries[:limit] if limit else queries
+    queries = []
+    for qf in query_files:
+        rows = read_jsonl(SHARED / qf)
+        if answer_file:
+            answers = {q["qid"]: q["answers"] for q in read_jsonl(SHARED / answer_file)}
+            rows = [dict(q, answers=answers[q["qid"]]) for q in rows if q["qid"] in answers]
+        if qf.startswith("cmrc"):
+            rows = rows[offset:]
+        queries += rows[:limit] if limit else rows
+    return passages, queries
 
 
-def evaluate(rank_texts, queries, count_tokens, label: str) -> dict:
-    """Answer-recall and MRR for a function question -> ranked chunk texts."""
+def contains_answer(text: str, answers: list[str]) -> bool:
+    """True when a gold answer string occurs in `text`."""
+    return any(a and a in text for a in answers)
+
+
+def evaluate(rank, context, queries, label: str) -> dict:
+    """Answer-recall@k, MRR and answer-recall of the prompt context at each token budget.
+
+    `rank(question)` gives ranked objects with `.text`; `context(question, ranked, budget)` the
+    texts a prompt of that budget would hold.
+    """
     hits = {1: 0, 5: 0, 10: 0}
     budget_hits = {b: 0 for b in BUDGETS}
     rr = 0.0
-    started = time.perf_counter()
+    elapsed = 0.0
     for q in queries:
-        texts = rank_texts(q["question"])
-        first = next((i for i, t in enumerate(texts) if any(a and a in t for a in q["answers"])), None)
+        t0 = time.perf_counter()
+        ranked = rank(q["question"])
+        elapsed += time.perf_counter() - t0
+        first = next((i for i, r in enumerate(ranked) if contains_answer(r.text, q["answers"])), None)
         if first is not None:
             rr += 1 / (first + 1)
             for k in hits:
                 hits[k] += first < k
         for b in BUDGETS:
-            used, context = 0, []
-            for t in texts:
-                cost = count_tokens(t)
-                if used + cost > b:
-                    break
-                used += cost
-                context.append(t)
-            budget_hits[b] += any(a and a in t for t in context for a in q["answers"])
+            budget_hits[b] += any(contains_answer(t, q["answers"]) for t in context(q["question"], ranked, b))
     n = max(len(queries), 1)
     return {"system": label, "questions": len(queries),
             **{f"R@{k}": round(v / n, 4) for k, v in hits.items()}, "MRR": round(rr / n, 4),
             **{f"R@{b}tok": round(v / n, 4) for b, v in budget_hits.items()},
-            "ms_per_query": round(1000 * (time.perf_counter() - started) / n, 1)}
+            "ms_per_query": round(1000 * elapsed / n, 1)}
+
+
+def take_until_full(count_tokens):
+    """The simple way to fill a prompt: ranked chunks in order until the next one does not fit."""
+    def context(_question, ranked, budget):
+        used, out = 0, []
+        for r in ranked:
+            cost = count_tokens(r.text)
+            if used + cost > budget:
+                break
+            used += cost
+            out.append(r.text)
+        return out
+    return context
+
+
+def packed(count_tokens, page_text):
+    """Our answer path's filling: kb.evidence.pack (neighbours merged, best sentences of the last)."""
+    from kb.evidence import pack
+    from kb.lexical import query_terms
+
+    def context(question, ranked, budget):
+        return [s.text for s in pack(ranked, budget, count_tokens, page_text, terms=query_terms(question))]
+    return context
 
 
 CACHE = ROOT / "bench" / "cache"
@@ -110,7 +151,8 @@ def open_or_build_kb(dataset: str, passages: dict, embedder, chunk_tokens: int, 
     """
     from kb.knowledge_base import KnowledgeBase
 
-    key = f"{dataset}-{len(passages)}-{chunk_tokens}-{overlap}-{embedder.model_id.split('@')[-1][:8]}"
+    corpus = "+".join(Path(f).parts[-2] for f in DATASETS[dataset][0]) if dataset in DATASETS else dataset
+    key = f"{corpus}-{len(passages)}-{chunk_tokens}-{overlap}-{embedder.model_id.split('@')[-1][:8]}"
     folder = CACHE / key if cache else Path(tempfile.mkdtemp(prefix="zhiku-bench-"))
     os.environ["ZHIKU_HOME"] = str(folder / "home")
     if (folder / "done").exists():
@@ -129,6 +171,13 @@ def open_or_build_kb(dataset: str, passages: dict, embedder, chunk_tokens: int, 
     return kb, time.perf_counter() - started, report
 
 
+@dataclass
+class Text:
+    """A ranked chunk of the naive baseline."""
+
+    text: str
+
+
 def naive_baseline(passages: dict, embedder):
     """LangChain's RecursiveCharacterTextSplitter(1000, 200), default separators, dense FAISS only."""
     import faiss
@@ -140,31 +189,37 @@ def naive_baseline(passages: dict, embedder):
     index = faiss.IndexFlatIP(vecs.shape[1])
     index.add(vecs)
 
-    def rank(question: str) -> list[str]:
+    def rank(question: str) -> list[Text]:
         _, ids = index.search(embedder.embed_query(question).reshape(1, -1), 10)
-        return [chunks[i] for i in ids[0] if i >= 0]
-    return rank
+        return [Text(chunks[i]) for i in ids[0] if i >= 0]
+    return rank, len(chunks)
 
 
 def main(argv=None) -> int:
     """Run the chosen datasets and systems; write JSON and a Markdown table."""
+    from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    p.add_argument("--queries", type=int, help="questions per dataset (default: all after --offset)")
-    p.add_argument("--offset", type=int, default=0, help="skip the first N questions (e.g. the tuning set)")
+    p.add_argument("--queries", type=int, help="questions per question file (default: all)")
+    p.add_argument("--offset", type=int, default=TUNE_QUESTIONS,
+                   help="CMRC questions to skip: the tuning set (default 1000)")
     p.add_argument("--systems", nargs="+", default=["ours", "lexical", "dense", "naive"])
-    p.add_argument("--chunk-tokens", type=int, default=256)
-    p.add_argument("--overlap-tokens", type=int, default=38)
+    p.add_argument("--chunk-tokens", type=int, default=DEFAULT_CHUNK_TOKENS)
+    p.add_argument("--overlap-tokens", type=int, default=DEFAULT_OVERLAP_TOKENS)
+    p.add_argument("--fresh", action="store_true", help="ingest again instead of reusing bench/cache")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = p.parse_args(argv)
-
     ensure_models_dir()
+    from functools import lru_cache
+
     from kb.retriever import Retriever
     from models.embedder import Embedder
     from models.llm import LocalLLM
 
     embedder = Embedder.default()
     llm = LocalLLM.default("qwen2.5-coder-1.5b-instruct-q4_k_m", n_ctx=512)  # its tokenizer sizes budgets
+    count_tokens = lru_cache(maxsize=None)(llm.count_tokens)
     rows = []
     for name in args.datasets:
         passages, queries = load_dataset(name, args.offset, args.queries)
@@ -173,26 +228,26 @@ def main(argv=None) -> int:
                                                 args.overlap_tokens, cache=not args.fresh)
         if report:
             print(f"  ingested {report.chunks_added} chunks in {ingest_s:.0f}s", flush=True)
-        systems = {
-            "ours": dict(),
-            "lexical": dict(dense_weight=0.0),
-            "dense": dict(lexical_weight=0.0),
-        }
+        systems = {"ours": {}, "lexical": {"dense_weight": 0.0}, "dense": {"lexical_weight": 0.0}}
         for label in args.systems:
             if label == "naive":
-                rank = naive_baseline(passages, embedder)
+                rank, chunks = naive_baseline(passages, embedder)
+                context = take_until_full(count_tokens)
             else:
                 retriever = Retriever(kb.store, embedder, **systems[label])
-                rank = lambda q, r=retriever: [h.text for h in r.search(q, 10, apply_floor=False)]  # noqa: E731
-            row = evaluate(rank, queries, llm.count_tokens, label)
-            row.update(dataset=name, chunks=report.chunks_added if label != "naive" else None)
+                rank = lambda q, r=retriever: r.search(q, 10, apply_floor=False)  # noqa: E731
+                context = packed(count_tokens, lru_cache(maxsize=None)(kb.store.page_text))
+                chunks = kb.store.count("chunks")
+            row = evaluate(rank, context, queries, label)
+            row.update(dataset=name, chunks=chunks)
             rows.append(row)
             print("  " + json.dumps(row, ensure_ascii=False), flush=True)
         kb.close()
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (args.out / f"retrieval-{stamp}.json").write_text(json.dumps(rows, ensure_ascii=False, indent=2))
-    cols = ["dataset", "system", "questions", "R@1", "R@5", "R@10", "MRR", "R@500tok", "R@1000tok", "ms_per_query"]
+    cols = ["dataset", "system", "questions", "chunks", "R@1", "R@5", "R@10", "MRR",
+            *[f"R@{b}tok" for b in BUDGETS], "ms_per_query"]
     table = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     table += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
     (args.out / f"retrieval-{stamp}.md").write_text("\n".join(table) + "\n")

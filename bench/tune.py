@@ -31,6 +31,8 @@ GRID = {
     "candidates": [20, 50, 100],
     "doc_weight": [0.0, 0.25, 0.5, 1.0],
 }
+QUICK_GRID = {"lexical_weight": [1.0], "dense_weight": [0.75, 1.0], "rrf_k": [10, 60], "candidates": [50],
+              "doc_weight": [0.0, 0.5]}
 
 
 def score(settings: dict, prepared, store, llm_tokens, pack, page_text) -> dict:
@@ -52,10 +54,50 @@ def score(settings: dict, prepared, store, llm_tokens, pack, page_text) -> dict:
             mrr += 1 / (first + 1)
         hits = [texts[cid] for cid in ranked]
         for b in BUDGETS:
-            spans = pack(hits, b, llm_tokens, page_text)
+            spans = pack(hits, b, llm_tokens, page_text, terms=q["terms"])
             budget_hits[b] += any(a in s.text for s in spans for a in q["answers"])
     return {"R@1": round(r1 / n, 4), "MRR": round(mrr / n, 4),
             **{f"R@{b}tok": round(v / n, 4) for b, v in budget_hits.items()}}
+
+
+def floor_sweep(kb, embedder, answerable: list[dict], unanswerable: list[dict]) -> list[dict]:
+    """How each score floor trades answers kept against questions rightly told "not found".
+
+    Answerable: CMRC tuning questions whose answer is in the top 5 without a floor; unanswerable:
+    XQuAD-zh questions (other topics) asked of the CMRC KB.
+    """
+    from kb import lexical
+    from kb.prompt import language
+    from kb.retriever import Retriever
+
+    retriever = Retriever(kb.store, embedder)
+
+    def features(question: str):
+        terms = lexical.query_terms(question)
+        lang = language(question)
+        out = []
+        for h in retriever.search(question, 5, apply_floor=False):
+            coverage = None
+            if h.lexical_rank is not None and terms:
+                coverage = len(terms & set(lexical.terms(h.text))) / len(terms)
+            out.append((h.text, h.relevance, language(h.text) != lang, coverage))
+        return out
+
+    pos = [(q, features(q["question"])) for q in answerable]
+    pos = [(q, f) for q, f in pos if any(any(a in t for a in q["answers"]) for t, *_ in f)]
+    neg = [features(q["question"]) for q in unanswerable]
+    rows = []
+    for same in (0.06, 0.08, 0.10, 0.12):
+        for coverage in (0.5, 0.67, 0.8):
+            def passes(rel, cross, cov):
+                if rel is not None and rel >= (0.03 if cross else same):
+                    return True
+                return cov is not None and cov >= coverage
+            kept = sum(any(passes(*x[1:]) and any(a in x[0] for a in q["answers"]) for x in f) for q, f in pos)
+            rejected = sum(not any(passes(*x[1:]) for x in f) for f in neg)
+            rows.append({"margin": same, "term_coverage": coverage, "answers_kept": round(kept / len(pos), 4),
+                         "unanswerable_rejected": round(rejected / len(neg), 4)})
+    return rows
 
 
 def main(argv=None) -> int:
@@ -64,6 +106,8 @@ def main(argv=None) -> int:
     p.add_argument("--chunkings", nargs="+", default=["256:38"])
     p.add_argument("--questions", type=int, default=1000)
     p.add_argument("--dataset", default="cmrc")
+    p.add_argument("--quick", action="store_true", help="a small grid around the defaults")
+    p.add_argument("--floor", action="store_true", help="sweep the score floor instead")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = p.parse_args(argv)
     ensure_models_dir()
@@ -79,6 +123,17 @@ def main(argv=None) -> int:
     llm_tokens = lru_cache(maxsize=None)(llm.count_tokens)
     passages, queries = load_dataset(args.dataset, 0, args.questions)
     rows = []
+    if args.floor:
+        from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
+
+        kb, _, _ = open_or_build_kb(args.dataset, passages, embedder, DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS)
+        _, others = load_dataset("xquad-zh", 0, 400)
+        rows = floor_sweep(kb, embedder, queries[:600], others)
+        for r in rows:
+            print(json.dumps(r), flush=True)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"floor-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(rows, indent=1))
+        return 0
     for chunking in args.chunkings:
         size, overlap = (int(x) for x in chunking.split(":"))
         kb, _, _ = open_or_build_kb(args.dataset, passages, embedder, size, overlap)
@@ -87,24 +142,28 @@ def main(argv=None) -> int:
         retriever = Retriever(store, embedder, candidates=max(GRID["candidates"]), doc_weight=1.0)
         started = time.perf_counter()
         prepared = []
+        from kb.lexical import query_terms
+
         for q in queries:
+            q["terms"] = query_terms(q["question"])
             cand = retriever.candidates_for(q["question"])
             ids = {cid for cid, _ in cand.lexical} | {cid for cid, _ in cand.dense}
             prepared.append((q, cand, store.chunks(ids)))
         print(f"{chunking}: candidates for {len(queries)} questions in {time.perf_counter() - started:.0f}s",
               flush=True)
-        keys = list(GRID)
-        for values in itertools.product(*(GRID[k] for k in keys)):
+        grid = QUICK_GRID if args.quick else GRID
+        keys = list(grid)
+        for values in itertools.product(*(grid[k] for k in keys)):
             settings = dict(zip(keys, values, strict=True))
             row = {"chunk_tokens": size, "overlap_tokens": overlap, **settings,
                    **score(settings, prepared, store, llm_tokens, pack, page_text)}
             rows.append(row)
         best = sorted((r for r in rows if r["chunk_tokens"] == size and r["overlap_tokens"] == overlap),
-                      key=lambda r: (-r["R@1000tok"], -r["R@500tok"], -r["MRR"]))[:5]
+                      key=lambda r: (-r["R@1000tok"], -r["R@500tok"], -r["R@300tok"], -r["MRR"]))[:5]
         for r in best:
             print("  " + json.dumps(r), flush=True)
         kb.close()
-    rows.sort(key=lambda r: (-r["R@1000tok"], -r["R@500tok"], -r["MRR"]))
+    rows.sort(key=lambda r: (-r["R@1000tok"], -r["R@500tok"], -r["R@300tok"], -r["MRR"]))
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"tune-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(rows, indent=1))

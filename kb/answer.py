@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 from kb.evidence import pack
+from kb.lexical import query_terms
 from kb.prompt import SourceText, build, follow_up_body, language
 from kb.retriever import DEFAULT_TOP_K, Hit, Retriever
 
 # Prompt tokens of evidence for a new question (bench/README.md: answer-recall vs time to first token).
-DEFAULT_CONTEXT_TOKENS = 600
+DEFAULT_CONTEXT_TOKENS = 300
 
 NOT_FOUND = {
     "zh": "你的文档中没有找到与这个问题相关的内容。",
@@ -109,9 +110,10 @@ class Answerer:
         previous = next((t["content"] for t in reversed(history) if t["role"] == "user"), None)
         return f"{previous.strip()} {question.strip()}" if previous else question
 
-    def evidence(self, hits: Sequence[Hit], budget: int) -> list[Source]:
-        """The hits packed into `budget` prompt tokens (neighbours merged), as unnumbered sources."""
-        spans = pack(hits, budget, self.llm.count_tokens, self.kb.store.page_text)
+    def evidence(self, hits: Sequence[Hit], budget: int, query: str) -> list[Source]:
+        """The hits packed into `budget` prompt tokens (neighbours merged, the last one cut to its
+        best sentences), as unnumbered sources."""
+        spans = pack(hits, budget, self.llm.count_tokens, self.kb.store.page_text, terms=query_terms(query))
         out = []
         for s in spans:
             best = hits[s.members[0]]
@@ -129,11 +131,11 @@ class Answerer:
             return AnswerStream([], iter([message]), lambda text: AnswerResult(
                 text, [], [], True, question, query))
         if self._continues(history):
-            messages, sources = self._follow_up(question, hits, lang)
+            messages, sources = self._follow_up(question, query, hits, lang)
         else:
             messages, sources = None, []
         if messages is None:
-            picked = self.evidence(hits, self.context_tokens)
+            picked = self.evidence(hits, self.context_tokens, query)
             prompt = build(question, [SourceText(s.name, s.page, s.text, s.score) for s in picked],
                            self.llm.count_tokens, self.llm.n_ctx, self.reserve, history, lang)
             sources = [dataclasses.replace(picked[i], number=n) for n, i in enumerate(prompt.kept, 1)]
@@ -154,12 +156,12 @@ class Answerer:
         return bool(self._thread and history and history[-1]["role"] == "assistant"
                     and history[-1]["content"].strip() == self._thread[-1]["content"].strip())
 
-    def _follow_up(self, question: str, hits: Sequence[Hit], lang: str):
+    def _follow_up(self, question: str, query: str, hits: Sequence[Hit], lang: str):
         """The previous prompt and answer, then only the new sources and the question; None if too long."""
         old = self._thread_sources
         fresh = [h for h in hits if not any(
             s.doc_id == h.doc_id and s.page == h.page and h.start < s.end and h.end > s.start for s in old)]
-        picked = self.evidence(fresh, self.context_tokens // 2) if fresh else []
+        picked = self.evidence(fresh, self.context_tokens // 2, query) if fresh else []
         numbered = [dataclasses.replace(s, number=len(old) + n) for n, s in enumerate(picked, 1)]
         body = follow_up_body(question, [(s.number, SourceText(s.name, s.page, s.text, s.score))
                                          for s in numbered], lang)

@@ -41,6 +41,11 @@ def index_text(text: str) -> str:
     return " ".join(terms(text))
 
 
+def query_terms(text: str) -> set[str]:
+    """The words of a question that say something (stopwords dropped)."""
+    return {t for t in terms(text) if t not in STOPWORDS}
+
+
 def match_query(text: str) -> str | None:
     """An FTS5 MATCH expression (terms OR-ed) for a question; None when no term is left."""
     words = [t for t in dict.fromkeys(terms(text)) if t not in STOPWORDS]

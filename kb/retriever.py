@@ -28,7 +28,7 @@ MARGINS = {"multilingual-e5": (0.10, 0.03), "all-minilm": (0.15, 0.15)}
 DEFAULT_MARGIN = (0.10, 0.10)
 _null_cache: dict[str, np.ndarray] = {}
 # Tuned on CMRC 2018 dev questions 0-999 (bench/tune.py); why each value: bench/README.md.
-DEFAULTS = {"lexical_weight": 1.0, "dense_weight": 1.0, "rrf_k": 60, "candidates": 50, "doc_weight": 0.0,
+DEFAULTS = {"lexical_weight": 1.0, "dense_weight": 1.0, "rrf_k": 10, "candidates": 50, "doc_weight": 0.0,
             "min_term_coverage": 0.5}
 
 
@@ -138,7 +138,7 @@ class Retriever:
         sim = dict(cand.dense)
         qvec = cand.query_vector
         records = self.store.chunks(ranked[: max(k * 4, k)])
-        query_terms = {t for t in lexical.terms(query) if t not in lexical.STOPWORDS}
+        query_terms = lexical.query_terms(query)
         query_lang = language(query)
         hits: list[Hit] = []
         for cid in ranked:

@@ -18,10 +18,14 @@ SENTENCES = ["知识库第{i}号文档讨论检索增强生成，以及如何把
              "第{i}段：向量索引只是缓存，SQLite 才是真实来源，崩溃之后可以重建。"]
 
 
-def _write_corpus(folder: Path, files: int = 40) -> None:
+FILES = 48
+
+
+def _write_corpus(folder: Path, files: int = FILES) -> None:
+    # enough chunks for several committed embedding batches (Indexer.BATCH chunks each)
     folder.mkdir()
     for i in range(files):
-        body = "\n".join(SENTENCES[j % 3].format(i=f"{i}-{j}") for j in range(30))
+        body = "\n".join(SENTENCES[j % 3].format(i=f"{i}-{j}") for j in range(64))
         (folder / f"doc{i:02d}.txt").write_text(body, encoding="utf-8")
 
 
@@ -65,7 +69,7 @@ def test_sigkill_during_add_then_resume(tmp_path, zhiku_home, e5):
     assert missing > 0
 
     report = kb.add([docs])
-    assert len(report.unchanged) == 40 and not report.added and not report.failed
+    assert len(report.unchanged) == FILES and not report.added and not report.failed
     assert kb.embedder.passages == missing == report.chunks_embedded  # committed batches kept
     after = dict(kb.store.conn.execute("SELECT chunk_id, vec FROM vectors"))
     assert all(after[cid] == blob for cid, blob in have.items())

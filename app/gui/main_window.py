@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -47,6 +49,8 @@ class MainWindow(QMainWindow):
         self.kb = None
         self.llm = None
         self.loader: ModelLoader | None = None
+        self.answerer = None
+        self.answerer_key: tuple | None = None
         self.index_worker: IndexWorker | None = None
         self.answer_worker: AnswerWorker | None = None
         self.pending_question: str | None = None
@@ -134,6 +138,10 @@ class MainWindow(QMainWindow):
 
             self.heavy_at_first_paint = [m for m in ("torch", "sentence_transformers", "llama_cpp")
                                          if m in sys.modules]
+            if os.environ.get("ZHIKU_QUIT_AFTER_FIRST_PAINT"):  # bench/speed.py times the first paint
+                print("first paint", flush=True)
+                QTimer.singleShot(0, QApplication.quit)
+                return
             QTimer.singleShot(0, self.warm_up)
 
     def _restore_state(self) -> None:
@@ -374,8 +382,10 @@ class MainWindow(QMainWindow):
             return
         s = self.settings
         self.status_label.setText(tr("Loading models…"))
+        lang = s.answer_language if s.answer_language in ("zh", "en") else (
+            "en" if s.ui_language == "en" else "zh")
         self.loader = ModelLoader(s.llm_name or None, s.n_ctx, s.threads or None, s.gpu_layers,
-                                  self.kb.embedder if self.kb else None, self)
+                                  self.kb.embedder if self.kb else None, self, lang=lang)
         self.loader.loaded.connect(self._on_llm_loaded)
         self.loader.failed.connect(self._on_llm_failed)
         self.loader.start()
@@ -448,7 +458,13 @@ class MainWindow(QMainWindow):
             self.conversation = conv.create(question).id
         conv.add(self.conversation, "user", question)
         lang = None if self.settings.answer_language == "auto" else self.settings.answer_language
-        answerer = Answerer(self.kb, self.llm, top_k=self.settings.top_k)
+        # one answerer per conversation: a follow-up then extends the prompt llama.cpp has cached
+        key = (id(self.kb), id(self.llm), self.conversation, self.settings.top_k, self.settings.context_tokens)
+        if self.answerer is None or self.answerer_key != key:
+            self.answerer = Answerer(self.kb, self.llm, top_k=self.settings.top_k,
+                                     context_tokens=self.settings.context_tokens)
+            self.answerer_key = key
+        answerer = self.answerer
         worker = AnswerWorker(answerer, question, history, lang, self)
         worker.sources.connect(lambda srcs: self.chat.set_sources([dataclasses.asdict(s) for s in srcs]))
         worker.token.connect(self.chat.append_token)

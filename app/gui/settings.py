@@ -6,6 +6,8 @@ from dataclasses import dataclass, fields
 
 from PySide6.QtCore import QSettings
 
+from kb.answer import DEFAULT_CONTEXT_TOKENS
+from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 from models.paths import data_dir
 
 
@@ -20,8 +22,9 @@ class AppSettings:
     n_ctx: int = 4096
     threads: int = 0  # 0 = cores - 1
     top_k: int = 5
-    chunk_tokens: int = 256
-    overlap_tokens: int = 38
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS  # evidence per answer: smaller = faster first token
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS
+    overlap_tokens: int = DEFAULT_OVERLAP_TOKENS
     answer_language: str = "auto"  # auto / zh / en
     ui_language: str = ""  # "" = follow the system, "en", "zh_CN"
 

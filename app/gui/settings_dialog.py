@@ -64,6 +64,9 @@ class SettingsDialog(QDialog):
         form.addRow(tr("Threads"), self.threads)
         self.top_k = self._spin(1, 20, settings.top_k)
         form.addRow(tr("Sources per answer (top-K)"), self.top_k)
+        self.context_tokens = self._spin(100, 4000, settings.context_tokens, step=50)
+        self.context_tokens.setToolTip(tr("Less evidence gives a faster first word; more finds more answers."))
+        form.addRow(tr("Evidence per answer (tokens)"), self.context_tokens)
         self.chunk = self._spin(32, 512, settings.chunk_tokens, step=16)
         form.addRow(tr("Chunk size (tokens, new knowledge bases)"), self.chunk)
         self.overlap = self._spin(0, 256, settings.overlap_tokens)
@@ -154,5 +157,5 @@ class SettingsDialog(QDialog):
         return AppSettings(
             llm_name=self.llm.currentData(), embed_name=self.embed.currentData(), clip_name=self.clip.currentData(),
             gpu_layers=self.gpu.value(), n_ctx=self.ctx.value(), threads=self.threads.value(),
-            top_k=self.top_k.value(), chunk_tokens=self.chunk.value(), overlap_tokens=self.overlap.value(),
+            top_k=self.top_k.value(), context_tokens=self.context_tokens.value(), chunk_tokens=self.chunk.value(), overlap_tokens=self.overlap.value(),
             answer_language=self.answer_lang.currentData(), ui_language=self.ui_lang.currentData())

@@ -43,17 +43,21 @@ class ModelLoader(QThread):
     failed = Signal(str)
 
     def __init__(self, llm_name: str | None, n_ctx: int, n_threads: int | None, n_gpu_layers: int,
-                 embedder=None, parent=None) -> None:
+                 embedder=None, parent=None, lang: str = "zh") -> None:
         super().__init__(parent)
         self.args = (llm_name, n_ctx, n_threads, n_gpu_layers)
+        self.lang = lang if lang in ("zh", "en") else "zh"
         self.embedder = embedder
 
     def run(self) -> None:  # noqa: D102 (QThread)
         try:
+            from kb.prompt import SYSTEM
             from models.llm import LocalLLM
 
             name, n_ctx, threads, gpu = self.args
             llm = LocalLLM.default(name, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu)
+            # every prompt starts with the system message: process it now, not at the first question
+            llm.prime([{"role": "system", "content": SYSTEM[self.lang]}])
             if self.embedder is not None:
                 _ = self.embedder.model  # load sentence-transformers now, not at the first question
             self.loaded.emit(llm)
