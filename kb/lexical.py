@@ -46,9 +46,18 @@ def query_terms(text: str) -> set[str]:
     return {t for t in terms(text) if t not in STOPWORDS}
 
 
-def match_query(text: str) -> str | None:
-    """An FTS5 MATCH expression (terms OR-ed) for a question; None when no term is left."""
-    words = [t for t in dict.fromkeys(terms(text)) if t not in STOPWORDS]
+def query_words(text: str) -> list[str]:
+    """The distinct words of a question that say something, in order."""
+    return [t for t in dict.fromkeys(terms(text)) if t not in STOPWORDS]
+
+
+def match_expression(words: list[str]) -> str | None:
+    """An FTS5 MATCH expression with the words OR-ed; None when there are none."""
     if not words:
         return None
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+def match_query(text: str) -> str | None:
+    """An FTS5 MATCH expression (terms OR-ed) for a question; None when no term is left."""
+    return match_expression(query_words(text))

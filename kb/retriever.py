@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,16 @@ _null_cache: dict[str, np.ndarray] = {}
 # Tuned on CMRC 2018 dev questions 0-999 (bench/tune.py); why each value: bench/README.md.
 DEFAULTS = {"lexical_weight": 1.0, "dense_weight": 1.0, "rrf_k": 10, "candidates": 50, "doc_weight": 0.0,
             "min_term_coverage": 0.5}
+
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="zhiku-lexical")
+    return _executor
 
 
 def default_margins(model_id: str) -> tuple[float, float]:
@@ -118,13 +129,23 @@ class Retriever:
         self.min_term_coverage = min_term_coverage
 
     def candidates_for(self, query: str) -> Candidates:
-        """Both sides' candidate lists for a query, before fusion."""
-        lex = self.store.lexical_search(query, self.candidates) if self.lexical_weight > 0 else []
+        """Both sides' candidate lists for a query, before fusion.
+
+        Keyword search runs in a helper thread while the query is embedded (both release the
+        GIL), so a query costs the slower of the two rather than their sum.
+        """
+        lex_job = None
+        if self.lexical_weight > 0:
+            lex_job = _pool().submit(self.store.lexical_search, query, self.candidates)
         dense, qvec, baseline = [], None, 0.0
-        if self.dense_weight > 0 and self.store.count("vectors") > 0:
-            qvec = self.embedder.embed_query(query)
-            dense = self.store.dense_search(qvec, self.candidates)
-            baseline = float((null_vectors(self.embedder) @ qvec).mean())
+        if self.dense_weight > 0:
+            qvec = self.embedder.embed_query(query)  # before touching the store: it is locked meanwhile
+            if self.store.index.count > 0:
+                dense = self.store.dense_search(qvec, self.candidates)
+                baseline = float((null_vectors(self.embedder) @ qvec).mean())
+            else:
+                qvec = None
+        lex = lex_job.result() if lex_job is not None else []
         docs = self.store.doc_ids({cid for cid, _ in lex} | {cid for cid, _ in dense}) if self.doc_weight else {}
         return Candidates(lex, dense, qvec, baseline, docs)
 

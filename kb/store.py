@@ -25,6 +25,12 @@ from kb.document import Document
 from kb.vector_index import TRAIN_PER_LIST, VectorIndex, kind_for
 
 SCHEMA_VERSION = 2
+# Keyword search cost grows with the posting lists of the query's words; in a big KB, words found
+# in more than COMMON_SHARE of the chunks weigh almost nothing in bm25 yet cost the most
+# (bench/latency.py: 570 ms -> 24 ms on a 1M-chunk KB), so they are left out of the match there.
+PRUNE_FROM = 20_000
+COMMON_SHARE = 0.02
+KEEP_AT_LEAST = 3
 DB_NAME = "kb.sqlite"
 INDEX_NAME = "index.faiss"
 
@@ -101,6 +107,8 @@ class Store:
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.db_path}: damaged database ({e})") from None
         self._index: VectorIndex | None = None
+        self._df: dict[str, int] = {}  # word -> chunks containing it (for pruning; cleared on change)
+        self._vocab = False
 
     # ---- creation, schema -------------------------------------------------------------------
     @classmethod
@@ -186,6 +194,7 @@ class Store:
         """
         now = time.time()
         fts_rows = [lexical.index_text(c.text) for c in chunks]  # segment outside the lock
+        self._df.clear()
         with self.transaction() as db:
             old = db.execute("SELECT id FROM documents WHERE path=?", (path,)).fetchone()
             if old:
@@ -234,6 +243,7 @@ class Store:
         self.save_index()
 
     def _delete_content(self, doc_id: int) -> None:
+        self._df.clear()
         ids = [r[0] for r in self.conn.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))]
         if ids:
             had_vectors = self.conn.execute(
@@ -365,14 +375,33 @@ class Store:
     # ---- search -----------------------------------------------------------------------------
     def lexical_search(self, query: str, k: int) -> list[tuple[int, float]]:
         """FTS5 bm25 over segmented terms: (chunk id, score) best first; higher is better."""
-        match = lexical.match_query(query)
-        if match is None:
-            return []
+        words = lexical.query_words(query)
         with self._lock:
+            total = self.conn.execute("SELECT max(rowid) FROM chunks").fetchone()[0] or 0
+            if total >= PRUNE_FROM and len(words) > KEEP_AT_LEAST:
+                words = self._drop_common(words, total)
+            match = lexical.match_expression(words)
+            if match is None:
+                return []
             rows = self.conn.execute(
                 "SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? "
                 "ORDER BY s LIMIT ?", (match, k)).fetchall()
         return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def _drop_common(self, words: list[str], total: int) -> list[str]:
+        if not self._vocab:
+            self.conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab "
+                              "USING fts5vocab(main, chunks_fts, row)")
+            self._vocab = True
+        for w in words:
+            if w not in self._df:
+                row = self.conn.execute("SELECT doc FROM temp.chunks_vocab WHERE term=?", (w,)).fetchone()
+                self._df[w] = row[0] if row else 0
+        limit = COMMON_SHARE * total
+        kept = [w for w in words if self._df[w] <= limit]
+        if len(kept) < KEEP_AT_LEAST:
+            kept = sorted(words, key=lambda w: self._df[w])[:KEEP_AT_LEAST]
+        return kept
 
     def dense_search(self, query_vec: np.ndarray, k: int) -> list[tuple[int, float]]:
         """FAISS nearest chunks: (chunk id, cosine similarity) best first."""
