@@ -53,10 +53,13 @@ def main() -> int:
         lines += [f"### Retrieval latency and memory ({path.name})", ""]
         lines += table(rows, ["size", "index", "index_build_s", "p50_ms", "p95_ms", "lexical_p50_ms",
                               "dense_p50_ms", "ivf_recall@10", "rss_model_mb", "rss_peak_mb"]) + [""]
-    found = latest("speed")
-    if found:
-        path, data = found
-        lines += [f"### Speed ({path.name})", "", "```", json.dumps(data, indent=1), "```", ""]
+    speed_files = sorted(RESULTS.glob("speed-*.json"))
+    if speed_files:  # parts may come from separate runs: the newest result of each part wins
+        data = {}
+        for f in speed_files:
+            data.update(json.loads(f.read_text()))
+        lines += [f"### Speed ({', '.join(f.name for f in speed_files[-3:])})", "", "```",
+                  json.dumps(data, indent=1), "```", ""]
     out = RESULTS / "report.md"
     RESULTS.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))

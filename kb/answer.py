@@ -161,7 +161,7 @@ class Answerer:
         old = self._thread_sources
         fresh = [h for h in hits if not any(
             s.doc_id == h.doc_id and s.page == h.page and h.start < s.end and h.end > s.start for s in old)]
-        picked = self.evidence(fresh, self.context_tokens // 2, query) if fresh else []
+        picked = self.evidence(fresh, self.context_tokens // 3, query) if fresh else []
         numbered = [dataclasses.replace(s, number=len(old) + n) for n, s in enumerate(picked, 1)]
         body = follow_up_body(question, [(s.number, SourceText(s.name, s.page, s.text, s.score))
                                          for s in numbered], lang)

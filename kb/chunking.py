@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -33,6 +34,8 @@ class Chunker:
 
         if size < 16 or not 0 <= overlap < size:
             raise ValueError(f"chunk size {size} / overlap {overlap}: need size >= 16 and 0 <= overlap < size")
+        # the splitter measures the same pieces more than once (merging, overlap, our fit check)
+        count_tokens = functools.lru_cache(maxsize=65536)(count_tokens)
         self.size, self.overlap, self.count_tokens = size, overlap, count_tokens
         self._splitter = RecursiveCharacterTextSplitter(
             separators=SEPARATORS, keep_separator="end", chunk_size=size, chunk_overlap=overlap,

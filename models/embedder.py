@@ -99,5 +99,8 @@ class Embedder:
     def count_tokens(self, text: str) -> int:
         """Model tokens in `text`, without special tokens or prompts (for sizing chunks)."""
         tok = self.model.tokenizer
+        fast = getattr(tok, "backend_tokenizer", None)  # the Rust tokenizer, without Python wrapping
+        if fast is not None:
+            return len(fast.encode(text, add_special_tokens=False).ids)
         return len(tok(text, add_special_tokens=False, truncation=False)["input_ids"])
 
