@@ -87,8 +87,8 @@ def floor_sweep(kb, embedder, answerable: list[dict], unanswerable: list[dict]) 
     pos = [(q, f) for q, f in pos if any(any(a in t for a in q["answers"]) for t, *_ in f)]
     neg = [features(q["question"]) for q in unanswerable]
     rows = []
-    for same in (0.06, 0.08, 0.10, 0.12):
-        for coverage in (0.5, 0.67, 0.8):
+    for same in (0.08, 0.10, 0.11, 0.12, 0.13, 0.14, 0.16):
+        for coverage in (0.5, 0.67):
             def passes(rel, cross, cov):
                 if rel is not None and rel >= (0.03 if cross else same):
                     return True
