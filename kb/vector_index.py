@@ -6,8 +6,8 @@ Its type follows the knowledge base's size (bench/latency.py measured why):
 - above, an inverted file (IVF) with float16 codes: a scan of `nprobe` of ~4*sqrt(n) lists keeps a
   million chunks well under the latency target, supports adding and removing ids like the flat
   index, and float16 codes are lossless here because SQLite stores float16 vectors anyway.
-HNSW was measured too and rejected: it cannot remove ids (a deleted document would force a full
-rebuild), needs ~1.5x the memory and took far longer to build on two cores.
+HNSW was not chosen: FAISS's HNSW cannot remove ids (every deleted document would force a full
+rebuild) and its graph adds memory on top of the vectors; IVF already meets the latency target.
 """
 
 from __future__ import annotations
