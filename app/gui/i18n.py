@@ -67,6 +67,8 @@ ZH_CN = {
     "Context length": "上下文长度",
     "Threads": "线程数",
     "Sources per answer (top-K)": "每个回答的资料数（top-K）",
+    "Evidence per answer (tokens)": "每个回答的资料长度（词元）",
+    "Less evidence gives a faster first word; more finds more answers.": "资料越少，第一个字出来越快；越多，越能找到答案。",
     "Chunk size (tokens, new knowledge bases)": "分块大小（词元，用于新知识库）",
     "Chunk overlap (tokens)": "分块重叠（词元）",
     "Answer language": "回答语言",
