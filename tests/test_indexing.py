@@ -297,3 +297,24 @@ def test_index_type_follows_size_and_ivf_finds_the_exact_neighbours(tmp_path, mo
     store.close()
     reopened = Store(tmp_path / "kb")
     assert reopened.index.count == 0
+
+
+def test_big_kbs_leave_common_words_out_of_keyword_search(tmp_path, monkeypatch):
+    from kb import store as store_mod
+    from kb.store import Store
+
+    monkeypatch.setattr(store_mod, "PRUNE_FROM", 100)
+    store = Store.create(tmp_path / "kb", {"embed_model_id": "synthetic", "embed_dim": 4})
+    with store.transaction() as db:
+        db.execute("INSERT INTO documents(id, path, name, status) VALUES (1, '/d', 'd', 'indexed')")
+        for i in range(1, 201):  # "模型" and "训练" everywhere, "蜂鸟" once
+            terms = "模型 训练 数据 " + ("蜂鸟 对比 学习" if i == 137 else f"填充{i}")
+            db.execute("INSERT INTO chunks(id, doc_id, page, start, end, text, tokens) VALUES (?,1,1,0,1,?,1)",
+                       (i, terms))
+            db.execute("INSERT INTO chunks_fts(rowid, terms) VALUES (?, ?)", (i, terms))
+    words = ["模型", "训练", "数据", "蜂鸟", "对比", "学习"]
+    assert store._drop_common(words, 200) == ["蜂鸟", "对比", "学习"]
+    assert store._df["模型"] == 200 and store._df["蜂鸟"] == 1
+    # fewer than three rare words: the rarest three are kept
+    assert store._drop_common(["模型", "训练", "蜂鸟", "数据"], 200) == ["蜂鸟", "模型", "训练"]
+    assert store.lexical_search("模型训练数据里的蜂鸟对比", 5)[0][0] == 137
