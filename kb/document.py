@@ -10,12 +10,41 @@ class LoadError(Exception):
     """A file that cannot be read, with a reason specific to that file."""
 
 
+class PasswordNeeded(LoadError):
+    """An encrypted file that the given password (or none) does not open."""
+
+
+@dataclass
+class Box:
+    """Where a stretch of OCR text sits on its page: character offsets, and the box as page fractions."""
+
+    start: int
+    end: int
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+
 @dataclass
 class Page:
     """One page (or the whole text, for formats without pages), numbered from 1."""
 
     number: int
     text: str
+    ocr: bool = False  # the text was read from an image, not a text layer
+    boxes: list[Box] = field(default_factory=list)
+
+    @classmethod
+    def from_lines(cls, number: int, lines: list[tuple[str, tuple[float, float, float, float]]]) -> "Page":
+        """An OCR page: recognised lines (text, box as page fractions) joined in reading order."""
+        text, boxes = "", []
+        for line, (x0, y0, x1, y1) in lines:
+            if text:
+                text += "\n"
+            boxes.append(Box(len(text), len(text) + len(line), x0, y0, x1, y1))
+            text += line
+        return cls(number, text, True, boxes)
 
 
 @dataclass

@@ -1,13 +1,17 @@
 """Indexing: files in, chunks and vectors out, in batches that each commit on their own.
 
-Phase one parses and chunks each file and commits its chunks and FTS rows (keyword search works
-at once); phase two embeds chunks without vectors, one committed batch at a time. A crash loses
-at most the batch in flight; the next run picks up the chunks that still lack vectors.
+A job is a small pipeline. A reader thread hashes each file and has it parsed in a separate
+process (kb.parse_worker: time and memory limits, crashes contained), then chunks it; the calling
+thread commits each parsed file's chunks and FTS rows (keyword search works at once) and, while
+no parsed file is waiting, embeds pending chunks one committed batch at a time, so the model is
+never idle waiting for a parser. The files of a job are queued in the KB database first: a crash
+or a quit resumes at the next start, losing at most the batch in flight.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,7 +19,9 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from kb import loaders
-from kb.document import LoadError
+from kb.document import LoadError, PasswordNeeded
+from kb.files import Files
+from kb.parse_worker import Limits, ParserProcess
 from models.checksum import sha256_file
 
 WINDOW_BATCHES = 8  # batches of pending chunks read (and sorted by length) at a time
@@ -26,9 +32,11 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self.keep_queue = False
 
-    def cancel(self) -> None:
-        """Ask the running job to stop at the next safe point."""
+    def cancel(self, keep_queue: bool = False) -> None:
+        """Ask the running job to stop at the next safe point; keep_queue resumes it at the next start."""
+        self.keep_queue = keep_queue
         self._event.set()
 
     @property
@@ -41,7 +49,7 @@ class CancelToken:
 class Progress:
     """Where an indexing job is."""
 
-    phase: str  # "reading" or "embedding"
+    phase: str  # "reading" (files still being parsed; embedding runs alongside) or "embedding"
     files_done: int
     files_total: int
     chunks_done: int
@@ -59,6 +67,10 @@ class IndexReport:
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    password_needed: list[str] = field(default_factory=list)  # among failed: ask the user, try again
+    moved: list[tuple[str, str]] = field(default_factory=list)  # (old path, new path): vectors kept
+    copies: list[str] = field(default_factory=list)  # same content as an indexed file: listed, not re-embedded
+    removed: list[str] = field(default_factory=list)  # gone from a linked folder
     chunks_added: int = 0
     chunks_embedded: int = 0
     cancelled: bool = False
@@ -96,6 +108,9 @@ def collect(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     return unique, skipped
 
 
+_DONE = object()
+
+
 class Indexer:
     """Adds, re-indexes and removes documents of one knowledge base."""
 
@@ -105,94 +120,261 @@ class Indexer:
     # Rewriting the FAISS file costs O(index size); a stale file is merely rebuilt on open.
     SAVE_EVERY_S = 30.0
 
-    def __init__(self, kb, batch_size: int = BATCH) -> None:
+    def __init__(self, kb, batch_size: int = BATCH, ocr: bool = True, limits: Limits | None = None) -> None:
         self.kb, self.store, self.batch_size = kb, kb.store, batch_size
+        self.ocr, self.limits = ocr, limits or Limits()
+        self.files = Files(kb.store)
+        self._window: list[tuple[int, str]] = []
 
     def add(self, paths: Iterable[Path], progress: Callable[[Progress], None] | None = None,
-            cancel: CancelToken | None = None) -> IndexReport:
-        """Index files and folders: new and changed files are (re)chunked, unchanged ones skipped."""
-        files, skipped = collect(paths)
+            cancel: CancelToken | None = None, password: str | None = None) -> IndexReport:
+        """Index files and folders (and whatever an interrupted job left queued).
+
+        New and changed files are (re)chunked, unchanged ones skipped, moved ones keep their
+        vectors, identical copies are listed once. `password` is tried on encrypted files and
+        never stored.
+        """
+        found, skipped = collect(paths)
         report = IndexReport(skipped=skipped)
-        chunker = self.kb.chunker
-        started = time.monotonic()
-        for i, f in enumerate(files):
-            if cancel and cancel.cancelled:
-                report.cancelled = True
-                return report
-            if progress:
-                elapsed = time.monotonic() - started
-                eta = elapsed / i * (len(files) - i) if i else None
-                progress(Progress("reading", i, len(files), 0, 0, str(f), eta))
-            self._add_file(f, chunker, report)
+        self.files.enqueue(found)
+        todo = self.files.queued()
+        reader_cancel = threading.Event()
+        parsed: queue.Queue = queue.Queue(maxsize=4)
+        reader = threading.Thread(target=self._read, args=(todo, parsed, reader_cancel, password),
+                                  name="zhiku-reader", daemon=True)
+        reader.start()
+        stats = self._stats(len(todo))
+        reading = True
+        try:
+            while True:
+                if cancel and cancel.cancelled:
+                    report.cancelled = True
+                    break
+                try:
+                    item = parsed.get_nowait()
+                except queue.Empty:
+                    item = None
+                if item is None and self._embed_one_batch(report, stats, progress, reading):
+                    continue  # nothing parsed was waiting: the model worked meanwhile
+                if item is None:
+                    try:
+                        item = parsed.get(timeout=0.2)
+                    except queue.Empty:
+                        continue
+                if item is _DONE:
+                    reading = False
+                    if not self._embed_one_batch(report, stats, progress, reading):
+                        break
+                    while self._embed_one_batch(report, stats, progress, reading):
+                        if cancel and cancel.cancelled:
+                            report.cancelled = True
+                            break
+                    break
+                stats["pending"] += self._store(item, report)
+                stats["files"] += 1
+                if progress:
+                    elapsed = time.monotonic() - stats["started"]
+                    n = stats["files"]
+                    progress(Progress("reading", n, len(todo), stats["embedded"],
+                                      stats["embedded"] + stats["pending"], item[1],
+                                      elapsed / n * (len(todo) - n)))
+        finally:
+            reader_cancel.set()
+            while reader.is_alive():  # unblock a reader waiting to hand over a file
+                try:
+                    parsed.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+            reader.join()
+            self._finish_index(stats["embedded"])
+        if report.cancelled and not (cancel and cancel.keep_queue):
+            self.files.dequeue(self.files.queued())
         if progress:
-            progress(Progress("reading", len(files), len(files), 0, 0, ""))
-        self.embed_pending(progress, cancel, report)
+            progress(Progress("embedding", len(todo), len(todo), stats["embedded"], stats["embedded"], ""))
         return report
 
-    def _add_file(self, f: Path, chunker, report: IndexReport) -> None:
+    def _stats(self, todo: int) -> dict:
+        now = time.monotonic()
+        return {"files": 0, "todo": todo, "embedded": 0, "pending": self.store.count_pending(),
+                "started": now, "saved": now}
+
+    def resume(self, progress: Callable[[Progress], None] | None = None,
+               cancel: CancelToken | None = None) -> IndexReport:
+        """Finish what an interrupted job left: queued files and chunks without vectors."""
+        return self.add([], progress, cancel)
+
+    def needs_resume(self) -> bool:
+        """True when an earlier job was interrupted (files queued or chunks not yet embedded)."""
+        return bool(self.files.queued()) or self.store.count_pending() > 0
+
+    # ---- the reader thread: hash, decide, parse, chunk -----------------------------------------
+    def _read(self, todo: list[str], out: queue.Queue, stop: threading.Event, password: str | None) -> None:
+        seen: dict[str, str] = {}  # sha256 -> path parsed in this job (duplicates within the job)
+        try:
+            with ParserProcess(self.limits) as parser:
+                for path in todo:
+                    if stop.is_set():
+                        return
+                    item = self._prepare(Path(path), parser, password, seen)
+                    while not stop.is_set():
+                        try:
+                            out.put(item, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+        finally:
+            if not stop.is_set():
+                out.put(_DONE)
+
+    def _prepare(self, f: Path, parser: ParserProcess, password: str | None, seen: dict[str, str]) -> tuple:
         path = str(f)
         try:
             st = f.stat()
             sha = sha256_file(f)
+        except FileNotFoundError:
+            return ("gone", path)
         except OSError as e:
-            report.failed.append((path, f"cannot read file: {e.strerror or e}"))
-            return
+            return ("failed", path, f"cannot read file: {e.strerror or e}", None, None, False)
         row = self.store.document(path)
-        if row is not None and row["sha256"] == sha:
-            if row["status"] == "failed":
-                report.failed.append((path, row["error"]))
+        if row is not None and row["sha256"] == sha and not self._retry(row, password):
+            return ("unchanged", path, row["error"] if row["status"] == "failed" else None)
+        owner = self.files.copy_owner(path)
+        if owner is not None and self._sha_of(owner) == sha:
+            return ("unchanged", path, None)
+        if sha in seen or self.files.by_hash(sha) is not None:
+            return ("same", path, sha, st.st_mtime)
+        try:
+            doc = parser.parse(f, ocr=self.ocr, password=password)
+            chunks = self.kb.chunker.split(doc)
+        except PasswordNeeded as e:
+            return ("failed", path, str(e), sha, st, True)
+        except LoadError as e:
+            return ("failed", path, str(e), sha, st, False)
+        seen[sha] = path
+        return ("doc", path, doc, chunks, sha, st)
+
+    def _retry(self, row, password: str | None) -> bool:
+        """A failed file with unchanged content is read again only if what failed it changed."""
+        if row["status"] != "failed":
+            return False
+        error = row["error"] or ""
+        if error.startswith("encrypted") and password:
+            return True
+        return self.ocr and "OCR" in error and "turn" in error
+
+    def _sha_of(self, doc_id: int) -> str | None:
+        with self.store._lock:
+            row = self.store.conn.execute("SELECT sha256 FROM documents WHERE id=?", (doc_id,)).fetchone()
+        return row[0] if row else None
+
+    # ---- the calling thread: commit -----------------------------------------------------------
+    def _store(self, item: tuple, report: IndexReport) -> int:
+        """Commit one file's outcome; returns how many chunks it added."""
+        kind, path = item[0], item[1]
+        if kind == "gone":  # queued by an interrupted job, deleted since
+            self.files.dequeue([path])
+            report.skipped.append((path, "no such file or folder"))
+        elif kind == "unchanged":
+            self.files.dequeue([path])
+            if item[2]:
+                report.failed.append((path, item[2]))
             else:
                 report.unchanged.append(path)
+        elif kind == "same":
+            self._same_content(path, item[2], item[3], report)
+        elif kind == "failed":
+            _, _, reason, sha, st, password = item
+            self.store.put_failure(path, reason, sha, st.st_size if st else None, st.st_mtime if st else None,
+                                   Path(path).suffix.lower().lstrip("."))
+            report.failed.append((path, reason))
+            if password:
+                report.password_needed.append(path)
+        else:
+            _, _, doc, chunks, sha, st = item
+            existed = self.store.document(path) is not None or self.files.copy_owner(path) is not None
+            if self.files.copy_owner(path) is not None:
+                self.files.forget(path)  # it was a copy of other content; now it has its own
+            self.store.put_document(path, doc, chunks, sha, st.st_size, st.st_mtime)
+            (report.updated if existed else report.added).append(path)
+            report.chunks_added += len(chunks)
+            return len(chunks)
+        return 0
+
+    def _same_content(self, path: str, sha: str, mtime: float, report: IndexReport) -> None:
+        owner = self.files.by_hash(sha)
+        if owner is None:  # the first file with this content failed meanwhile
+            self.files.dequeue([path])
+            report.failed.append((path, "same content as a file that could not be indexed"))
             return
-        try:
-            doc = loaders.load(f)
-            chunks = chunker.split(doc)
-        except LoadError as e:
-            self.store.put_failure(path, str(e), sha, st.st_size, st.st_mtime, f.suffix.lower().lstrip("."))
-            report.failed.append((path, str(e)))
-            return
-        self.store.put_document(path, doc, chunks, sha, st.st_size, st.st_mtime)
-        (report.updated if row is not None else report.added).append(path)
-        report.chunks_added += len(chunks)
+        doc_id, owner_path = owner
+        if owner_path == path:
+            self.files.dequeue([path])
+            report.unchanged.append(path)
+        elif not os.path.exists(owner_path):
+            self.files.move(doc_id, path, mtime)
+            report.moved.append((owner_path, path))
+        else:
+            self.files.add_copy(path, doc_id)
+            report.copies.append(path)
+
+    def _embed_one_batch(self, report: IndexReport, stats: dict, progress, reading: bool) -> bool:
+        """Embed and commit one batch of pending chunks; False when none are pending."""
+        if not self._window:
+            # a window of pending chunks sorted by length: similar lengths pad little (bench:
+            # ingestion vs bare encode); each batch still commits on its own
+            self._window = sorted(self.store.pending_chunks(self.batch_size * WINDOW_BATCHES),
+                                  key=lambda b: len(b[1]))
+            if not self._window:
+                return False
+        batch, self._window = self._window[:self.batch_size], self._window[self.batch_size:]
+        if progress:
+            done = stats["embedded"]
+            rate = done / (time.monotonic() - stats["started"]) if done else 0
+            remaining = max(stats["pending"], len(batch))
+            progress(Progress("reading" if reading else "embedding", stats["files"], stats["todo"], done,
+                              done + remaining, "", remaining / rate if rate else None))
+        vecs = self.kb.embedder.embed_passages([b[1] for b in batch])
+        save = time.monotonic() - stats["saved"] > self.SAVE_EVERY_S
+        self.store.add_vectors([b[0] for b in batch], vecs, save=save)
+        if save:
+            stats["saved"] = time.monotonic()
+        stats["embedded"] += len(batch)
+        stats["pending"] -= len(batch)
+        report.chunks_embedded += len(batch)
+        return True
+
+    def _finish_index(self, embedded: int) -> None:
+        if embedded:
+            if self.store.index_needs_rebuild():
+                self.store.rebuild_index()  # crossed a size where another index type is faster
+            else:
+                self.store.save_index()
+
+    # ---- linked folders -----------------------------------------------------------------------
+    def sync(self, progress: Callable[[Progress], None] | None = None,
+             cancel: CancelToken | None = None) -> IndexReport:
+        """Bring the linked folders' files in: new and changed indexed, moved kept, deleted removed."""
+        folders = [Path(f) for f in self.files.folders() if Path(f).is_dir()]
+        report = self.add(folders, progress, cancel)
+        if report.cancelled:
+            return report
+        for path in self.files.under_folders():
+            if not os.path.exists(path):
+                if self.files.forget(path):
+                    report.removed.append(path)
+        return report
 
     def embed_pending(self, progress: Callable[[Progress], None] | None = None,
                       cancel: CancelToken | None = None, report: IndexReport | None = None) -> IndexReport:
         """Embed every chunk that has no vector yet, committing one batch at a time."""
         report = report or IndexReport()
-        total = self.store.count_pending()
-        done = 0
-        started = last_save = time.monotonic()
-        while not report.cancelled:
-            # A window of pending chunks sorted by length, embedded in committed batches: similar
-            # lengths pad little (bench: ingestion vs bare encode), and a crash still loses at
-            # most one batch.
-            window = sorted(self.store.pending_chunks(self.batch_size * WINDOW_BATCHES), key=lambda b: len(b[1]))
-            if not window:
-                break
-            for at in range(0, len(window), self.batch_size):
-                batch = window[at:at + self.batch_size]
-                if progress:
-                    rate = done / (time.monotonic() - started) if done else 0
-                    progress(Progress("embedding", 0, 0, done, total, "",
-                                      (total - done) / rate if rate else None))
-                if cancel and cancel.cancelled:
-                    report.cancelled = True
-                    break
-                ids = [b[0] for b in batch]
-                vecs = self.kb.embedder.embed_passages([b[1] for b in batch])
-                save = time.monotonic() - last_save > self.SAVE_EVERY_S
-                self.store.add_vectors(ids, vecs, save=save)
-                if save:
-                    last_save = time.monotonic()
-                done += len(batch)
-                report.chunks_embedded += len(batch)
-        if done:
-            if self.store.index_needs_rebuild():
-                self.store.rebuild_index()  # crossed a size where another index type is faster
-            else:
-                self.store.save_index()
+        stats = self._stats(0)
+        while not (cancel and cancel.cancelled) and self._embed_one_batch(report, stats, progress, False):
+            pass
+        report.cancelled = bool(cancel and cancel.cancelled)
+        self._finish_index(stats["embedded"])
         if progress:
-            progress(Progress("embedding", 0, 0, done, max(total, done), ""))
+            progress(Progress("embedding", 0, 0, stats["embedded"], stats["embedded"], ""))
         return report
 
     def remove(self, path_or_name: str) -> str:

@@ -10,6 +10,7 @@ re-embedding.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
 import time
@@ -22,9 +23,9 @@ import numpy as np
 from kb import lexical
 from kb.chunking import Chunk
 from kb.document import Document
+from kb.schema import MIGRATIONS, SCHEMA_VERSION
 from kb.vector_index import TRAIN_PER_LIST, VectorIndex, kind_for
 
-SCHEMA_VERSION = 2
 # Keyword search cost grows with the posting lists of the query's words; in a big KB, words found
 # in more than COMMON_SHARE of the chunks weigh almost nothing in bm25 yet cost the most
 # (bench/latency.py: 570 ms -> 24 ms on a 1M-chunk KB), so they are left out of the match there.
@@ -34,36 +35,12 @@ KEEP_AT_LEAST = 3
 DB_NAME = "kb.sqlite"
 INDEX_NAME = "index.faiss"
 
-# MIGRATIONS[v] takes a database from version v-1 to v.
-MIGRATIONS: dict[int, list[str]] = {
-    1: [
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
-        """CREATE TABLE documents (
-            id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, name TEXT NOT NULL, kind TEXT,
-            title TEXT, sha256 TEXT, size INTEGER, mtime REAL, pages INTEGER DEFAULT 0,
-            status TEXT NOT NULL, error TEXT, added REAL, updated REAL)""",
-        """CREATE TABLE pages (
-            doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-            number INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (doc_id, number))""",
-        """CREATE TABLE chunks (
-            id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-            page INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL, text TEXT NOT NULL,
-            tokens INTEGER NOT NULL)""",
-        "CREATE INDEX chunks_doc ON chunks(doc_id)",
-        """CREATE TABLE vectors (
-            chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE, vec BLOB NOT NULL)""",
-        "CREATE VIRTUAL TABLE chunks_fts USING fts5(terms)",
-    ],
-    2: [  # chat history, kept with the knowledge base it talks about
-        """CREATE TABLE conversations (
-            id INTEGER PRIMARY KEY, title TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL)""",
-        """CREATE TABLE messages (
-            id INTEGER PRIMARY KEY,
-            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-            role TEXT NOT NULL, content TEXT NOT NULL, sources TEXT, created REAL NOT NULL)""",
-        "CREATE INDEX messages_conversation ON messages(conversation_id, id)",
-    ],
-}
+
+def _boxes_json(page) -> str | None:
+    if not page.boxes:
+        return None
+    return json.dumps([[b.start, b.end, round(b.x0, 4), round(b.y0, 4), round(b.x1, 4), round(b.y1, 4)]
+                       for b in page.boxes])
 
 
 class StoreError(RuntimeError):
@@ -178,10 +155,12 @@ class Store:
             return cur.fetchone()
 
     def documents(self) -> list[dict]:
-        """All documents with their chunk counts."""
+        """All documents with their chunk counts, OCR'd pages and the paths of identical copies."""
         with self._lock:
             cur = self.conn.execute(
-                "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) AS chunks "
+                "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) AS chunks, "
+                "(SELECT group_concat(path, char(10)) FROM copies WHERE doc_id=d.id) AS copies, "
+                "(SELECT COUNT(*) FROM pages p WHERE p.doc_id=d.id AND p.ocr) AS ocr_pages "
                 "FROM documents d ORDER BY d.name")
             cur.row_factory = sqlite3.Row
             return [dict(r) for r in cur.fetchall()]
@@ -209,8 +188,9 @@ class Store:
                     "added, updated) VALUES (?,?,?,?,?,?,?,?, 'embedding', ?, ?)",
                     (path, Path(path).name, doc.kind, doc.title, sha256, size, mtime, len(doc.pages),
                      now, now)).lastrowid
-            db.executemany("INSERT INTO pages(doc_id, number, text) VALUES (?,?,?)",
-                           [(doc_id, p.number, p.text) for p in doc.pages])
+            db.executemany("INSERT INTO pages(doc_id, number, text, ocr, boxes) VALUES (?,?,?,?,?)",
+                           [(doc_id, p.number, p.text, int(p.ocr), _boxes_json(p)) for p in doc.pages])
+            db.execute("DELETE FROM queue WHERE path=?", (path,))
             for c, terms in zip(chunks, fts_rows, strict=True):
                 cid = db.execute("INSERT INTO chunks(doc_id, page, start, end, text, tokens) "
                                  "VALUES (?,?,?,?,?,?)",
@@ -234,6 +214,7 @@ class Store:
                 db.execute("INSERT INTO documents(path, name, kind, sha256, size, mtime, status, error, "
                            "added, updated) VALUES (?,?,?,?,?,?, 'failed', ?, ?, ?)",
                            (path, Path(path).name, kind, sha256, size, mtime, error, now, now))
+            db.execute("DELETE FROM queue WHERE path=?", (path,))
 
     def remove_document(self, doc_id: int) -> None:
         """Delete a document with its pages, chunks, vectors and FTS rows."""
@@ -427,6 +408,13 @@ class Store:
             rows = self.conn.execute(
                 f"SELECT id, doc_id FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids)
             return dict(rows.fetchall())
+
+    def page_boxes(self, doc_id: int, number: int) -> list[tuple[int, int, float, float, float, float]]:
+        """OCR boxes of one page: (start, end, x0, y0, x1, y1), offsets into the page text, page fractions."""
+        with self._lock:
+            row = self.conn.execute("SELECT boxes FROM pages WHERE doc_id=? AND number=?",
+                                    (doc_id, number)).fetchone()
+        return [tuple(b) for b in json.loads(row[0])] if row and row[0] else []
 
     def page_text(self, doc_id: int, number: int) -> str | None:
         """The full text of one page (citations' offsets point into it)."""

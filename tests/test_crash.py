@@ -1,8 +1,14 @@
-"""A `zhiku add` killed with SIGKILL mid-way reopens consistent and resumes without re-embedding."""
+"""`zhiku add` killed with SIGKILL at random points always reopens consistent and resumes.
+
+Each round writes a few more files and starts `zhiku add` (which also resumes whatever the
+previous, killed round left queued or unembedded), then kills it after a random delay. After
+every kill the KB must open consistent (SQLite counts == FAISS count, FTS rows == chunks), and
+vectors committed before a kill must never be computed again.
+"""
 
 import os
+import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -11,69 +17,67 @@ from pathlib import Path
 from conftest import CountingEmbedder
 from test_indexing import _consistent
 
+from kb.files import Files
 from kb.knowledge_base import KnowledgeBase
 
 SENTENCES = ["知识库第{i}号文档讨论检索增强生成，以及如何把文档切成小段。",
              "Document {i} explains hybrid retrieval: keywords and vectors, fused by rank.",
              "第{i}段：向量索引只是缓存，SQLite 才是真实来源，崩溃之后可以重建。"]
+ROUNDS = 10
+FILES_PER_ROUND = 6
 
 
-FILES = 48
-
-
-def _write_corpus(folder: Path, files: int = FILES) -> None:
-    # enough chunks for several committed embedding batches (Indexer.BATCH chunks each)
-    folder.mkdir()
-    for i in range(files):
+def _write_files(folder: Path, start: int, count: int) -> None:
+    folder.mkdir(exist_ok=True)
+    for i in range(start, start + count):
         body = "\n".join(SENTENCES[j % 3].format(i=f"{i}-{j}") for j in range(64))
-        (folder / f"doc{i:02d}.txt").write_text(body, encoding="utf-8")
+        (folder / f"doc{i:03d}.txt").write_text(body, encoding="utf-8")
 
 
-def test_sigkill_during_add_then_resume(tmp_path, zhiku_home, e5):
+def _vectors(kb) -> dict[int, bytes]:
+    return dict(kb.store.conn.execute("SELECT chunk_id, vec FROM vectors"))
+
+
+def test_sigkill_at_random_points_then_resume(tmp_path, zhiku_home, e5):
+    rng = random.Random(20261122)
     docs = tmp_path / "docs"
-    _write_corpus(docs)
-    env = dict(os.environ)
+    KnowledgeBase.create("crash", e5).close()
     exe = Path(sys.executable).with_name("zhiku")
-    proc = subprocess.Popen([str(exe), "add", "crash", str(docs)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    db = zhiku_home / "kbs" / "crash" / "kb.sqlite"
-    killed_at = None
-    deadline = time.monotonic() + 240
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if db.exists():
-                try:
-                    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-                    vectors = con.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
-                    chunks = con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-                    con.close()
-                except sqlite3.OperationalError:
-                    vectors = chunks = 0
-                if 0 < vectors < chunks:
-                    proc.send_signal(signal.SIGKILL)  # no chance to clean up
-                    killed_at = vectors
-                    break
-            time.sleep(0.05)
-    finally:
-        if proc.poll() is None and killed_at is None:
-            proc.kill()
+    committed: dict[int, bytes] = {}
+    midway = 0
+    for r in range(ROUNDS):
+        _write_files(docs, r * FILES_PER_ROUND, FILES_PER_ROUND)
+        proc = subprocess.Popen([str(exe), "add", "crash", str(docs)], env=dict(os.environ),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(2.0, 9.0))  # start-up is ~3 s: some kills land early, most mid-work
+        proc.send_signal(signal.SIGKILL)  # no chance to clean up
         proc.wait(timeout=30)
-    assert killed_at is not None, f"never caught it mid-way: {proc.stderr.read().decode()[-2000:]}"
-    assert proc.returncode == -signal.SIGKILL
+        assert proc.returncode in (-signal.SIGKILL, 0), proc.stderr.read().decode()[-2000:]
+
+        kb = KnowledgeBase.open("crash", e5)
+        _consistent(kb.store)  # rebuilds the FAISS cache if the kill left it stale
+        now = _vectors(kb)
+        assert all(now[cid] == blob for cid, blob in committed.items() if cid in now)
+        assert set(committed) <= set(now)  # nothing committed was lost
+        committed = now
+        if Files(kb.store).queued() or kb.store.count_pending():
+            midway += 1
+        kb.close()
+    assert midway >= 5, f"only {midway} of {ROUNDS} kills landed mid-way"
 
     kb = KnowledgeBase.open("crash", CountingEmbedder(e5))
-    _consistent(kb.store)  # rebuilds the FAISS cache if the kill left it stale
-    have = {cid: blob for cid, blob in kb.store.conn.execute("SELECT chunk_id, vec FROM vectors")}
-    assert len(have) >= killed_at
-    missing = kb.store.count("chunks") - len(have)
-    assert missing > 0
-
+    missing = kb.store.count_pending()
+    queued = set(Files(kb.store).queued())
     report = kb.add([docs])
-    assert len(report.unchanged) == FILES and not report.added and not report.failed
-    assert kb.embedder.passages == missing == report.chunks_embedded  # committed batches kept
-    after = dict(kb.store.conn.execute("SELECT chunk_id, vec FROM vectors"))
-    assert all(after[cid] == blob for cid, blob in have.items())
+    assert not report.failed
+    assert set(report.added) | set(report.updated) <= queued  # only files the kills left unread
+    unread_chunks = report.chunks_added
+    assert kb.embedder.passages == missing + unread_chunks == report.chunks_embedded
+    after = _vectors(kb)
+    assert all(after[cid] == blob for cid, blob in committed.items())
     _consistent(kb.store)
+    assert kb.store.count("documents") == ROUNDS * FILES_PER_ROUND
     assert {d["status"] for d in kb.store.documents()} == {"indexed"}
+    assert not Files(kb.store).queued()
     hit = kb.search("doc 17-4 hybrid retrieval", k=3)[0]
-    assert hit.name == "doc17.txt"
+    assert hit.name == "doc017.txt"

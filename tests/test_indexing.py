@@ -138,15 +138,16 @@ def test_lexical_rows_exist_before_embedding(make_kb, tmp_path):
     seen = []
 
     def progress(p):
-        if p.phase == "embedding" and not token.cancelled:
+        if p.current and not token.cancelled:  # a file was just committed
             seen.append(kb.store.count("vectors"))
             token.cancel()  # stop before the first batch is embedded
 
     report = Indexer(kb).add([d], progress=progress, cancel=token)
     assert report.cancelled and seen == [0]
     assert kb.store.count("vectors") == 0 and kb.store.count("chunks") > 0
+    assert not Indexer(kb).files.queued()  # a cancel by the user does not resume at the next start
     hits = kb.search("CLIP", k=3)
-    assert hits and hits[0].name == "clip.txt" and hits[0].similarity is None
+    assert hits and hits[0].similarity is None
     rest = Indexer(kb).embed_pending()
     assert rest.chunks_embedded == kb.store.count("chunks")
     statuses = {d["status"] for d in kb.store.documents()}
@@ -161,6 +162,7 @@ def test_bad_files_fail_alone_while_the_rest_is_indexed(make_kb, tmp_path):
     (d / "truncated.pdf").write_bytes(good[:200])
     make_pdf(d / "locked.pdf", [["秘密"]], password="pw")
     (d / "photo.heic").write_bytes(b"\0\0\0 ftypheic")
+    (d / "layers.psd").write_bytes(b"8BPS")
     (d / ".hidden.txt").write_text("secret")
     kb = make_kb()
     report = kb.add([d])
@@ -170,7 +172,8 @@ def test_bad_files_fail_alone_while_the_rest_is_indexed(make_kb, tmp_path):
     assert "PDF" in failed["truncated.pdf"] and failed["truncated.pdf"] != failed["fake.pdf"]
     assert failed["locked.pdf"] == "encrypted PDF: password needed"
     skipped = {p.rsplit("/", 1)[1]: why for p, why in report.skipped}
-    assert skipped["photo.heic"] == "unsupported file type '.heic'"
+    assert skipped["layers.psd"] == "unsupported file type '.psd'"
+    assert failed["photo.heic"] == "not an image Pillow can read (damaged or unknown format)"
     assert skipped[".hidden.txt"] == "hidden file"
     assert len(report.added) == 5
     rows = {r["name"]: r for r in kb.store.documents()}

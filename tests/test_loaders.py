@@ -89,7 +89,7 @@ def test_each_bad_file_has_its_own_error(tmp_path):
     (tmp_path / "image.xyz").write_bytes(b"\x89PNG")
     cases["image.xyz"] = "unsupported file type '.xyz'"
     (tmp_path / "old.docx").write_bytes(b"\xd0\xcf\x11\xe0" + b"\0" * 100)
-    cases["old.docx"] = "not a DOCX file"
+    cases["old.docx"] = "or an old binary .doc renamed"
     (tmp_path / "blank.txt").write_text("   \n\n  ")
     cases["blank.txt"] = "no text found"
     for name, expected in cases.items():

@@ -7,35 +7,53 @@ from pathlib import Path
 
 from kb.document import Document, LoadError, Page
 
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+def check_ooxml(path: Path, kind: str, old_suffix: str) -> None:
+    """Refuse what is not an Office Open XML zip, saying what it probably is."""
+    if zipfile.is_zipfile(path):
+        return
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"\xd0\xcf\x11\xe0"):  # an OLE container: encrypted OOXML or the old format
+        raise LoadError(f"password-protected {kind} (Office encryption), or an old binary "
+                        f"{old_suffix} renamed: not readable")
+    raise LoadError(f"not a {kind} file: starts with {head!r}")
+
+
+def _table_rows(tbl) -> list[str]:
+    # read the XML directly: python-docx's Table refuses rows with irregular grids
+    rows = []
+    for tr in tbl.iter(f"{_W}tr"):
+        cells: list[str] = []
+        for tc in tr.iter(f"{_W}tc"):
+            t = " ".join("".join(x.text or "" for x in p.iter(f"{_W}t")) for p in tc.iter(f"{_W}p")).strip()
+            if not cells or cells[-1] != t:  # merged cells repeat their text
+                cells.append(t)
+        rows.append(" | ".join(cells))
+    return rows
+
 
 def load(path: Path) -> Document:
     """The body's paragraphs and table rows, in order, as one page (Word has no fixed pages)."""
     import docx
-    from docx.table import Table
     from docx.text.paragraph import Paragraph
 
-    if not zipfile.is_zipfile(path):
-        with open(path, "rb") as f:
-            head = f.read(8)
-        hint = " (an old binary .doc renamed?)" if head.startswith(b"\xd0\xcf\x11\xe0") else ""
-        raise LoadError(f"not a DOCX file: starts with {head!r}{hint}")
+    check_ooxml(path, "DOCX", ".doc")
     try:
         d = docx.Document(str(path))
     except (KeyError, ValueError, zipfile.BadZipFile) as e:
         raise LoadError(f"damaged DOCX: {e}") from None
     lines: list[str] = []
     for child in d.element.body.iterchildren():
+        if not isinstance(child.tag, str):  # comments and processing instructions
+            continue
         tag = child.tag.rsplit("}", 1)[-1]
         if tag == "p":
             lines.append(Paragraph(child, d).text)
         elif tag == "tbl":
-            for row in Table(child, d).rows:
-                cells = []
-                for cell in row.cells:
-                    t = cell.text.strip().replace("\n", " ")
-                    if not cells or cells[-1] != t:  # merged cells repeat their text
-                        cells.append(t)
-                lines.append(" | ".join(cells))
+            lines += _table_rows(child)
             lines.append("")
     text = "\n".join(lines)
     title = d.core_properties.title or ""

@@ -13,9 +13,14 @@ _DROP = ["script", "style", "noscript", "template", "svg", "canvas", "iframe", "
 
 def load(path: Path) -> Document:
     """Main text (the <main> or <article> element when present), blocks on their own lines."""
+    text, title = main_text(Path(path).read_bytes())
+    return Document(Path(path), "html", [Page(1, text)], title)
+
+
+def main_text(data: bytes) -> tuple[str, str]:
+    """The main text and the title of an HTML page given as bytes."""
     from bs4 import BeautifulSoup
 
-    data = Path(path).read_bytes()
     soup = BeautifulSoup(data, "html.parser")  # detects the charset from BOM, <meta> or content
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup(_DROP):
@@ -24,5 +29,4 @@ def load(path: Path) -> Document:
     text = root.get_text("\n")
     text = re.sub(r"[ \t\u00a0]+", " ", text)
     text = re.sub(r"\n\s*\n+", "\n\n", text)
-    text = "\n".join(line.strip() for line in text.split("\n")).strip()
-    return Document(Path(path), "html", [Page(1, text)], title)
+    return "\n".join(line.strip() for line in text.split("\n")).strip(), title

@@ -1,17 +1,24 @@
-"""PDF: text per page with pypdf, keeping the real page numbers."""
+"""PDF: text per page with pypdf, keeping the real page numbers; pages without text go to OCR."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from kb.document import Document, LoadError, Page
+from kb.document import Document, LoadError, Page, PasswordNeeded
+from kb.loaders.options import Options
+
+# A page with fewer characters than this in its text layer is taken for a scan (page numbers and
+# stray headers survive in some scans' text layers).
+MIN_TEXT_CHARS = 20
+OCR_SCALE = 2.0  # 144 dpi: enough for 9-point CJK, and 4x fewer pixels than 288
 
 
-def load(path: Path, password: str | None = None) -> Document:
-    """Read each page's text; encrypted files are tried with the empty password first."""
+def load(path: Path, options: Options | None = None) -> Document:
+    """Read each page's text; encrypted files are tried with the given password, then the empty one."""
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
+    options = options or Options()
     with open(path, "rb") as f:
         head = f.read(1024)
     if b"%PDF-" not in head:
@@ -20,29 +27,88 @@ def load(path: Path, password: str | None = None) -> Document:
         reader = PdfReader(str(path), strict=False)
         if reader.is_encrypted:
             try:
-                ok = reader.decrypt(password or "")
+                ok = any(reader.decrypt(pw) for pw in dict.fromkeys([options.password or "", ""]))
             except (NotImplementedError, DependencyError) as e:
                 raise LoadError(f"encrypted PDF: cannot decrypt ({e})") from None
             if not ok:
-                raise LoadError("encrypted PDF: password needed")
+                raise PasswordNeeded("encrypted PDF: password needed" if not options.password
+                                     else "encrypted PDF: wrong password")
         count = len(reader.pages)
     except FileNotDecryptedError:
-        raise LoadError("encrypted PDF: password needed") from None
+        raise PasswordNeeded("encrypted PDF: password needed") from None
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise LoadError(f"damaged PDF: {e}") from None
+        return _with_pdfium(path, options, f"damaged PDF: {e}")
     pages, first_error = [], None
     for i in range(count):
         try:
             text = reader.pages[i].extract_text() or ""
         except FileNotDecryptedError:
-            raise LoadError("encrypted PDF: password needed") from None
+            raise PasswordNeeded("encrypted PDF: password needed") from None
         except Exception as e:  # one bad page costs that page, not the document
             text, first_error = "", first_error or e
         pages.append(Page(i + 1, text.replace("\x00", "")))
+        options.page_done(i + 1, count)
+    scans = [p for p in pages if len("".join(p.text.split())) < MIN_TEXT_CHARS]
+    if scans and options.ocr:
+        _ocr(path, options, pages, scans)
     if first_error is not None and not any(p.text.strip() for p in pages):
-        raise LoadError(f"damaged PDF: {first_error}")
+        return _with_pdfium(path, options, f"damaged PDF: {first_error}")
     try:
         title = str((reader.metadata or {}).get("/Title") or "")
     except Exception:  # metadata is optional; a broken info dict must not cost the text
         title = ""
-    return Document(Path(path), "pdf", pages, title)
+    doc = Document(Path(path), "pdf", pages, title)
+    if doc.text_chars == 0 and scans and not options.ocr:
+        raise LoadError("no text layer (a scan?): turn OCR on to index it")
+    return doc
+
+
+def _ocr(path: Path, options: Options, pages: list[Page], scans: list[Page]) -> None:
+    import pypdfium2 as pdfium
+
+    from models.ocr import OCR
+
+    try:
+        pdf = pdfium.PdfDocument(str(path), password=options.password or None)
+    except pdfium.PdfiumError as e:
+        if pages and not any(p.text.strip() for p in pages):
+            raise LoadError(f"scanned PDF that cannot be rendered for OCR: {e}") from None
+        return
+    ocr = OCR.shared()
+    try:
+        for done, page in enumerate(scans, start=1):
+            try:
+                bitmap = pdf[page.number - 1].render(scale=OCR_SCALE)
+                image = bitmap.to_pil()
+            except pdfium.PdfiumError:
+                continue  # this page cannot be drawn; the others still can
+            found = Page.from_lines(page.number, ocr.read(image))
+            if len(found.text.strip()) > len(page.text.strip()):
+                pages[page.number - 1] = found
+            options.page_done(done, len(scans))
+    finally:
+        pdf.close()
+
+
+def _with_pdfium(path: Path, options: Options, reason: str) -> Document:
+    """PDFium repairs files pypdf gives up on; if it cannot read them either, the file fails with `reason`."""
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(str(path), password=options.password or None)
+    except pdfium.PdfiumError:
+        raise LoadError(reason) from None
+    try:
+        pages = []
+        for i in range(len(pdf)):
+            textpage = pdf[i].get_textpage()
+            pages.append(Page(i + 1, textpage.get_text_range().replace("\r\n", "\n").replace("\x00", "")))
+            options.page_done(i + 1, len(pdf))
+    except pdfium.PdfiumError:
+        raise LoadError(reason) from None
+    finally:
+        pdf.close()
+    scans = [p for p in pages if len("".join(p.text.split())) < MIN_TEXT_CHARS]
+    if scans and options.ocr:
+        _ocr(path, options, pages, scans)
+    return Document(Path(path), "pdf", pages)

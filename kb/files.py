@@ -1,0 +1,139 @@
+"""Which paths a knowledge base knows: the persisted indexing queue, linked folders, copies, moves.
+
+The queue lives in the KB database so that a crash or a quit mid-way resumes at the next start;
+a file leaves it in the same transaction that stores its content (or its failure). Files with the
+same content are indexed once: the first path owns the document, the others are its copies. A file
+whose content is already indexed under a path that no longer exists was moved: the document takes
+the new path and keeps its chunks and vectors.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Iterable
+
+from kb.store import Store
+
+
+class Files:
+    """Path bookkeeping for one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # ---- the indexing queue -------------------------------------------------------------------
+    def enqueue(self, paths: Iterable[str]) -> None:
+        """Remember files to index, so that an interrupted job can be resumed."""
+        now = time.time()
+        with self.store.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO queue(path, queued) VALUES (?, ?)",
+                           [(str(p), now) for p in paths])
+
+    def queued(self) -> list[str]:
+        """Files still waiting to be indexed, oldest first."""
+        with self.store._lock:
+            return [r[0] for r in self.store.conn.execute("SELECT path FROM queue ORDER BY queued, rowid")]
+
+    def dequeue(self, paths: Iterable[str]) -> None:
+        """Forget queued files (done without storing anything, or given up)."""
+        with self.store.transaction() as db:
+            db.executemany("DELETE FROM queue WHERE path=?", [(str(p),) for p in paths])
+
+    # ---- linked folders -----------------------------------------------------------------------
+    def link(self, folder: Path) -> str:
+        """Link a folder: its files are kept in sync with the knowledge base."""
+        path = str(Path(folder).expanduser().resolve())
+        if not Path(path).is_dir():
+            raise NotADirectoryError(f"not a folder: {path}")
+        with self.store.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO folders(path, added) VALUES (?, ?)", (path, time.time()))
+        return path
+
+    def unlink(self, folder: str) -> None:
+        """Stop syncing a folder (its documents stay)."""
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM folders WHERE path=?", (str(folder),))
+
+    def folders(self) -> list[str]:
+        """The linked folders."""
+        with self.store._lock:
+            return [r[0] for r in self.store.conn.execute("SELECT path FROM folders ORDER BY path")]
+
+    def under_folders(self) -> list[str]:
+        """Every known path (documents and copies) inside a linked folder."""
+        roots = [f.rstrip(os.sep) + os.sep for f in self.folders()]
+        return [p for p in self.all_paths() if any(p.startswith(r) for r in roots)]
+
+    # ---- documents by content -----------------------------------------------------------------
+    def all_paths(self) -> list[str]:
+        """Every path the KB lists: documents and their copies."""
+        with self.store._lock:
+            db = self.store.conn
+            return [r[0] for r in db.execute("SELECT path FROM documents UNION SELECT path FROM copies")]
+
+    def by_hash(self, sha256: str) -> tuple[int, str] | None:
+        """The indexed document with this content: (id, path), if any."""
+        with self.store._lock:
+            row = self.store.conn.execute(
+                "SELECT id, path FROM documents WHERE sha256=? AND status!='failed' ORDER BY id LIMIT 1",
+                (sha256,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def copies(self, doc_id: int) -> list[str]:
+        """Other paths holding the same content as this document."""
+        with self.store._lock:
+            return [r[0] for r in self.store.conn.execute(
+                "SELECT path FROM copies WHERE doc_id=? ORDER BY path", (doc_id,))]
+
+    def copy_owner(self, path: str) -> int | None:
+        """The document a path is a copy of, if it is one."""
+        with self.store._lock:
+            row = self.store.conn.execute("SELECT doc_id FROM copies WHERE path=?", (path,)).fetchone()
+        return row[0] if row else None
+
+    def add_copy(self, path: str, doc_id: int) -> None:
+        """List `path` under an already indexed document with the same content."""
+        with self.store.transaction() as db:
+            if db.execute("SELECT 1 FROM documents WHERE path=?", (path,)).fetchone():
+                self._drop_document(db, path)  # it held other content before
+            db.execute("INSERT OR REPLACE INTO copies(path, doc_id) VALUES (?, ?)", (path, doc_id))
+            db.execute("DELETE FROM queue WHERE path=?", (path,))
+
+    def move(self, doc_id: int, new_path: str, mtime: float | None = None) -> None:
+        """Give a document a new path (a moved or renamed file); chunks and vectors stay."""
+        with self.store.transaction() as db:
+            if db.execute("SELECT 1 FROM documents WHERE path=? AND id!=?", (new_path, doc_id)).fetchone():
+                self._drop_document(db, new_path)
+            db.execute("DELETE FROM copies WHERE path=?", (new_path,))
+            db.execute("UPDATE documents SET path=?, name=?, mtime=COALESCE(?, mtime), updated=? WHERE id=?",
+                       (new_path, Path(new_path).name, mtime, time.time(), doc_id))
+            db.execute("DELETE FROM queue WHERE path=?", (new_path,))
+
+    def forget(self, path: str) -> str:
+        """A path is gone: drop a copy, promote a copy to owner, or remove the document.
+
+        Returns what happened: "copy", "promoted" or "removed" ("" when the path was unknown).
+        """
+        with self.store._lock:
+            db = self.store.conn
+            if db.execute("SELECT 1 FROM copies WHERE path=?", (path,)).fetchone():
+                with self.store.transaction():
+                    db.execute("DELETE FROM copies WHERE path=?", (path,))
+                return "copy"
+            row = db.execute("SELECT id FROM documents WHERE path=?", (path,)).fetchone()
+            if row is None:
+                return ""
+            heir = db.execute("SELECT path FROM copies WHERE doc_id=? ORDER BY path LIMIT 1", (row[0],)).fetchone()
+            if heir is not None:
+                self.move(row[0], heir[0])
+                return "promoted"
+            self.store.remove_document(row[0])
+            return "removed"
+
+    def _drop_document(self, db, path: str) -> None:
+        row = db.execute("SELECT id FROM documents WHERE path=?", (path,)).fetchone()
+        if row:
+            self.store._delete_content(row[0])
+            db.execute("DELETE FROM documents WHERE id=?", (row[0],))

@@ -1,0 +1,180 @@
+"""Parsing in a separate process, with a time limit and a memory limit per file.
+
+A parser that loops, segfaults or eats memory takes its worker process down with it, never the
+app: the worker is killed, the file is recorded as failed with the reason, and a fresh worker
+takes the next file. The time limit counts from the worker's last sign of progress (each page
+read or OCR'd), so a 600-page scan is not cut off while a parser stuck on one page is.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kb.document import Document, LoadError, PasswordNeeded
+
+DEFAULT_TIME_LIMIT_S = 120.0
+DEFAULT_MEMORY_LIMIT_MB = 3072  # OCR models and a big PDF fit in ~1 GB; a parser past 3 GB is lost
+POLL_S = 0.2
+
+
+@dataclass
+class Limits:
+    """How long (without progress) and how much memory one file's parsing may take."""
+
+    time_s: float = DEFAULT_TIME_LIMIT_S
+    memory_mb: int = DEFAULT_MEMORY_LIMIT_MB
+
+
+def _serve(conn) -> None:
+    """The worker's loop: receive (path, ocr, password), send progress, then the document or an error."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C in a terminal is the parent's to handle
+    for name in ("pypdf", "PIL", "fontTools"):
+        logging.getLogger(name).setLevel(logging.ERROR)  # broken files make them chatty on stderr
+    from kb import loaders
+
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        path, ocr, password = job
+        options = loaders.Options(ocr=ocr, password=password,
+                                  progress=lambda done, total: conn.send(("progress", done, total)))
+        try:
+            conn.send(("ok", loaders.load(Path(path), options)))
+        except PasswordNeeded as e:
+            conn.send(("password", str(e)))
+        except LoadError as e:
+            conn.send(("error", str(e)))
+        except MemoryError:
+            conn.send(("error", "file too large to read into memory"))
+        except Exception as e:  # noqa: BLE001 (the parent records it for this file and goes on)
+            conn.send(("error", f"parser failed: {type(e).__name__}: {e}"))
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        import psutil
+
+        return psutil.Process(pid).memory_info().rss / 2**20
+    except Exception:  # noqa: BLE001 (gone already, or no psutil: the time limit still holds)
+        return 0.0
+
+
+class ParserProcess:
+    """One long-lived parsing process; replaced whenever a file kills it or is killed in it."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self._proc = None
+        self._conn = None
+        self._lock = threading.Lock()
+        self.restarts = 0
+
+    def _start(self) -> None:
+        ctx = mp.get_context("spawn")  # never fork a process that holds torch, Qt and threads
+        parent, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child,), name="zhiku-parser", daemon=True)
+        self._proc.start()
+        child.close()
+        self._conn = parent
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            if self._proc.is_alive():
+                self._proc.kill()
+            self._proc.join(5)
+        if self._conn is not None:
+            self._conn.close()
+        self._proc = self._conn = None
+        self.restarts += 1
+
+    def parse(self, path: Path, ocr: bool = True, password: str | None = None,
+              progress=None) -> Document:
+        """Parse one file in the worker; raise LoadError (or PasswordNeeded) with the reason."""
+        with self._lock:
+            if self._proc is None or not self._proc.is_alive():
+                self._start()
+            try:
+                self._conn.send((str(path), ocr, password))
+            except (BrokenPipeError, OSError):
+                self._kill()
+                self._start()
+                self._conn.send((str(path), ocr, password))
+            last = time.monotonic()
+            while True:
+                try:
+                    ready = self._conn.poll(POLL_S)
+                except (EOFError, OSError):
+                    ready = True
+                if ready:
+                    try:
+                        msg = self._conn.recv()
+                    except (EOFError, OSError):
+                        code = self._proc.exitcode if self._proc else None
+                        self._kill()
+                        raise LoadError(f"the parser crashed on this file ({_describe_exit(code)})") from None
+                    if msg[0] == "progress":
+                        last = time.monotonic()
+                        if progress is not None:
+                            progress(msg[1], msg[2])
+                        continue
+                    if msg[0] == "ok":
+                        return msg[1]
+                    if msg[0] == "password":
+                        raise PasswordNeeded(msg[1])
+                    raise LoadError(msg[1])
+                if time.monotonic() - last > self.limits.time_s:
+                    self._kill()
+                    raise LoadError(f"parsing took longer than {self.limits.time_s:g} s without progress: stopped")
+                if self.limits.memory_mb and _rss_mb(self._proc.pid) > self.limits.memory_mb:
+                    self._kill()
+                    raise LoadError(f"parsing used more than {self.limits.memory_mb} MB of memory: stopped")
+                if not self._proc.is_alive():
+                    code = self._proc.exitcode
+                    self._kill()
+                    raise LoadError(f"the parser crashed on this file ({_describe_exit(code)})")
+
+    def close(self) -> None:
+        """Stop the worker process."""
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.send(None)
+                except (BrokenPipeError, OSError):
+                    pass
+            if self._proc is not None:
+                self._proc.join(2)
+            self._kill()
+            self.restarts -= 1
+
+    def __enter__(self) -> "ParserProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "no exit status"
+    if code < 0:
+        import signal
+
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit status {code}"
+
+
+__all__ = ["Limits", "ParserProcess", "DEFAULT_TIME_LIMIT_S", "DEFAULT_MEMORY_LIMIT_MB"]
