@@ -83,10 +83,14 @@ def cmd_kb_info(args: argparse.Namespace) -> int:
         print(json.dumps(info, ensure_ascii=False, indent=2))
         return 0
     for key in ("name", "folder", "embedding_model", "chunk_tokens", "overlap_tokens", "documents",
-                "indexed", "failed", "chunks", "vectors"):
+                "indexed", "failed", "chunks", "vectors", "ocr_pages", "queued"):
         print(f"{key:16} {info[key]}")
+    for folder in info["linked_folders"]:
+        print(f"{'linked folder':16} {folder}")
+    copies = {d["path"]: d["copies"] for d in kb.store.documents() if d["copies"]}
     for d in info["documents_list"]:
         extra = f" — {d['error']}" if d["error"] else ""
+        extra += "".join(f"\n      also at {c}" for c in (copies.get(d["path"]) or "").split("\n") if c)
         print(f"  [{d['status']}] {d['name']} ({d['pages']} pages, {d['chunks']} chunks){extra}")
     return 0
 
@@ -103,18 +107,38 @@ def cmd_kb_reembed(args: argparse.Namespace) -> int:
 
 def cmd_add(args: argparse.Namespace) -> int:
     """Index files and folders into a knowledge base (created if it does not exist)."""
+    password = args.password
+    if password == "":  # --password without a value: ask, so it stays out of the shell history
+        import getpass
+
+        password = getpass.getpass("Password for encrypted files: ")
     kb = _open(args.kb, create=True, embedder_name=args.embedder)
     started = time.monotonic()
-    report = kb.add(args.paths, progress=ProgressPrinter())
-    took = time.monotonic() - started
+    report = kb.add(args.paths, progress=ProgressPrinter(), password=password, ocr=not args.no_ocr,
+                    time_limit_s=args.time_limit)
+    print_report(report, time.monotonic() - started)
+    return 0
+
+
+def print_report(report, took: float) -> None:
+    """One summary line for an indexing job, then every failed, skipped, moved and copied file."""
+    extra = "".join(f", {len(v)} {k}" for k, v in (("moved", report.moved), ("copies", report.copies),
+                                                    ("removed", report.removed)) if v)
     print(f"{len(report.added)} added, {len(report.updated)} re-indexed, {len(report.unchanged)} unchanged, "
-          f"{len(report.failed)} failed; {report.chunks_added} chunks, {report.chunks_embedded} embedded "
-          f"in {took:.1f}s" + (" (cancelled)" if report.cancelled else ""))
+          f"{len(report.failed)} failed{extra}; {report.chunks_added} chunks, {report.chunks_embedded} "
+          f"embedded in {took:.1f}s" + (" (cancelled)" if report.cancelled else ""))
     for path, why in report.failed:
         print(f"  failed: {path}: {why}")
     for path, why in report.skipped:
         print(f"  skipped: {path}: {why}")
-    return 0
+    for old, new in report.moved:
+        print(f"  moved: {old} -> {new} (vectors kept)")
+    for path in report.copies:
+        print(f"  copy: {path} (same content as an indexed file)")
+    for path in report.removed:
+        print(f"  removed: {path} (deleted from a linked folder)")
+    if report.password_needed:
+        print("  encrypted files: run again with --password to index them")
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -207,10 +231,19 @@ def register(sub) -> None:
     r.add_argument("--embedder", required=True)
     r.set_defaults(func=cmd_kb_reembed)
 
+    from app import folder_commands
+
+    folder_commands.register(sub, ksub)
+
     a = sub.add_parser("add", help="index files and folders into a knowledge base")
     a.add_argument("kb")
-    a.add_argument("paths", nargs="+")
+    a.add_argument("paths", nargs="*", help="files and folders (none: resume an interrupted job)")
     a.add_argument("--embedder", help="embedding model for a new knowledge base")
+    a.add_argument("--password", nargs="?", const="", default=None,
+                   help="password for encrypted PDFs (no value: asked for); never stored")
+    a.add_argument("--no-ocr", action="store_true", help="do not OCR scanned pages and images")
+    a.add_argument("--time-limit", type=float, default=None, metavar="S",
+                   help="stop parsing a file after S seconds without progress (default 120)")
     a.set_defaults(func=cmd_add)
     rm = sub.add_parser("remove", help="remove a document from a knowledge base")
     rm.add_argument("kb")

@@ -125,13 +125,38 @@ class KnowledgeBase:
             "chunks": self.store.count("chunks"), "vectors": self.store.count("vectors"),
             "bytes": sum(d["size"] or 0 for d in docs),
             "schema_version": self.store.schema_version,
+            "linked_folders": self.files.folders(),
+            "queued": len(self.files.queued()),
+            "ocr_pages": sum(d["ocr_pages"] or 0 for d in docs),
         }
 
-    def add(self, paths, progress=None, cancel=None):
-        """Index files and folders; see kb.indexer.Indexer.add."""
+    def indexer(self, ocr: bool = True, time_limit_s: float | None = None, memory_limit_mb: int | None = None):
+        """An Indexer for this knowledge base with the given OCR setting and parser limits."""
         from kb.indexer import Indexer
+        from kb.parse_worker import Limits
 
-        return Indexer(self).add(paths, progress=progress, cancel=cancel)
+        limits = Limits()
+        if time_limit_s:
+            limits.time_s = time_limit_s
+        if memory_limit_mb:
+            limits.memory_mb = memory_limit_mb
+        return Indexer(self, ocr=ocr, limits=limits)
+
+    def add(self, paths, progress=None, cancel=None, password: str | None = None, ocr: bool = True,
+            time_limit_s: float | None = None):
+        """Index files and folders; see kb.indexer.Indexer.add."""
+        return self.indexer(ocr, time_limit_s).add(paths, progress=progress, cancel=cancel, password=password)
+
+    def sync(self, progress=None, cancel=None, ocr: bool = True):
+        """Bring the linked folders in: new, changed, moved and deleted files; see Indexer.sync."""
+        return self.indexer(ocr).sync(progress=progress, cancel=cancel)
+
+    @property
+    def files(self):
+        """Linked folders, the indexing queue, copies (kb.files.Files)."""
+        from kb.files import Files
+
+        return Files(self.store)
 
     def search(self, query: str, k: int = 5, apply_floor: bool = True, **settings):
         """Hybrid retrieval; see kb.retriever.Retriever."""

@@ -44,3 +44,77 @@ def make_docx(path: Path, items: list) -> Path:
                     table.cell(r, c).text = cell
     d.save(str(path))
     return path
+
+
+def cjk_font_path() -> str:
+    """A font with Chinese glyphs: the system's Noto CJK, else the one the test extras install."""
+    import glob
+    import importlib.util
+
+    for pattern in ("/usr/share/fonts/**/NotoSansCJK*.tt[cf]", "/usr/share/fonts/**/NotoSerifCJK*.tt[cf]",
+                    "/usr/share/fonts/**/wqy*.tt[cf]", "/System/Library/Fonts/PingFang.ttc",
+                    "C:/Windows/Fonts/msyh.ttc"):
+        found = sorted(glob.glob(pattern, recursive=True))
+        if found:
+            return found[0]
+    spec = importlib.util.find_spec("cvttf_NotoSansCJK_DemiLight")
+    if spec and spec.submodule_search_locations:
+        found = glob.glob(str(Path(list(spec.submodule_search_locations)[0]) / "*.otf"))
+        if found:
+            return found[0]
+    raise RuntimeError("no CJK font: install fonts-noto-cjk or `pip install -e .[test]`")
+
+
+def text_image(lines: list[str], width: int = 1240, size: int = 34):
+    """A white page image with black text lines, like a scan at ~150 dpi."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(cjk_font_path(), size)
+    img = Image.new("RGB", (width, 120 + int(size * 1.8) * len(lines)), "white")
+    draw = ImageDraw.Draw(img)
+    for i, line in enumerate(lines):
+        draw.text((70, 60 + int(size * 1.8) * i), line, fill="black", font=font)
+    return img
+
+
+def make_scanned_pdf(path: Path, pages: list[list[str]]) -> Path:
+    """A PDF whose pages are only images of text (no text layer), like a scanner's output."""
+    import io
+
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(path), pagesize=(595, 842))
+    for lines in pages:
+        img = text_image(lines)
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        buf.seek(0)
+        w = 595 - 40
+        h = w * img.height / img.width
+        c.drawImage(ImageReader(buf), 20, 842 - 20 - h, width=w, height=h)
+        c.showPage()
+    c.save()
+    return path
+
+
+def make_slow_pdf(path: Path, operators: int = 400_000) -> Path:
+    """A valid one-page PDF whose content stream is so long that extracting its text takes minutes."""
+    ops = b"BT /F1 1 Tf 0 0 Td (x) Tj ET\n" * operators
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+            b"/Resources << /Font << /F1 5 0 R >> >> >>",
+            b"<< /Length %d >>\nstream\n" % len(ops) + ops + b"\nendstream",
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objs, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    path.write_bytes(bytes(out))
+    return path
