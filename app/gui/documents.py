@@ -122,10 +122,20 @@ class DocumentsPanel(QWidget):
             status = d["status"]
             if status == "embedding" or d["path"] in indexing:
                 status = "indexing"
-            item = QTreeWidgetItem([d["name"], (d["kind"] or Path(d["path"]).suffix.lstrip(".")).upper(),
-                                    str(d["pages"] or ""), tr(status)])
+            kind = (d["kind"] or Path(d["path"]).suffix.lstrip(".")).upper()
+            if d["ocr_pages"]:
+                kind += " · OCR"
+            item = QTreeWidgetItem([d["name"], kind, str(d["pages"] or ""), tr(status)])
             item.setData(0, Qt.UserRole, d["path"])
             item.setToolTip(0, d["path"])
+            if d["ocr_pages"]:
+                item.setToolTip(1, tr("{n} pages read by OCR", n=d["ocr_pages"]))
+            for copy in (d["copies"] or "").split("\n"):
+                if copy:  # identical content elsewhere: indexed once, listed under each path
+                    child = QTreeWidgetItem([Path(copy).name, tr("same file"), "", tr(status)])
+                    child.setData(0, Qt.UserRole, copy)
+                    child.setToolTip(0, copy)
+                    item.addChild(child)
             if d["status"] == "failed":
                 item.setToolTip(3, d["error"] or "")
                 item.setToolTip(0, f"{d['path']}\n{d['error']}")

@@ -94,6 +94,20 @@ ZH_CN = {
     "Previous page": "上一页",
     "Next page": "下一页",
     "Could not load the chat model": "无法加载对话模型",
+    "Link folder…": "关联文件夹…",
+    "Keep a folder in sync: new, changed, moved and deleted files are picked up":
+        "保持文件夹同步：自动处理新增、修改、移动和删除的文件",
+    "{moved} moved, {removed} removed": "{moved} 个已移动，{removed} 个已移除",
+    "…and {n} more (see the document list)": "……另有 {n} 个（见文档列表）",
+    "Password needed": "需要密码",
+    "{names} is encrypted. Password (used once, never saved):": "{names} 已加密。请输入密码（仅用于本次，不会保存）：",
+    "{n} pages read by OCR": "{n} 页经 OCR 识别",
+    "same file": "相同文件",
+    "Read scanned pages and images (OCR)": "识别扫描页和图片中的文字（OCR）",
+    "OCR": "文字识别",
+    "Time limit per file": "单个文件时限",
+    "A file whose reading makes no progress for this long is skipped with a reason.":
+        "读取某个文件时若这么久没有进展，就跳过它并注明原因。",
 }
 
 TABLES = {"zh_CN": ZH_CN}

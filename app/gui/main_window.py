@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -24,23 +24,24 @@ from PySide6.QtWidgets import (
 from app.gui.chat import ChatPanel
 from app.gui.documents import DocumentsPanel, accept_files
 from app.gui.i18n import set_language, tr
+from app.gui.indexing import IndexingMixin
 from app.gui.kb_list import KBList
 from app.gui.settings import AppSettings
 from app.gui.viewer import SourceViewer
 from app.gui.workers import (
     AnswerWorker,
-    IndexWorker,
     InstallWorker,
     ModelLoader,
     WarmUp,
 )
-from app.units import clock
 
 log = logging.getLogger("zhiku.gui")
 
 
-class MainWindow(QMainWindow):
+class MainWindow(IndexingMixin, QMainWindow):
     """Zhiku's window. Models load lazily in the background; nothing here blocks the event loop."""
+
+    folders_changed = Signal()  # from the folder watcher's thread; handled on the UI thread
 
     def __init__(self, settings: AppSettings | None = None) -> None:
         super().__init__()
@@ -51,7 +52,7 @@ class MainWindow(QMainWindow):
         self.loader: ModelLoader | None = None
         self.answerer = None
         self.answerer_key: tuple | None = None
-        self.index_worker: IndexWorker | None = None
+        self._init_indexing()
         self.answer_worker: AnswerWorker | None = None
         self.pending_question: str | None = None
         self.conversation: int | None = None
@@ -104,15 +105,17 @@ class MainWindow(QMainWindow):
     # ---- window chrome ----------------------------------------------------------------------
     def _make_actions(self) -> None:
         self.add_action = QAction(self, shortcut=QKeySequence("Ctrl+O"), triggered=self.add_documents_dialog)
+        self.link_action = QAction(self, triggered=self.link_folder_dialog)
         self.new_chat_action = QAction(self, shortcut=QKeySequence("Ctrl+N"), triggered=self.new_chat)
         self.focus_action = QAction(self, shortcut=QKeySequence("Ctrl+L"), triggered=self.chat.input.setFocus)
         self.settings_action = QAction(self, shortcut=QKeySequence("Ctrl+,"), triggered=self.open_settings)
-        for a in (self.add_action, self.new_chat_action, self.focus_action, self.settings_action):
+        for a in (self.add_action, self.link_action, self.new_chat_action, self.focus_action, self.settings_action):
             self.addAction(a)
         tools = self.addToolBar("main")
         tools.setObjectName("main-toolbar")
         tools.setMovable(False)
         tools.addAction(self.add_action)
+        tools.addAction(self.link_action)
         tools.addAction(self.new_chat_action)
         tools.addAction(self.settings_action)
 
@@ -120,6 +123,8 @@ class MainWindow(QMainWindow):
         """Set every visible text in the current language."""
         self.setWindowTitle(f"{tr('Zhiku')} (Zhiku)" if tr("Zhiku") != "Zhiku" else "Zhiku 知库")
         self.add_action.setText(tr("Add documents…"))
+        self.link_action.setText(tr("Link folder…"))
+        self.link_action.setToolTip(tr("Keep a folder in sync: new, changed, moved and deleted files are picked up"))
         self.new_chat_action.setText(tr("New chat"))
         self.settings_action.setText(tr("Settings…"))
         self.cancel_btn.setText(tr("Cancel"))
@@ -169,9 +174,7 @@ class MainWindow(QMainWindow):
         if self.answer_worker and self.answer_worker.isRunning():
             self.answer_worker.stop()
             self.answer_worker.wait(2000)
-        if self.index_worker and self.index_worker.isRunning():
-            self.index_worker.cancel()
-            self.index_worker.wait(10000)
+        self.stop_indexing_for_quit()
         super().closeEvent(event)
 
     # ---- drag and drop anywhere -------------------------------------------------------------
@@ -226,6 +229,7 @@ class MainWindow(QMainWindow):
                 return
         self.kb = self.kbs.get(name) if name else None
         self.docs.set_kb(self.kb)
+        self._on_kb_opened()
         if self.kb is not None and self.kb.embedder._model is None and self.warm is not None:
             self.warm_up()
         self.conversation = None
@@ -265,59 +269,6 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, tr("Add folder…"), str(Path.home()))
         if folder:
             self.index_paths([Path(folder)])
-
-    def index_paths(self, paths: list) -> None:
-        """Index files and folders in the background (queued if a job is running)."""
-        if not self._require_kb():
-            return
-        if self.index_worker and self.index_worker.isRunning():
-            self.index_worker.finished.connect(lambda p=list(paths): self.index_paths(p))
-            return
-        worker = IndexWorker(self.kb, paths, self)
-        worker.progress.connect(self._on_index_progress)
-        worker.finished_ok.connect(self._on_index_done)
-        worker.failed.connect(lambda msg: QMessageBox.warning(self, tr("Something went wrong"), msg))
-        worker.finished.connect(self._on_index_thread_end)
-        self.index_worker = worker
-        self.progress.setRange(0, 0)
-        self.progress.show()
-        self.cancel_btn.show()
-        worker.start()
-
-    def cancel_indexing(self) -> None:
-        """Stop the running indexing job at its next safe point."""
-        if self.index_worker:
-            self.index_worker.cancel()
-
-    def _on_index_progress(self, p) -> None:
-        done, total = (p.files_done, p.files_total) if p.phase == "reading" else (p.chunks_done, p.chunks_total)
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
-        phase = tr("Reading") if p.phase == "reading" else tr("Embedding")
-        current = Path(p.current).name if p.current else ""
-        self.progress_text.setText(f"{phase} {done}/{total} · {tr('ETA')} {clock(p.eta_seconds)}  {current}")
-        if p.phase == "reading" and done and done % 5 == 0:
-            self.docs.refresh()
-
-    def _on_index_done(self, report) -> None:
-        self.docs.refresh()
-        self.kb_list.reload()
-        summary = tr("{added} added, {updated} re-indexed, {unchanged} unchanged, {failed} failed",
-                     added=len(report.added), updated=len(report.updated), unchanged=len(report.unchanged),
-                     failed=len(report.failed))
-        self.status_label.setText(f"{tr('Indexing finished')}: {summary}")
-        self.last_report = report
-        if report.failed:
-            lines = "\n".join(f"• {Path(p).name}: {why}" for p, why in report.failed[:30])
-            box = QMessageBox(QMessageBox.Warning, tr("Some files could not be added"), lines, parent=self)
-            box.setModal(False)
-            box.show()
-            self.failure_box = box
-
-    def _on_index_thread_end(self) -> None:
-        self.progress.hide()
-        self.cancel_btn.hide()
-        self.progress_text.clear()
 
     def remove_documents(self, paths: list[str]) -> None:
         """Remove documents from the current knowledge base."""

@@ -25,6 +25,8 @@ class AppSettings:
     context_tokens: int = DEFAULT_CONTEXT_TOKENS  # evidence per answer: smaller = faster first token
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS
     overlap_tokens: int = DEFAULT_OVERLAP_TOKENS
+    ocr: int = 1  # read scanned pages and images with OCR
+    parse_time_limit: int = 120  # seconds a file's parser may go without progress
     answer_language: str = "auto"  # auto / zh / en
     ui_language: str = ""  # "" = follow the system, "en", "zh_CN"
 

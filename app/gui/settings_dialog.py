@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -71,6 +72,13 @@ class SettingsDialog(QDialog):
         form.addRow(tr("Chunk size (tokens, new knowledge bases)"), self.chunk)
         self.overlap = self._spin(0, 256, settings.overlap_tokens)
         form.addRow(tr("Chunk overlap (tokens)"), self.overlap)
+        self.ocr = QCheckBox(tr("Read scanned pages and images (OCR)"))
+        self.ocr.setChecked(bool(settings.ocr))
+        form.addRow(tr("OCR"), self.ocr)
+        self.parse_limit = self._spin(10, 3600, settings.parse_time_limit, step=10)
+        self.parse_limit.setSuffix(" s")
+        self.parse_limit.setToolTip(tr("A file whose reading makes no progress for this long is skipped with a reason."))
+        form.addRow(tr("Time limit per file"), self.parse_limit)
         self.answer_lang = QComboBox()
         for code, label in (("auto", tr("Automatic")), ("zh", "中文"), ("en", "English")):
             self.answer_lang.addItem(label, code)
@@ -158,4 +166,5 @@ class SettingsDialog(QDialog):
             llm_name=self.llm.currentData(), embed_name=self.embed.currentData(), clip_name=self.clip.currentData(),
             gpu_layers=self.gpu.value(), n_ctx=self.ctx.value(), threads=self.threads.value(),
             top_k=self.top_k.value(), context_tokens=self.context_tokens.value(), chunk_tokens=self.chunk.value(), overlap_tokens=self.overlap.value(),
+            ocr=int(self.ocr.isChecked()), parse_time_limit=self.parse_limit.value(),
             answer_language=self.answer_lang.currentData(), ui_language=self.ui_lang.currentData())

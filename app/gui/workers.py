@@ -11,25 +11,33 @@ log = logging.getLogger("zhiku.gui")
 
 
 class IndexWorker(QThread):
-    """Runs kb.add over dropped paths, reporting progress; cancellable between files and batches."""
+    """Runs one indexing job (add, sync or resume), reporting progress; cancellable between files and batches."""
 
     progress = Signal(object)  # kb.indexer.Progress
     finished_ok = Signal(object)  # kb.indexer.IndexReport
     failed = Signal(str)
 
-    def __init__(self, kb, paths, parent=None) -> None:
+    def __init__(self, kb, paths, parent=None, mode: str = "add", password: str | None = None,
+                 ocr: bool = True, time_limit_s: float | None = None) -> None:
         super().__init__(parent)
         from kb.indexer import CancelToken
 
         self.kb, self.paths, self.token = kb, list(paths), CancelToken()
+        self.mode, self.password, self.ocr, self.time_limit_s = mode, password, ocr, time_limit_s
 
-    def cancel(self) -> None:
-        """Stop at the next safe point (between files or batches)."""
-        self.token.cancel()
+    def cancel(self, keep_queue: bool = False) -> None:
+        """Stop at the next safe point (between files or batches); keep_queue resumes at the next start."""
+        self.token.cancel(keep_queue)
 
     def run(self) -> None:  # noqa: D102 (QThread)
         try:
-            report = self.kb.add(self.paths, progress=self.progress.emit, cancel=self.token)
+            indexer = self.kb.indexer(self.ocr, self.time_limit_s)
+            if self.mode == "sync":
+                report = indexer.sync(progress=self.progress.emit, cancel=self.token)
+            else:
+                report = indexer.add(self.paths, progress=self.progress.emit, cancel=self.token,
+                                     password=self.password)
+            self.password = None
             self.finished_ok.emit(report)
         except Exception as e:  # reported to the user, never a silent dead thread
             log.exception("indexing failed")

@@ -1,0 +1,171 @@
+"""The window's indexing jobs: drops, resumes, folder syncs, password prompts, one job at a time."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox
+
+from app.gui.i18n import tr
+from app.gui.workers import IndexWorker
+from app.units import clock
+
+log = logging.getLogger("zhiku.gui")
+
+
+class IndexingMixin:
+    """Mixed into MainWindow: everything that starts, follows and finishes an indexing job.
+
+    The window declares `folders_changed` (a Signal must live on the QObject class itself).
+    """
+
+    def _init_indexing(self) -> None:
+        self.index_worker: IndexWorker | None = None
+        self.jobs: list[tuple[str, list, str | None]] = []  # (mode, paths, password) waiting their turn
+        self.watcher = None
+        self.password_dialog: QInputDialog | None = None
+        self.failure_box: QMessageBox | None = None
+        self.folders_changed.connect(lambda: self.sync_folders())
+
+    # ---- starting jobs --------------------------------------------------------------------------
+    def index_paths(self, paths: list, password: str | None = None) -> None:
+        """Index files and folders in the background (queued if a job is running)."""
+        if self._require_kb():
+            self._run_job("add", list(paths), password)
+
+    def sync_folders(self) -> None:
+        """Bring the linked folders in (new, changed, moved, deleted files)."""
+        if self.kb is not None and self.kb.files.folders():
+            if not any(mode == "sync" for mode, _, _ in self.jobs):  # one pending sync covers all changes
+                self._run_job("sync", [], None)
+
+    def resume_indexing(self) -> None:
+        """Finish what an interrupted job left (a crash or a quit mid-way)."""
+        if self.kb is not None:
+            self._run_job("resume", [], None)
+
+    def link_folder_dialog(self) -> None:
+        """Ask for a folder to keep in sync with the current knowledge base."""
+        if not self._require_kb():
+            return
+        folder = QFileDialog.getExistingDirectory(self, tr("Link folder…"), str(Path.home()))
+        if folder:
+            self.link_folder(folder)
+
+    def link_folder(self, folder: str) -> None:
+        """Link a folder: index it now, and again whenever its files change."""
+        self.kb.files.link(folder)
+        self._watch_folders()
+        self.sync_folders()
+
+    def _run_job(self, mode: str, paths: list, password: str | None) -> None:
+        if self.index_worker and self.index_worker.isRunning():
+            self.jobs.append((mode, paths, password))
+            return
+        s = self.settings
+        worker = IndexWorker(self.kb, paths, self, mode=mode, password=password, ocr=bool(s.ocr),
+                             time_limit_s=s.parse_time_limit)
+        worker.progress.connect(self._on_index_progress)
+        worker.finished_ok.connect(self._on_index_done)
+        worker.failed.connect(lambda msg: QMessageBox.warning(self, tr("Something went wrong"), msg))
+        worker.finished.connect(self._on_index_thread_end)
+        self.index_worker = worker
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.cancel_btn.show()
+        worker.start()
+
+    def cancel_indexing(self) -> None:
+        """Stop the running indexing job at its next safe point (and drop the waiting ones)."""
+        self.jobs.clear()
+        if self.index_worker:
+            self.index_worker.cancel()
+
+    def stop_indexing_for_quit(self) -> None:
+        """Quitting: stop now, but keep the queue so the next start resumes."""
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        if self.index_worker and self.index_worker.isRunning():
+            self.index_worker.cancel(keep_queue=True)
+            self.index_worker.wait(10000)
+
+    # ---- following and finishing ----------------------------------------------------------------
+    def _on_index_progress(self, p) -> None:
+        done, total = (p.files_done, p.files_total) if p.phase == "reading" else (p.chunks_done, p.chunks_total)
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        phase = tr("Reading") if p.phase == "reading" else tr("Embedding")
+        current = Path(p.current).name if p.current else ""
+        self.progress_text.setText(f"{phase} {done}/{total} · {tr('ETA')} {clock(p.eta_seconds)}  {current}")
+        if p.phase == "reading" and done and done % 5 == 0:
+            self.docs.refresh()
+
+    def _on_index_done(self, report) -> None:
+        self.docs.refresh()
+        self.kb_list.reload()
+        summary = tr("{added} added, {updated} re-indexed, {unchanged} unchanged, {failed} failed",
+                     added=len(report.added), updated=len(report.updated), unchanged=len(report.unchanged),
+                     failed=len(report.failed))
+        if report.moved or report.removed:
+            summary += " · " + tr("{moved} moved, {removed} removed", moved=len(report.moved),
+                                  removed=len(report.removed))
+        self.status_label.setText(f"{tr('Indexing finished')}: {summary}")
+        self.last_report = report
+        failed = [(p, why) for p, why in report.failed if p not in report.password_needed]
+        if failed:
+            lines = "\n".join(f"• {Path(p).name}: {why}" for p, why in failed[:30])
+            if len(failed) > 30:
+                lines += "\n" + tr("…and {n} more (see the document list)", n=len(failed) - 30)
+            box = QMessageBox(QMessageBox.Warning, tr("Some files could not be added"), lines, parent=self)
+            box.setModal(False)
+            box.show()
+            self.failure_box = box
+        if report.password_needed:
+            self._ask_password(report.password_needed)
+
+    def _ask_password(self, paths: list[str]) -> None:
+        """Ask once for the encrypted files of a job; the password is used for this job only."""
+        names = ", ".join(Path(p).name for p in paths[:3]) + (" …" if len(paths) > 3 else "")
+        dlg = QInputDialog(self)
+        dlg.setWindowTitle(tr("Password needed"))
+        dlg.setLabelText(tr("{names} is encrypted. Password (used once, never saved):", names=names))
+        dlg.setTextEchoMode(QLineEdit.Password)
+        dlg.textValueSelected.connect(lambda pw, ps=list(paths): pw and self.index_paths(ps, password=pw))
+        dlg.setModal(False)
+        dlg.open()
+        self.password_dialog = dlg
+
+    def _on_index_thread_end(self) -> None:
+        self.progress.hide()
+        self.cancel_btn.hide()
+        self.progress_text.clear()
+        if self.jobs and self.kb is not None:
+            mode, paths, password = self.jobs.pop(0)
+            self._run_job(mode, paths, password)
+
+    # ---- linked folders -------------------------------------------------------------------------
+    def _watch_folders(self) -> None:
+        """Watch the current knowledge base's linked folders (and only those)."""
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        folders = [f for f in self.kb.files.folders() if Path(f).is_dir()] if self.kb is not None else []
+        if folders:
+            from kb.watcher import FolderWatcher
+
+            try:
+                self.watcher = FolderWatcher(folders, self.folders_changed.emit).start()
+            except OSError as e:  # e.g. the system's limit on watched folders: sync at start still works
+                log.warning("cannot watch %s: %s", folders, e)
+
+    def _on_kb_opened(self) -> None:
+        """A knowledge base became current: resume an interrupted job, sync and watch its folders."""
+        if self.kb is None:
+            self._watch_folders()
+            return
+        if self.kb.indexer().needs_resume():
+            self.resume_indexing()
+        self._watch_folders()
+        self.sync_folders()

@@ -1,0 +1,90 @@
+"""The window's indexing jobs: password prompts, linked folders, resume at start, damaged KBs."""
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from fixtures import make_pdf  # noqa: E402
+from test_gui import _index, window  # noqa: E402,F401 (the fixture)
+
+
+def test_an_encrypted_pdf_asks_for_its_password_and_opens(qtbot, window, tmp_path):  # noqa: F811
+    f = make_pdf(tmp_path / "locked.pdf", [["机密：项目代号青鸟。"]], password="青鸟-2026")
+    _index(qtbot, window, [f])
+    assert window.docs.rows()["locked.pdf"][0] == "failed"
+    dlg = window.password_dialog
+    assert dlg is not None and dlg.isVisible() and "locked.pdf" in dlg.labelText()
+    assert window.failure_box is None  # a password question, not a failure list
+    dlg.setTextValue("青鸟-2026")
+    dlg.accept()
+    qtbot.waitUntil(lambda: window.index_worker.isFinished() and
+                    window.docs.rows()["locked.pdf"][0] == "indexed", timeout=120_000)
+    assert window.kb.search("项目代号", k=1)[0].name == "locked.pdf"
+
+
+def test_a_linked_folder_is_indexed_and_watched(qtbot, window, tmp_path):  # noqa: F811
+    d = tmp_path / "linked"
+    d.mkdir()
+    (d / "a.md").write_text("# 笔记甲\n\n关联文件夹里的第一份笔记。", encoding="utf-8")
+    window.link_folder(str(d))
+    qtbot.waitUntil(lambda: "a.md" in window.docs.rows() and window.docs.rows()["a.md"][0] == "indexed",
+                    timeout=120_000)
+    assert window.watcher is not None
+    (d / "b.md").write_text("# 笔记乙\n\n之后放进来的第二份笔记。", encoding="utf-8")
+    (d / "a.md").unlink()
+    qtbot.waitUntil(lambda: set(window.docs.rows()) == {"b.md"} and window.docs.rows()["b.md"][0] == "indexed",
+                    timeout=120_000)
+
+
+def test_a_job_interrupted_by_quitting_resumes_at_the_next_start(qtbot, zhiku_home, tmp_path, e5):
+    from app.gui.app import make_app
+    from app.gui.i18n import set_language
+    from app.gui.main_window import MainWindow
+    from app.gui.settings import AppSettings
+    from kb.files import Files
+    from kb.knowledge_base import KnowledgeBase
+
+    kb = KnowledgeBase.create("resume", e5)
+    files = []
+    for i in range(3):
+        f = tmp_path / f"n{i}.txt"
+        f.write_text(f"第{i}份笔记：退出时还没读完的文件会在下次启动时继续。", encoding="utf-8")
+        files.append(str(f))
+    Files(kb.store).enqueue(files)  # what a quit mid-job leaves behind
+    kb.close()
+    make_app()
+    AppSettings(ui_language="en").save()
+    set_language("en")
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.kb is not None and w.kb.name == "resume", timeout=30_000)
+    qtbot.waitUntil(lambda: w.index_worker is not None and w.index_worker.isFinished()
+                    and len(w.docs.rows()) == 3, timeout=120_000)
+    assert {s for s, _ in w.docs.rows().values()} == {"indexed"}
+    assert not Files(w.kb.store).queued()
+
+
+def test_the_app_starts_with_a_damaged_knowledge_base_and_leaves_it_untouched(qtbot, zhiku_home):
+    from app.gui.app import make_app
+    from app.gui.i18n import set_language
+    from app.gui.main_window import MainWindow
+    from app.gui.settings import AppSettings
+    from kb.knowledge_base import kbs_dir
+
+    folder = kbs_dir() / "broken"
+    folder.mkdir(parents=True)
+    (folder / "kb.sqlite").write_bytes(b"not a database at all " * 200)
+    before = (folder / "kb.sqlite").read_bytes()
+    make_app()
+    AppSettings(ui_language="en").save()
+    set_language("en")
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    item = w.kb_list.list.item(0)
+    assert item.data(0x0100) == "broken"  # Qt.UserRole
+    assert str(folder / "kb.sqlite") in item.text() and "damaged" in item.text()
+    assert str(folder / "kb.sqlite") in w.status_label.text()
+    assert (folder / "kb.sqlite").read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["kb.sqlite"]
