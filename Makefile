@@ -64,6 +64,7 @@ bench: models
 	$(PY) bench/retrieval.py
 	$(PY) bench/latency.py
 	$(PY) bench/speed.py
+	$(PY) bench/robustness.py
 	$(PY) bench/report.py
 
 bench-quick: models

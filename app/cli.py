@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `zhiku` console script."""
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # the parser processes of a packaged (frozen) app start here
     args = build_parser().parse_args(argv)
     from kb.store import StoreError
     from models.checksum import ChecksumError
@@ -200,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelNotInstalled, ChecksumError, NotGGUF, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # an interrupted `zhiku add` resumes from its queue next time
+        print("\ninterrupted; `zhiku add KB` (no paths) resumes", file=sys.stderr)
         return 130
 
 

@@ -115,7 +115,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     kb = _open(args.kb, create=True, embedder_name=args.embedder)
     started = time.monotonic()
     report = kb.add(args.paths, progress=ProgressPrinter(), password=password, ocr=not args.no_ocr,
-                    time_limit_s=args.time_limit)
+                    time_limit_s=args.time_limit, embed=not args.no_embed)
     print_report(report, time.monotonic() - started)
     return 0
 
@@ -242,6 +242,8 @@ def register(sub) -> None:
     a.add_argument("--password", nargs="?", const="", default=None,
                    help="password for encrypted PDFs (no value: asked for); never stored")
     a.add_argument("--no-ocr", action="store_true", help="do not OCR scanned pages and images")
+    a.add_argument("--no-embed", action="store_true",
+                   help="read the files now (keyword search works at once); embed on the next `zhiku add`")
     a.add_argument("--time-limit", type=float, default=None, metavar="S",
                    help="stop parsing a file after S seconds without progress (default 120)")
     a.set_defaults(func=cmd_add)

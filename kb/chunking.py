@@ -14,6 +14,27 @@ DEFAULT_CHUNK_TOKENS = 384
 DEFAULT_OVERLAP_TOKENS = 58  # ~15%; why these: bench/README.md
 
 
+SECTION_CHARS = 20_000  # a 3-million-character "page" (a book as one .txt) is split in slices of this
+
+
+def _sections(text: str) -> list[str]:
+    """Cut a huge page at paragraph breaks before splitting: the splitter's regex passes over a
+    whole string at once, holding Python's GIL (and so the window) for as long as that takes."""
+    if len(text) <= SECTION_CHARS * 2:
+        return [text]
+    out, start = [], 0
+    while start < len(text):
+        end = min(len(text), start + SECTION_CHARS)
+        if end < len(text):
+            cut = text.rfind("\n\n", start + SECTION_CHARS // 2, end)
+            if cut < 0:
+                cut = text.rfind("\n", start + SECTION_CHARS // 2, end)
+            end = cut + 1 if cut >= 0 else end
+        out.append(text[start:end])
+        start = end
+    return out
+
+
 @dataclass
 class Chunk:
     """A piece of one page: its text and where it sits in that page's text."""
@@ -45,7 +66,7 @@ class Chunker:
         """Chunks of one page, each with its offsets into `text`."""
         out: list[Chunk] = []
         cursor, prev_end = 0, 0
-        for piece in self._fit(self._splitter.split_text(text)):
+        for piece in self._fit([p for section in _sections(text) for p in self._splitter.split_text(section)]):
             # Chunks come in order and each ends past the one before; with repeated sentences the
             # first match after the previous start can be an earlier copy, so skip those.
             start = text.find(piece, cursor)

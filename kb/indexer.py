@@ -25,6 +25,11 @@ from kb.parse_worker import Limits, ParserProcess
 from models.checksum import sha256_file
 
 WINDOW_BATCHES = 8  # batches of pending chunks read (and sorted by length) at a time
+READ_AHEAD = 256  # parsed files waiting to be committed
+
+
+# reasons whose text after the first ": " names this file's particular defect
+_DETAILED = ("damaged", "could not read", "cannot read", "not a ", "parser failed", "encrypted PDF: cannot")
 
 
 class CancelToken:
@@ -71,6 +76,16 @@ class IndexReport:
     moved: list[tuple[str, str]] = field(default_factory=list)  # (old path, new path): vectors kept
     copies: list[str] = field(default_factory=list)  # same content as an indexed file: listed, not re-embedded
     removed: list[str] = field(default_factory=list)  # gone from a linked folder
+
+    def by_reason(self) -> dict[str, int]:
+        """Failed and skipped files counted by reason, file-specific details folded together."""
+        counts: dict[str, int] = {}
+        for _path, why in self.failed + self.skipped:
+            key = why
+            if why.startswith(_DETAILED):
+                key = why.split(": ", 1)[0]
+            counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
     chunks_added: int = 0
     chunks_embedded: int = 0
     cancelled: bool = False
@@ -94,7 +109,8 @@ def collect(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
                     if n.startswith("."):
                         skipped.append((str(f), "hidden file"))
                     elif not loaders.supported(f):
-                        skipped.append((str(f), f"unsupported file type '{f.suffix or n}'"))
+                        skipped.append((str(f), loaders.KNOWN_UNREADABLE.get(
+                            f.suffix.lower(), f"unsupported file type '{f.suffix or n}'")))
                     else:
                         files.append(f)
         else:
@@ -125,21 +141,28 @@ class Indexer:
         self.ocr, self.limits = ocr, limits or Limits()
         self.files = Files(kb.store)
         self._window: list[tuple[int, str]] = []
+        tokenizer = getattr(kb.embedder, "tokenizer_file", None)
+        chunker = kb.chunker
+        self._chunking = (str(tokenizer), chunker.size, chunker.overlap) if tokenizer else None
 
     def add(self, paths: Iterable[Path], progress: Callable[[Progress], None] | None = None,
-            cancel: CancelToken | None = None, password: str | None = None) -> IndexReport:
+            cancel: CancelToken | None = None, password: str | None = None, embed: bool = True) -> IndexReport:
         """Index files and folders (and whatever an interrupted job left queued).
 
         New and changed files are (re)chunked, unchanged ones skipped, moved ones keep their
         vectors, identical copies are listed once. `password` is tried on encrypted files and
-        never stored.
+        never stored. With embed=False the files are only read (keyword search works at once);
+        their vectors are computed by the next job or `embed_pending`.
         """
         found, skipped = collect(paths)
         report = IndexReport(skipped=skipped)
         self.files.enqueue(found)
         todo = self.files.queued()
         reader_cancel = threading.Event()
-        parsed: queue.Queue = queue.Queue(maxsize=4)
+        # Parsing runs ahead of embedding: on two cores one batch takes ~30 s, and files parsed
+        # meanwhile wait here (committed, keyword-searchable, between batches) instead of stalling
+        # the parser. The bound only keeps memory in check on huge folders.
+        parsed: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
         reader = threading.Thread(target=self._read, args=(todo, parsed, reader_cancel, password),
                                   name="zhiku-reader", daemon=True)
         reader.start()
@@ -154,7 +177,7 @@ class Indexer:
                     item = parsed.get_nowait()
                 except queue.Empty:
                     item = None
-                if item is None and self._embed_one_batch(report, stats, progress, reading):
+                if item is None and embed and self._embed_one_batch(report, stats, progress, reading):
                     continue  # nothing parsed was waiting: the model worked meanwhile
                 if item is None:
                     try:
@@ -163,7 +186,7 @@ class Indexer:
                         continue
                 if item is _DONE:
                     reading = False
-                    if not self._embed_one_batch(report, stats, progress, reading):
+                    if not embed or not self._embed_one_batch(report, stats, progress, reading):
                         break
                     while self._embed_one_batch(report, stats, progress, reading):
                         if cancel and cancel.cancelled:
@@ -244,14 +267,15 @@ class Indexer:
         if sha in seen or self.files.by_hash(sha) is not None:
             return ("same", path, sha, st.st_mtime)
         try:
-            doc = parser.parse(f, ocr=self.ocr, password=password)
-            chunks = self.kb.chunker.split(doc)
+            doc, chunks, terms = parser.parse(f, ocr=self.ocr, password=password, chunking=self._chunking)
+            if chunks is None:  # a model without a tokenizer.json: chunk here, with the model
+                chunks, terms = self.kb.chunker.split(doc), None
         except PasswordNeeded as e:
             return ("failed", path, str(e), sha, st, True)
         except LoadError as e:
             return ("failed", path, str(e), sha, st, False)
         seen[sha] = path
-        return ("doc", path, doc, chunks, sha, st)
+        return ("doc", path, doc, chunks, terms, sha, st)
 
     def _retry(self, row, password: str | None) -> bool:
         """A failed file with unchanged content is read again only if what failed it changed."""
@@ -290,11 +314,11 @@ class Indexer:
             if password:
                 report.password_needed.append(path)
         else:
-            _, _, doc, chunks, sha, st = item
+            _, _, doc, chunks, terms, sha, st = item
             existed = self.store.document(path) is not None or self.files.copy_owner(path) is not None
             if self.files.copy_owner(path) is not None:
                 self.files.forget(path)  # it was a copy of other content; now it has its own
-            self.store.put_document(path, doc, chunks, sha, st.st_size, st.st_mtime)
+            self.store.put_document(path, doc, chunks, sha, st.st_size, st.st_mtime, terms)
             (report.updated if existed else report.added).append(path)
             report.chunks_added += len(chunks)
             return len(chunks)

@@ -143,9 +143,10 @@ class KnowledgeBase:
         return Indexer(self, ocr=ocr, limits=limits)
 
     def add(self, paths, progress=None, cancel=None, password: str | None = None, ocr: bool = True,
-            time_limit_s: float | None = None):
+            time_limit_s: float | None = None, embed: bool = True):
         """Index files and folders; see kb.indexer.Indexer.add."""
-        return self.indexer(ocr, time_limit_s).add(paths, progress=progress, cancel=cancel, password=password)
+        return self.indexer(ocr, time_limit_s).add(paths, progress=progress, cancel=cancel, password=password,
+                                                   embed=embed)
 
     def sync(self, progress=None, cancel=None, ocr: bool = True):
         """Bring the linked folders in: new, changed, moved and deleted files; see Indexer.sync."""

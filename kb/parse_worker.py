@@ -1,5 +1,9 @@
 """Parsing in a separate process, with a time limit and a memory limit per file.
 
+The worker also chunks the text (with the embedding model's tokenizer file, not the model) and
+segments each chunk for the keyword index: all the CPU-heavy pure-Python work of indexing runs
+outside the app's process, where it would compete with the window for Python's GIL.
+
 A parser that loops, segfaults or eats memory takes its worker process down with it, never the
 app: the worker is killed, the file is recorded as failed with the reason, and a fresh worker
 takes the next file. The time limit counts from the worker's last sign of progress (each page
@@ -46,11 +50,19 @@ def _serve(conn) -> None:
             return
         if job is None:
             return
-        path, ocr, password = job
+        path, ocr, password, chunking = job
         options = loaders.Options(ocr=ocr, password=password,
                                   progress=lambda done, total: conn.send(("progress", done, total)))
         try:
-            conn.send(("ok", loaders.load(Path(path), options)))
+            doc = loaders.load(Path(path), options)
+            if chunking is None:
+                conn.send(("ok", (doc, None, None)))
+                continue
+            chunks = _chunker(*chunking).split(doc)
+            conn.send(("progress", 0, 0))
+            from kb import lexical
+
+            conn.send(("ok", (doc, chunks, [lexical.index_text(c.text) for c in chunks])))
         except PasswordNeeded as e:
             conn.send(("password", str(e)))
         except LoadError as e:
@@ -59,6 +71,19 @@ def _serve(conn) -> None:
             conn.send(("error", "file too large to read into memory"))
         except Exception as e:  # noqa: BLE001 (the parent records it for this file and goes on)
             conn.send(("error", f"parser failed: {type(e).__name__}: {e}"))
+
+
+_chunkers: dict = {}
+
+
+def _chunker(tokenizer_file: str, size: int, overlap: int):
+    key = (tokenizer_file, size, overlap)
+    if key not in _chunkers:
+        from kb.chunking import Chunker
+        from models.embedder import token_counter
+
+        _chunkers[key] = Chunker(token_counter(tokenizer_file), size, overlap)
+    return _chunkers[key]
 
 
 def _rss_mb(pid: int) -> float:
@@ -98,18 +123,20 @@ class ParserProcess:
         self._proc = self._conn = None
         self.restarts += 1
 
-    def parse(self, path: Path, ocr: bool = True, password: str | None = None,
-              progress=None) -> Document:
-        """Parse one file in the worker; raise LoadError (or PasswordNeeded) with the reason."""
+    def parse(self, path: Path, ocr: bool = True, password: str | None = None, progress=None,
+              chunking: tuple[str, int, int] | None = None) -> tuple[Document, list | None, list | None]:
+        """Parse one file in the worker: (document, chunks, FTS terms per chunk); the last two only
+        with `chunking` = (tokenizer file, chunk tokens, overlap). Raises LoadError (or
+        PasswordNeeded) with the reason."""
         with self._lock:
             if self._proc is None or not self._proc.is_alive():
                 self._start()
             try:
-                self._conn.send((str(path), ocr, password))
+                self._conn.send((str(path), ocr, password, chunking))
             except (BrokenPipeError, OSError):
                 self._kill()
                 self._start()
-                self._conn.send((str(path), ocr, password))
+                self._conn.send((str(path), ocr, password, chunking))
             last = time.monotonic()
             while True:
                 try:

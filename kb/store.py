@@ -83,6 +83,8 @@ class Store:
             self._migrate()
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{self.db_path}: damaged database ({e})") from None
+        self._read_lock = threading.Lock()
+        self._read_conn: sqlite3.Connection | None = None
         self._index: VectorIndex | None = None
         self._df: dict[str, int] = {}  # word -> chunks containing it (for pruning; cleared on change)
         self._vocab = False
@@ -145,6 +147,10 @@ class Store:
         """Close the database."""
         with self._lock:
             self.conn.close()
+        with self._read_lock:
+            if self._read_conn is not None:
+                self._read_conn.close()
+                self._read_conn = None
 
     # ---- documents --------------------------------------------------------------------------
     def document(self, path: str) -> sqlite3.Row | None:
@@ -154,10 +160,18 @@ class Store:
             cur.row_factory = sqlite3.Row
             return cur.fetchone()
 
+    def _reader(self) -> sqlite3.Connection:
+        """A second connection for listing: under WAL it reads the last commit without waiting for
+        the writer's lock, so the window never stalls behind a big document being stored."""
+        if self._read_conn is None:
+            self._read_conn = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
+            self._read_conn.execute("PRAGMA query_only=1")
+        return self._read_conn
+
     def documents(self) -> list[dict]:
         """All documents with their chunk counts, OCR'd pages and the paths of identical copies."""
-        with self._lock:
-            cur = self.conn.execute(
+        with self._read_lock:
+            cur = self._reader().execute(
                 "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) AS chunks, "
                 "(SELECT group_concat(path, char(10)) FROM copies WHERE doc_id=d.id) AS copies, "
                 "(SELECT COUNT(*) FROM pages p WHERE p.doc_id=d.id AND p.ocr) AS ocr_pages "
@@ -166,13 +180,14 @@ class Store:
             return [dict(r) for r in cur.fetchall()]
 
     def put_document(self, path: str, doc: Document, chunks: list[Chunk], sha256: str, size: int,
-                     mtime: float) -> int:
+                     mtime: float, fts_rows: list[str] | None = None) -> int:
         """Store a document's pages, chunks and FTS terms in one transaction, replacing old content.
 
         The chunks are keyword-searchable as soon as this commits; vectors come later.
         """
         now = time.time()
-        fts_rows = [lexical.index_text(c.text) for c in chunks]  # segment outside the lock
+        if fts_rows is None:  # segmented by the parser process normally; here otherwise, outside the lock
+            fts_rows = [lexical.index_text(c.text) for c in chunks]
         self._df.clear()
         with self.transaction() as db:
             old = db.execute("SELECT id FROM documents WHERE path=?", (path,)).fetchone()

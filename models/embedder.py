@@ -29,6 +29,7 @@ class Embedder:
         self.batch_size = batch_size
         self._model_id = model_id
         self._model = None
+        self._counter = None  # token counting from tokenizer.json, without loading the model
         self._lock = threading.Lock()
 
     @classmethod
@@ -96,11 +97,31 @@ class Embedder:
         """L2-normalised float32 vector [dim] for a search query."""
         return self._encode([text], "query")[0]
 
+    @property
+    def tokenizer_file(self) -> Path | None:
+        """The model's fast-tokenizer file, when it has one (chunking needs only this, not the model)."""
+        f = self.path / "tokenizer.json"
+        return f if f.exists() else None
+
     def count_tokens(self, text: str) -> int:
         """Model tokens in `text`, without special tokens or prompts (for sizing chunks)."""
+        if self._counter is None and self.tokenizer_file is not None:
+            self._counter = token_counter(str(self.tokenizer_file))
+        if self._counter is not None:
+            return self._counter(text)
         tok = self.model.tokenizer
         fast = getattr(tok, "backend_tokenizer", None)  # the Rust tokenizer, without Python wrapping
         if fast is not None:
             return len(fast.encode(text, add_special_tokens=False).ids)
         return len(tok(text, add_special_tokens=False, truncation=False)["input_ids"])
 
+
+def token_counter(tokenizer_file: str):
+    """A function counting a model's tokens in a text (no special tokens), from its tokenizer.json
+    alone: loads in milliseconds, without torch, so parser processes can size chunks too."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tokenizer_file))
+    tok.no_truncation()  # tokenizer.json may cap at the model's 512; chunk sizing needs real counts
+    tok.no_padding()
+    return lambda text: len(tok.encode(text, add_special_tokens=False).ids)

@@ -88,3 +88,31 @@ def test_the_app_starts_with_a_damaged_knowledge_base_and_leaves_it_untouched(qt
     assert str(folder / "kb.sqlite") in w.status_label.text()
     assert (folder / "kb.sqlite").read_bytes() == before
     assert sorted(p.name for p in folder.iterdir()) == ["kb.sqlite"]
+
+
+def test_a_citation_on_a_scanned_page_highlights_its_ocr_lines(qtbot, make_kb, tmp_path):
+    from fixtures import make_scanned_pdf, text_image
+
+    from app.gui.app import make_app
+    from app.gui.viewer import SourceViewer
+
+    make_app()
+    make_scanned_pdf(tmp_path / "scan.pdf", [["第一行：封面", "第二行：无关内容", "第三行：被引用的段落在这里"]])
+    text_image(["收据", "金额：一百二十元"]).save(tmp_path / "receipt.png")
+    kb = make_kb()
+    kb.add([tmp_path / "scan.pdf", tmp_path / "receipt.png"])
+    viewer = SourceViewer()
+    qtbot.addWidget(viewer)
+    for name, passage, lines in (("scan.pdf", "第三行：被引用的段落在这里", 3), ("receipt.png", "金额：一百二十元", 2)):
+        hit = kb.search(passage, k=1)[0]
+        assert hit.name == name
+        text = kb.store.page_text(hit.doc_id, hit.page)
+        boxes = kb.store.page_boxes(hit.doc_id, hit.page)
+        viewer.resize(700, 900)
+        viewer.show_source(hit.path, hit.page, passage, text, boxes)
+        assert len(viewer.highlight_rects) == 1, name  # that line, not the whole page
+        rect = viewer.highlight_rects[0]
+        height = viewer.image.pixmap().height()
+        assert len(boxes) == lines
+        mine = boxes[[b[0] for b in boxes].index(text.index(passage))]  # the box that starts the passage
+        assert abs(rect.top() / height - mine[3]) < 0.01 and mine[3] > boxes[0][3]

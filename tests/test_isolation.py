@@ -59,7 +59,7 @@ def test_a_parser_stuck_on_a_file_is_killed_at_the_time_limit_and_the_next_file_
             assert str(e) == "parsing took longer than 2 s without progress: stopped"
         took = time.monotonic() - started
         assert 2 <= took < 10, took
-        assert "正常的文件" in parser.parse(good).pages[0].text  # a fresh worker took over
+        assert "正常的文件" in parser.parse(good)[0].pages[0].text  # a fresh worker took over
         assert parser.restarts == 1
 
 
@@ -88,7 +88,7 @@ def test_a_crashing_parser_is_reported_and_replaced(tmp_path):
             raise AssertionError("parsed although the worker died")
         except LoadError as e:
             assert str(e) == "the parser crashed on this file (killed by SIGSEGV)"
-        assert "第二个文件" in parser.parse(good).pages[0].text
+        assert "第二个文件" in parser.parse(good)[0].pages[0].text
         assert parser._proc.pid != pid
 
 
@@ -128,3 +128,20 @@ def test_cli_add_takes_a_password(tmp_path, zhiku_home):
     out = subprocess.run([str(exe), "add", "cli", str(f), "--password", "pw-1"], capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0 and "1 re-indexed" in out.stdout and "0 failed" in out.stdout, out.stdout
+
+
+def test_chunks_made_in_the_parser_process_match_the_models_own(e5, tmp_path):
+    from test_indexing import EN_FAISS, ZH_CLIP
+
+    from kb import lexical
+    from kb.chunking import Chunker
+
+    f = tmp_path / "mixed.md"
+    f.write_text((ZH_CLIP + "\n\n" + EN_FAISS + "\n\n") * 12, encoding="utf-8")
+    with ParserProcess() as parser:
+        doc, chunks, terms = parser.parse(f, chunking=(str(e5.tokenizer_file), 64, 9))
+    e5._counter = None
+    here = Chunker(lambda t: len(e5.model.tokenizer(t, add_special_tokens=False)["input_ids"]), 64, 9).split(doc)
+    assert len(chunks) > 4
+    assert [(c.start, c.end, c.tokens) for c in chunks] == [(c.start, c.end, c.tokens) for c in here]
+    assert terms == [lexical.index_text(c.text) for c in here]

@@ -450,7 +450,8 @@ class MainWindow(IndexingMixin, QMainWindow):
         if src is None:
             return
         page_text = self.kb.store.page_text(src["doc_id"], src["page"]) if self.kb else ""
-        self.viewer.show_source(src["path"], src["page"], src["text"], page_text or "")
+        boxes = self.kb.store.page_boxes(src["doc_id"], src["page"]) if self.kb else []
+        self.viewer.show_source(src["path"], src["page"], src["text"], page_text or "", boxes)
 
     # ---- settings ---------------------------------------------------------------------------
     def open_settings(self) -> None:

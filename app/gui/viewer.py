@@ -32,6 +32,9 @@ from app.gui.i18n import tr
 _SPACE = re.compile(r"\s+")
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+
+
 def locate(haystack: str, needle: str) -> tuple[int, int] | None:
     """Where `needle` occurs in `haystack`, ignoring differences in whitespace; (start, end) or None.
 
@@ -101,9 +104,11 @@ class SourceViewer(QDialog):
             self.retranslate()
         super().changeEvent(event)
 
-    def show_source(self, path: str, page: int, passage: str, page_text: str = "") -> None:
-        """Open `path` at `page` and highlight `passage` on it."""
+    def show_source(self, path: str, page: int, passage: str, page_text: str = "",
+                    boxes: list | None = None) -> None:
+        """Open `path` at `page` and highlight `passage` on it (OCR `boxes` locate it on scans and images)."""
         self.path, self.passage, self.page_text = Path(path), passage, page_text
+        self.boxes = boxes or []
         self.pdf = None
         if self.path.suffix.lower() == ".pdf":
             from PySide6.QtPdf import QPdfDocument
@@ -129,6 +134,8 @@ class SourceViewer(QDialog):
         self.header.setText(f"{self.path.name} · {tr('page {n}', n=self.page)}")
         if self.pdf is not None:
             self._show_pdf_page()
+        elif self.boxes and self.path.suffix.lower() in IMAGE_SUFFIXES:
+            self._show_image()
         else:
             self._show_text()
 
@@ -145,16 +152,53 @@ class SourceViewer(QDialog):
         painter.drawImage(0, 0, rendered)
         self.highlight_rects = []
         found = locate(doc.getAllText(index).text(), self.passage) if self.passage else None
+        painter.setPen(Qt.NoPen)
+        painter.setBrush(QColor(255, 214, 0, 110))
         if found:
             sel = doc.getSelectionAtIndex(index, found[0], found[1] - found[0])
-            painter.setPen(Qt.NoPen)
-            painter.setBrush(QColor(255, 214, 0, 110))
             for poly in sel.bounds():
                 rect = poly.boundingRect()
                 r = QRectF(QPointF(rect.left() * scale, rect.top() * scale),
                            QPointF(rect.right() * scale, rect.bottom() * scale))
                 self.highlight_rects.append(r)
                 painter.drawRect(r)
+        elif self.boxes:  # a scanned page: the passage's OCR lines
+            found = self._paint_boxes(painter, size)
+        painter.end()
+        self.image.setPixmap(QPixmap.fromImage(page))
+        self.stack.setCurrentWidget(self.scroll)
+        self.note.setText("" if found or not self.passage else tr("Not found in this document’s text"))
+        if self.highlight_rects:
+            self.scroll.ensureVisible(0, int(self.highlight_rects[0].top()), 0, 200)
+
+    def _paint_boxes(self, painter: QPainter, size: QSize) -> tuple[int, int] | None:
+        """Highlight the OCR lines that overlap the passage; returns the passage's offsets."""
+        found = locate(self.page_text, self.passage) if self.passage else None
+        if not found:
+            return None
+        for start, end, x0, y0, x1, y1 in self.boxes:
+            if start < found[1] and end > found[0]:
+                r = QRectF(QPointF(x0 * size.width(), y0 * size.height()),
+                           QPointF(x1 * size.width(), y1 * size.height()))
+                self.highlight_rects.append(r)
+                painter.drawRect(r)
+        return found
+
+    def _show_image(self) -> None:
+        """An image document, fitted to the width, with the passage's OCR lines highlighted."""
+        source = QImage(str(self.path))
+        self.highlight_rects = []
+        if source.isNull():
+            self._show_text()
+            return
+        room = self.scroll.viewport().width() - 24
+        if room > 100 and source.width() > room:
+            source = source.scaledToWidth(room, Qt.SmoothTransformation)
+        page = source.convertToFormat(QImage.Format_ARGB32)
+        painter = QPainter(page)
+        painter.setPen(Qt.NoPen)
+        painter.setBrush(QColor(255, 214, 0, 110))
+        found = self._paint_boxes(painter, page.size())
         painter.end()
         self.image.setPixmap(QPixmap.fromImage(page))
         self.stack.setCurrentWidget(self.scroll)

@@ -21,14 +21,15 @@ def decode(data: bytes) -> tuple[str, str]:
     for bom, enc in _BOMS:
         if data.startswith(bom):
             return data[len(bom):].decode(enc, errors="replace"), enc
+    if data.count(b"\x00") > len(data) // 8:  # UTF-16 without a BOM: every other byte is NUL
+        # (checked before UTF-8, which accepts NULs and would keep them between the letters)
+        even_nuls = data[0::2].count(0)
+        enc = "utf-16-be" if even_nuls > data[1::2].count(0) else "utf-16-le"
+        return data.decode(enc, errors="replace"), enc
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
-    if data.count(b"\x00") > len(data) // 8:  # UTF-16 without a BOM: every other byte is NUL
-        even_nuls = data[0::2].count(0)
-        enc = "utf-16-be" if even_nuls > data[1::2].count(0) else "utf-16-le"
-        return data.decode(enc, errors="replace"), enc
     from charset_normalizer import from_bytes
 
     best = from_bytes(data).best()
