@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+from kb import loaders
 from kb.store import Store
 
 
@@ -137,3 +138,36 @@ class Files:
         if row:
             self.store._delete_content(row[0])
             db.execute("DELETE FROM documents WHERE id=?", (row[0],))
+
+
+def collect(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Expand files and folders (recursively) into supported files, and what was skipped and why."""
+    files: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if not p.exists():
+            skipped.append((str(p), "no such file or folder"))
+        elif p.is_dir():
+            for root, dirs, names in os.walk(p):
+                hidden = [d for d in dirs if d.startswith(".")]
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                skipped += [(str(Path(root) / d), "hidden folder") for d in hidden]
+                for n in sorted(names):
+                    f = Path(root) / n
+                    if n.startswith("."):
+                        skipped.append((str(f), "hidden file"))
+                    elif not loaders.supported(f):
+                        skipped.append((str(f), loaders.KNOWN_UNREADABLE.get(
+                            f.suffix.lower(), f"unsupported file type '{f.suffix or n}'")))
+                    else:
+                        files.append(f)
+        else:
+            files.append(p)  # named explicitly: try it, and report why if it cannot be read
+    seen, unique = set(), []
+    for f in files:
+        key = str(f.resolve())
+        if key not in seen:
+            seen.add(key)
+            unique.append(f.resolve())
+    return unique, skipped

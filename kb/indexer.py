@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from kb import loaders
 from kb.document import LoadError, PasswordNeeded
-from kb.files import Files
+from kb.files import Files, collect
 from kb.parse_worker import Limits, ParserProcess
 from models.checksum import sha256_file
 
@@ -91,39 +90,6 @@ class IndexReport:
     cancelled: bool = False
 
 
-def collect(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Expand files and folders (recursively) into supported files, and what was skipped and why."""
-    files: list[Path] = []
-    skipped: list[tuple[str, str]] = []
-    for raw in paths:
-        p = Path(raw).expanduser()
-        if not p.exists():
-            skipped.append((str(p), "no such file or folder"))
-        elif p.is_dir():
-            for root, dirs, names in os.walk(p):
-                hidden = [d for d in dirs if d.startswith(".")]
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                skipped += [(str(Path(root) / d), "hidden folder") for d in hidden]
-                for n in sorted(names):
-                    f = Path(root) / n
-                    if n.startswith("."):
-                        skipped.append((str(f), "hidden file"))
-                    elif not loaders.supported(f):
-                        skipped.append((str(f), loaders.KNOWN_UNREADABLE.get(
-                            f.suffix.lower(), f"unsupported file type '{f.suffix or n}'")))
-                    else:
-                        files.append(f)
-        else:
-            files.append(p)  # named explicitly: try it, and report why if it cannot be read
-    seen, unique = set(), []
-    for f in files:
-        key = str(f.resolve())
-        if key not in seen:
-            seen.add(key)
-            unique.append(f.resolve())
-    return unique, skipped
-
-
 _DONE = object()
 
 
@@ -140,6 +106,8 @@ class Indexer:
         self.kb, self.store, self.batch_size = kb, kb.store, batch_size
         self.ocr, self.limits = ocr, limits or Limits()
         self.files = Files(kb.store)
+        self._progress = None
+        self._stats_ref: dict | None = None
         self._window: list[tuple[int, str]] = []
         tokenizer = getattr(kb.embedder, "tokenizer_file", None)
         chunker = kb.chunker
@@ -163,10 +131,12 @@ class Indexer:
         # meanwhile wait here (committed, keyword-searchable, between batches) instead of stalling
         # the parser. The bound only keeps memory in check on huge folders.
         parsed: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
+        self._progress, self._stats_ref = progress, None
         reader = threading.Thread(target=self._read, args=(todo, parsed, reader_cancel, password),
                                   name="zhiku-reader", daemon=True)
         reader.start()
         stats = self._stats(len(todo))
+        self._stats_ref = stats
         reading = True
         try:
             while True:
@@ -267,7 +237,8 @@ class Indexer:
         if sha in seen or self.files.by_hash(sha) is not None:
             return ("same", path, sha, st.st_mtime)
         try:
-            doc, chunks, terms = parser.parse(f, ocr=self.ocr, password=password, chunking=self._chunking)
+            doc, chunks, terms = parser.parse(f, ocr=self.ocr, password=password, chunking=self._chunking,
+                                              progress=lambda done, total: self._page_progress(f, done, total))
             if chunks is None:  # a model without a tokenizer.json: chunk here, with the model
                 chunks, terms = self.kb.chunker.split(doc), None
         except PasswordNeeded as e:
@@ -276,6 +247,14 @@ class Indexer:
             return ("failed", path, str(e), sha, st, False)
         seen[sha] = path
         return ("doc", path, doc, chunks, terms, sha, st)
+
+    def _page_progress(self, f: Path, done: int, total: int) -> None:
+        """Pages of a long file (a scan being OCR'd): shown as the current file, from the reader thread."""
+        stats = self._stats_ref
+        if self._progress is None or stats is None or total < 20 or done % 5:
+            return
+        self._progress(Progress("reading", stats["files"], stats["todo"], stats["embedded"],
+                                stats["embedded"] + stats["pending"], f"{f} ({done}/{total})"))
 
     def _retry(self, row, password: str | None) -> bool:
         """A failed file with unchanged content is read again only if what failed it changed."""

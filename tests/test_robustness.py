@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(not all(c.is_dir() for c in CORPORA),
 
 
 def _files() -> list[Path]:
-    from kb.indexer import collect
+    from kb.files import collect
 
     files, _ = collect(CORPORA)
     return files
@@ -92,8 +92,10 @@ def test_the_corpus_dropped_on_the_window_keeps_the_ui_responsive(qtbot, zhiku_h
     timer.start()
     _drop(w.docs.tree.viewport(), CORPORA)
     total = len(_files())
+    seen = []
+    w.index_worker.progress.connect(lambda p: seen.append((p.files_done, p.files_total)))
     # every file read (indexed or failed), then stop: embedding the whole corpus takes an hour here
-    qtbot.waitUntil(lambda: _listed(w.kb) >= total, timeout=900_000)
+    qtbot.waitUntil(lambda: bool(seen) and seen[-1][0] >= total, timeout=900_000)
     w.cancel_indexing()
     qtbot.waitUntil(lambda: w.index_worker.isFinished(), timeout=60_000)
     timer.stop()
@@ -101,10 +103,11 @@ def test_the_corpus_dropped_on_the_window_keeps_the_ui_responsive(qtbot, zhiku_h
     worst = sorted(gaps)[-5:]
     print(f"\nGUI drop of {total} files: longest event-loop stalls {[round(g * 1000) for g in worst]} ms "
           f"over {len(gaps)} beats")
-    # Two cores shared by the embedder's threads, the OCR process and the window: a few hitches of
-    # ~0.4 s were measured over four minutes (parsing, chunking and segmenting already run in the
-    # parser process; torch's workers sleep when idle). A frozen window would show seconds.
-    assert stall < 0.5, f"event loop stalled {stall * 1000:.0f} ms"
+    # Two cores shared by the embedder, the OCR process and the window: the window's thread gets a
+    # core because parsing, chunking and segmenting run in the parser process, indexing runs at a
+    # lower priority and torch's workers sleep when idle (measured: at most 58 ms).
+    assert stall < 0.15, f"event loop stalled {stall * 1000:.0f} ms"
+    assert _listed(w.kb) == total
     w.close()
 
 
