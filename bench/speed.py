@@ -115,6 +115,10 @@ def first_lexical_hit(embedder) -> dict:
     lexical.terms("预热")
     kb.chunker.split_page(1, "预热 warm up")
     import pypdf  # noqa: F401
+
+    from kb.parse_worker import ParserProcess
+
+    ParserProcess.shared().warm(embedder.tokenizer_file)
     t0 = time.perf_counter()
     job = threading.Thread(target=kb.add, args=([pdf],))
     job.start()

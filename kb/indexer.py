@@ -203,18 +203,18 @@ class Indexer:
     # ---- the reader thread: hash, decide, parse, chunk -----------------------------------------
     def _read(self, todo: list[str], out: queue.Queue, stop: threading.Event, password: str | None) -> None:
         seen: dict[str, str] = {}  # sha256 -> path parsed in this job (duplicates within the job)
+        parser = ParserProcess.shared()  # started and warm from the previous job (or the app's warm-up)
         try:
-            with ParserProcess(self.limits) as parser:
-                for path in todo:
-                    if stop.is_set():
-                        return
-                    item = self._prepare(Path(path), parser, password, seen)
-                    while not stop.is_set():
-                        try:
-                            out.put(item, timeout=0.2)
-                            break
-                        except queue.Full:
-                            continue
+            for path in todo:
+                if stop.is_set():
+                    return
+                item = self._prepare(Path(path), parser, password, seen)
+                while not stop.is_set():
+                    try:
+                        out.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
         finally:
             if not stop.is_set():
                 out.put(_DONE)
@@ -238,7 +238,8 @@ class Indexer:
             return ("same", path, sha, st.st_mtime)
         try:
             doc, chunks, terms = parser.parse(f, ocr=self.ocr, password=password, chunking=self._chunking,
-                                              progress=lambda done, total: self._page_progress(f, done, total))
+                                              progress=lambda done, total: self._page_progress(f, done, total),
+                                              limits=self.limits)
             if chunks is None:  # a model without a tokenizer.json: chunk here, with the model
                 chunks, terms = self.kb.chunker.split(doc), None
         except PasswordNeeded as e:

@@ -24,6 +24,7 @@ from kb.document import Document, LoadError, PasswordNeeded
 DEFAULT_TIME_LIMIT_S = 120.0
 DEFAULT_MEMORY_LIMIT_MB = 3072  # OCR models and a big PDF fit in ~1 GB; a parser past 3 GB is lost
 POLL_S = 0.2
+WARM_S = 30.0  # a fresh worker's own start-up does not count against the first file's limit
 
 
 @dataclass
@@ -41,7 +42,16 @@ def _serve(conn) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C in a terminal is the parent's to handle
     for name in ("pypdf", "PIL", "fontTools"):
         logging.getLogger(name).setLevel(logging.ERROR)  # broken files make them chatty on stderr
-    from kb import loaders
+    from kb import lexical, loaders
+
+    # what every job needs, loaded before the first file arrives (bench: first keyword hit)
+    lexical.terms("预热 warm up")
+    import bs4  # noqa: F401
+    import docx  # noqa: F401
+    import langchain_text_splitters  # noqa: F401
+    import pypdf  # noqa: F401
+
+    conn.send(("ready",))
 
     while True:
         try:
@@ -50,6 +60,9 @@ def _serve(conn) -> None:
             return
         if job is None:
             return
+        if job[0] == "tokenizer":  # load a model's tokenizer ahead of its first file
+            _counter(job[1])
+            continue
         path, ocr, password, chunking = job
         options = loaders.Options(ocr=ocr, password=password,
                                   progress=lambda done, total: conn.send(("progress", done, total)))
@@ -60,8 +73,6 @@ def _serve(conn) -> None:
                 continue
             chunks = _chunker(*chunking).split(doc)
             conn.send(("progress", 0, 0))
-            from kb import lexical
-
             conn.send(("ok", (doc, chunks, [lexical.index_text(c.text) for c in chunks])))
         except PasswordNeeded as e:
             conn.send(("password", str(e)))
@@ -74,15 +85,23 @@ def _serve(conn) -> None:
 
 
 _chunkers: dict = {}
+_counters: dict = {}
+
+
+def _counter(tokenizer_file: str):
+    if tokenizer_file not in _counters:
+        from models.embedder import token_counter
+
+        _counters[tokenizer_file] = token_counter(tokenizer_file)
+    return _counters[tokenizer_file]
 
 
 def _chunker(tokenizer_file: str, size: int, overlap: int):
     key = (tokenizer_file, size, overlap)
     if key not in _chunkers:
         from kb.chunking import Chunker
-        from models.embedder import token_counter
 
-        _chunkers[key] = Chunker(token_counter(tokenizer_file), size, overlap)
+        _chunkers[key] = Chunker(_counter(tokenizer_file), size, overlap)
     return _chunkers[key]
 
 
@@ -98,12 +117,40 @@ def _rss_mb(pid: int) -> float:
 class ParserProcess:
     """One long-lived parsing process; replaced whenever a file kills it or is killed in it."""
 
+    _shared: "ParserProcess | None" = None
+    _shared_lock = threading.Lock()
+
     def __init__(self, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
         self._proc = None
         self._conn = None
+        self._ready = False
         self._lock = threading.Lock()
         self.restarts = 0
+
+    @classmethod
+    def shared(cls) -> "ParserProcess":
+        """The process-wide parser, kept between jobs so that each job finds it started and warm."""
+        with cls._shared_lock:
+            if cls._shared is None:
+                cls._shared = cls()
+            return cls._shared
+
+    def warm(self, tokenizer_file: str | None = None, timeout_s: float = 60.0) -> None:
+        """Start the worker if needed and wait until it has loaded what every job needs (and the
+        tokenizer the next job's chunks are measured with)."""
+        with self._lock:
+            if self._proc is None or not self._proc.is_alive():
+                self._start()
+            if tokenizer_file:
+                self._conn.send(("tokenizer", str(tokenizer_file)))
+            deadline = time.monotonic() + timeout_s
+            try:
+                while not self._ready and time.monotonic() < deadline:
+                    if self._conn.poll(POLL_S) and self._conn.recv()[0] == "ready":
+                        self._ready = True
+            except (EOFError, OSError):  # it died starting; the next parse starts another
+                self._kill()
 
     def _start(self) -> None:
         ctx = mp.get_context("spawn")  # never fork a process that holds torch, Qt and threads
@@ -112,6 +159,7 @@ class ParserProcess:
         self._proc.start()
         child.close()
         self._conn = parent
+        self._ready = False
 
     def _kill(self) -> None:
         if self._proc is not None:
@@ -124,10 +172,12 @@ class ParserProcess:
         self.restarts += 1
 
     def parse(self, path: Path, ocr: bool = True, password: str | None = None, progress=None,
-              chunking: tuple[str, int, int] | None = None) -> tuple[Document, list | None, list | None]:
+              chunking: tuple[str, int, int] | None = None,
+              limits: Limits | None = None) -> tuple[Document, list | None, list | None]:
         """Parse one file in the worker: (document, chunks, FTS terms per chunk); the last two only
         with `chunking` = (tokenizer file, chunk tokens, overlap). Raises LoadError (or
         PasswordNeeded) with the reason."""
+        limits = limits or self.limits
         with self._lock:
             if self._proc is None or not self._proc.is_alive():
                 self._start()
@@ -147,9 +197,14 @@ class ParserProcess:
                     try:
                         msg = self._conn.recv()
                     except (EOFError, OSError):
+                        if self._proc is not None:
+                            self._proc.join(2)  # the pipe closed first; let the exit status arrive
                         code = self._proc.exitcode if self._proc else None
                         self._kill()
                         raise LoadError(f"the parser crashed on this file ({_describe_exit(code)})") from None
+                    if msg[0] == "ready":
+                        self._ready = True
+                        continue
                     if msg[0] == "progress":
                         last = time.monotonic()
                         if progress is not None:
@@ -160,12 +215,12 @@ class ParserProcess:
                     if msg[0] == "password":
                         raise PasswordNeeded(msg[1])
                     raise LoadError(msg[1])
-                if time.monotonic() - last > self.limits.time_s:
+                if time.monotonic() - last > limits.time_s + (0 if self._ready else WARM_S):
                     self._kill()
-                    raise LoadError(f"parsing took longer than {self.limits.time_s:g} s without progress: stopped")
-                if self.limits.memory_mb and _rss_mb(self._proc.pid) > self.limits.memory_mb:
+                    raise LoadError(f"parsing took longer than {limits.time_s:g} s without progress: stopped")
+                if limits.memory_mb and _rss_mb(self._proc.pid) > limits.memory_mb:
                     self._kill()
-                    raise LoadError(f"parsing used more than {self.limits.memory_mb} MB of memory: stopped")
+                    raise LoadError(f"parsing used more than {limits.memory_mb} MB of memory: stopped")
                 if not self._proc.is_alive():
                     code = self._proc.exitcode
                     self._kill()

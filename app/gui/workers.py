@@ -168,8 +168,11 @@ class WarmUp(QThread):
                 importlib.import_module(name)
 
             from kb import lexical
+            from kb.parse_worker import ParserProcess
 
             lexical.terms("预热")
+            tokenizer = next((e.tokenizer_file for e in self.embedders if e.tokenizer_file), None)
+            ParserProcess.shared().warm(tokenizer)  # the first dropped file finds its parser ready
             for e in self.embedders:
                 _ = e.model
         except Exception:  # warming up is an optimisation; real errors surface when used
