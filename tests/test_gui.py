@@ -14,19 +14,52 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 SMALL_LLM = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 
 
-@pytest.fixture
-def window(qtbot, zhiku_home):
+def open_window(qtbot, **settings):
+    """A shown main window over the test's data folder, English UI, with these settings saved."""
     from app.gui.app import make_app
     from app.gui.i18n import set_language
     from app.gui.main_window import MainWindow
     from app.gui.settings import AppSettings
 
     make_app()
-    AppSettings(llm_name=SMALL_LLM, n_ctx=2048, ui_language="en").save()
+    AppSettings(ui_language="en", **settings).save()
     set_language("en")
     w = MainWindow()
     qtbot.addWidget(w)
     w.show()
+    return w
+
+
+class Heartbeat:
+    """A 10 ms timer on the event loop: the longest gap between its beats is the longest stall."""
+
+    def __init__(self) -> None:
+        self.gaps: list[float] = []
+        self._last = time.perf_counter()
+        self._timer = QTimer()
+        self._timer.setInterval(10)
+        self._timer.timeout.connect(self._beat)
+
+    def _beat(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append(now - self._last)
+        self._last = now
+
+    def start(self) -> "Heartbeat":
+        """Start beating."""
+        self._last = time.perf_counter()
+        self._timer.start()
+        return self
+
+    def stop(self) -> float:
+        """Stop; the longest stall in seconds."""
+        self._timer.stop()
+        return max(self.gaps) if self.gaps else 0.0
+
+
+@pytest.fixture
+def window(qtbot, zhiku_home):
+    w = open_window(qtbot, llm_name=SMALL_LLM, n_ctx=2048)
     w.create_kb("gui")
     qtbot.waitUntil(lambda: w.warm is not None and w.warm.isFinished() and w.kb.embedder._model is not None,
                     timeout=120_000)
@@ -38,6 +71,8 @@ def window(qtbot, zhiku_home):
             if hasattr(worker, "stop"):
                 worker.stop()
             worker.wait(30000)
+    from app.gui.i18n import set_language
+
     set_language("en")
 
 
@@ -68,23 +103,12 @@ def _drop(widget, paths):
 
 def _index(qtbot, window, paths, target=None):
     """Drop paths and wait for indexing to finish; returns the longest event-loop stall (s)."""
-    gaps, last = [], [time.perf_counter()]
-
-    def beat():
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(beat)
-    timer.start()
+    heart = Heartbeat().start()
     _drop(target or window.docs.tree.viewport(), paths)
     assert window.index_worker is not None
     qtbot.waitUntil(lambda: window.index_worker.isFinished(), timeout=180_000)
     qtbot.wait(50)
-    timer.stop()
-    return max(gaps) if gaps else 0.0
+    return heart.stop()
 
 
 def test_drop_indexes_files_lists_them_and_shows_failures_without_freezing(qtbot, window, tmp_path):

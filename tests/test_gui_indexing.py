@@ -5,7 +5,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from fixtures import make_pdf  # noqa: E402
-from test_gui import _index, window  # noqa: E402,F401 (the fixture)
+from test_gui import _index, open_window, window  # noqa: E402,F401 (the fixture)
 
 
 def test_an_encrypted_pdf_asks_for_its_password_and_opens(qtbot, window, tmp_path):  # noqa: F811
@@ -37,10 +37,6 @@ def test_a_linked_folder_is_indexed_and_watched(qtbot, window, tmp_path):  # noq
 
 
 def test_a_job_interrupted_by_quitting_resumes_at_the_next_start(qtbot, zhiku_home, tmp_path, e5):
-    from app.gui.app import make_app
-    from app.gui.i18n import set_language
-    from app.gui.main_window import MainWindow
-    from app.gui.settings import AppSettings
     from kb.files import Files
     from kb.knowledge_base import KnowledgeBase
 
@@ -52,12 +48,7 @@ def test_a_job_interrupted_by_quitting_resumes_at_the_next_start(qtbot, zhiku_ho
         files.append(str(f))
     Files(kb.store).enqueue(files)  # what a quit mid-job leaves behind
     kb.close()
-    make_app()
-    AppSettings(ui_language="en").save()
-    set_language("en")
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
+    w = open_window(qtbot)
     qtbot.waitUntil(lambda: w.kb is not None and w.kb.name == "resume", timeout=30_000)
     qtbot.waitUntil(lambda: w.index_worker is not None and w.index_worker.isFinished()
                     and len(w.docs.rows()) == 3, timeout=120_000)
@@ -66,22 +57,13 @@ def test_a_job_interrupted_by_quitting_resumes_at_the_next_start(qtbot, zhiku_ho
 
 
 def test_the_app_starts_with_a_damaged_knowledge_base_and_leaves_it_untouched(qtbot, zhiku_home):
-    from app.gui.app import make_app
-    from app.gui.i18n import set_language
-    from app.gui.main_window import MainWindow
-    from app.gui.settings import AppSettings
     from kb.knowledge_base import kbs_dir
 
     folder = kbs_dir() / "broken"
     folder.mkdir(parents=True)
     (folder / "kb.sqlite").write_bytes(b"not a database at all " * 200)
     before = (folder / "kb.sqlite").read_bytes()
-    make_app()
-    AppSettings(ui_language="en").save()
-    set_language("en")
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
+    w = open_window(qtbot)
     item = w.kb_list.list.item(0)
     assert item.data(0x0100) == "broken"  # Qt.UserRole
     assert str(folder / "kb.sqlite") in item.text() and "damaged" in item.text()

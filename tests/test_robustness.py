@@ -63,33 +63,12 @@ def test_every_real_world_file_is_indexed_or_fails_with_a_specific_reason(make_k
 
 
 def test_the_corpus_dropped_on_the_window_keeps_the_ui_responsive(qtbot, zhiku_home):
-    from test_gui import _drop
+    from test_gui import Heartbeat, _drop, open_window
 
-    from app.gui.app import make_app
-    from app.gui.i18n import set_language
-    from app.gui.main_window import MainWindow
-    from app.gui.settings import AppSettings
-    from PySide6.QtCore import QTimer
-
-    make_app()
-    AppSettings(ui_language="en").save()
-    set_language("en")
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.show()
+    w = open_window(qtbot)
     w.create_kb("dropped")
     qtbot.waitUntil(lambda: w.warm is not None and w.warm.isFinished(), timeout=120_000)
-    gaps, last = [], [time.perf_counter()]
-
-    def beat():
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(beat)
-    timer.start()
+    heart = Heartbeat().start()
     _drop(w.docs.tree.viewport(), CORPORA)
     total = len(_files())
     seen = []
@@ -98,11 +77,10 @@ def test_the_corpus_dropped_on_the_window_keeps_the_ui_responsive(qtbot, zhiku_h
     qtbot.waitUntil(lambda: bool(seen) and seen[-1][0] >= total, timeout=900_000)
     w.cancel_indexing()
     qtbot.waitUntil(lambda: w.index_worker.isFinished(), timeout=60_000)
-    timer.stop()
-    stall = max(gaps)
-    worst = sorted(gaps)[-5:]
+    stall = heart.stop()
+    worst = sorted(heart.gaps)[-5:]
     print(f"\nGUI drop of {total} files: longest event-loop stalls {[round(g * 1000) for g in worst]} ms "
-          f"over {len(gaps)} beats")
+          f"over {len(heart.gaps)} beats")
     # Two cores shared by the embedder, the OCR process and the window: the window's thread gets a
     # core because parsing, chunking and segmenting run in the parser process, indexing runs at a
     # lower priority and torch's workers sleep when idle (measured: at most 58 ms).

@@ -165,6 +165,10 @@ class SourceViewer(QDialog):
         elif self.boxes:  # a scanned page: the passage's OCR lines
             found = self._paint_boxes(painter, size)
         painter.end()
+        self._present(page, found)
+
+    def _present(self, page: QImage, found) -> None:
+        """Show a painted page image, scrolled to the highlight, noting when the passage was not found."""
         self.image.setPixmap(QPixmap.fromImage(page))
         self.stack.setCurrentWidget(self.scroll)
         self.note.setText("" if found or not self.passage else tr("Not found in this document’s text"))
@@ -200,11 +204,7 @@ class SourceViewer(QDialog):
         painter.setBrush(QColor(255, 214, 0, 110))
         found = self._paint_boxes(painter, page.size())
         painter.end()
-        self.image.setPixmap(QPixmap.fromImage(page))
-        self.stack.setCurrentWidget(self.scroll)
-        self.note.setText("" if found or not self.passage else tr("Not found in this document’s text"))
-        if self.highlight_rects:
-            self.scroll.ensureVisible(0, int(self.highlight_rects[0].top()), 0, 200)
+        self._present(page, found)
 
     def _show_text(self) -> None:
         self.text.setPlainText(self.page_text)
