@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from retrieval import SHARED, ensure_models_dir  # noqa: E402
 
-CORPORA = [SHARED.parent / "corpora" / "pdf-samples", SHARED.parent / "corpora" / "office-and-web"]
+CORPORA = [(SHARED.parent / "corpora" / name).resolve() for name in ("pdf-samples", "office-and-web")]
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -50,7 +50,7 @@ def run(corpora: list[Path], embed: bool, time_limit: float | None) -> dict:
             "seconds": round(took, 1), "embedded": embed,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "by_reason": report.by_reason(),
-            "failed_files": sorted((str(Path(p).relative_to(SHARED.parent / "corpora")), why)
+            "failed_files": sorted((str(Path(p).relative_to(CORPORA[0].parent)), why)
                                    for p, why in report.failed),
         }
         kb.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from test_indexing import _consistent
 
-SHARED = Path(os.environ.get("ZHIKU_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SHARED = Path(os.environ.get("ZHIKU_SHARED", Path(__file__).resolve().parents[2] / "shared")).resolve()
 CORPORA = [SHARED / "corpora" / "pdf-samples", SHARED / "corpora" / "office-and-web"]
 GENERIC = ("parser failed", "could not read")  # reasons that name no specific defect
 
