@@ -84,7 +84,7 @@ def test_the_corpus_dropped_on_the_window_keeps_the_ui_responsive(qtbot, zhiku_h
     # Two cores shared by the embedder, the OCR process and the window: the window's thread gets a
     # core because parsing, chunking and segmenting run in the parser process, indexing runs at a
     # lower priority and torch's workers sleep when idle (measured: at most 58 ms).
-    assert stall < 0.15, f"event loop stalled {stall * 1000:.0f} ms"
+    assert stall < 0.15, f"event loop stalled {stall * 1000:.0f} ms\n{heart.report()}"
     assert _listed(w.kb) == total
     w.close()
 
