@@ -1,5 +1,6 @@
 """The desktop app, driven through real widgets offscreen with a real KB and the small models."""
 
+import gc
 import sys
 import threading
 import time
@@ -50,6 +51,15 @@ class Heartbeat:
         self._timer.timeout.connect(self._beat)
         self._main = threading.get_ident()
         self._sampling = False
+        self.collections: list[tuple[int, float]] = []  # (generation, seconds) of garbage collections over 30 ms
+        self._gc_started = 0.0
+
+    def _gc(self, phase: str, info: dict) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._gc_started = now
+        elif now - self._gc_started > 0.03:
+            self.collections.append((info["generation"], now - self._gc_started))
 
     def _beat(self) -> None:
         now = time.perf_counter()
@@ -71,12 +81,15 @@ class Heartbeat:
         self._timer.start()
         self._sampling = True
         threading.Thread(target=self._sample, daemon=True).start()
+        gc.callbacks.append(self._gc)
         return self
 
     def stop(self) -> float:
         """Stop; the longest stall in seconds."""
         self._timer.stop()
         self._sampling = False
+        if self._gc in gc.callbacks:
+            gc.callbacks.remove(self._gc)
         return max(self.gaps) if self.gaps else 0.0
 
     def report(self) -> str:
@@ -88,6 +101,7 @@ class Heartbeat:
                 counts[s] = counts.get(s, 0) + 1
             for s, n in sorted(counts.items(), key=lambda kv: -kv[1])[:2]:
                 out.append(f"--- stall sampled {n}x:\n{s}")
+        out += [f"--- garbage collection of generation {g}: {t * 1000:.0f} ms" for g, t in self.collections]
         return "\n".join(out) or "no stall over 80 ms sampled"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox
 
 from app.gui.i18n import tr
-from app.gui.workers import IndexWorker
+from app.gui.workers import IndexWorker, settle_heap
 from app.units import clock
 
 log = logging.getLogger("zhiku.gui")
@@ -138,6 +138,7 @@ class IndexingMixin:
         self.password_dialog = dlg
 
     def _on_index_thread_end(self) -> None:
+        settle_heap()  # what the job loaded lazily (a loader's library, the FAISS index) stays
         self.progress.hide()
         self.cancel_btn.hide()
         self.progress_text.clear()
