@@ -113,6 +113,10 @@ def cmd_add(args: argparse.Namespace) -> int:
 
         password = getpass.getpass("Password for encrypted files: ")
     kb = _open(args.kb, create=True, embedder_name=args.embedder)
+    if not args.no_embed:
+        from app.image_commands import clip_or_none
+
+        kb.clip = clip_or_none()  # with a CLIP model registered, pictures are embedded in the same job
     started = time.monotonic()
     report = kb.add(args.paths, progress=ProgressPrinter(), password=password, ocr=not args.no_ocr,
                     time_limit_s=args.time_limit, embed=not args.no_embed)
@@ -126,7 +130,8 @@ def print_report(report, took: float) -> None:
                                                     ("removed", report.removed)) if v)
     print(f"{len(report.added)} added, {len(report.updated)} re-indexed, {len(report.unchanged)} unchanged, "
           f"{len(report.failed)} failed{extra}; {report.chunks_added} chunks, {report.chunks_embedded} "
-          f"embedded in {took:.1f}s" + (" (cancelled)" if report.cancelled else ""))
+          f"embedded in {took:.1f}s" + (" (cancelled)" if report.cancelled else "")
+          + (f"; {report.pictures_embedded} pictures embedded" if report.pictures_embedded else ""))
     for path, why in report.failed:
         print(f"  failed: {path}: {why}")
     for path, why in report.skipped:
@@ -234,6 +239,10 @@ def register(sub) -> None:
     from app import folder_commands
 
     folder_commands.register(sub, ksub)
+
+    from app import image_commands
+
+    image_commands.register(sub)
 
     a = sub.add_parser("add", help="index files and folders into a knowledge base")
     a.add_argument("kb")

@@ -20,7 +20,7 @@ class ProgressPrinter:
 
     def __call__(self, p) -> None:
         done, total = (p.files_done, p.files_total) if p.phase == "reading" else (p.chunks_done, p.chunks_total)
-        unit = "files" if p.phase == "reading" else "chunks"
+        unit = {"reading": "files", "pictures": "pictures"}.get(p.phase, "chunks")
         now = time.monotonic()
         final = total and done >= total
         if not self.tty:

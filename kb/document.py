@@ -48,13 +48,25 @@ class Page:
 
 
 @dataclass
+class Picture:
+    """An image found in a document: its page, content hash, pixel size and a JPEG thumbnail."""
+
+    page: int
+    sha256: str  # of the image as stored in the file: equal hashes are the same picture
+    width: int
+    height: int
+    thumb: bytes  # JPEG, longest side at most THUMB_SIDE: shown in the grid, and what CLIP embeds
+
+
+@dataclass
 class Document:
-    """A loaded file: its kind, title and pages."""
+    """A loaded file: its kind, title, pages and the pictures found in it."""
 
     path: Path
     kind: str
     pages: list[Page] = field(default_factory=list)
     title: str = ""
+    pictures: list[Picture] = field(default_factory=list)
 
     @property
     def text_chars(self) -> int:

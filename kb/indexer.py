@@ -53,7 +53,7 @@ class CancelToken:
 class Progress:
     """Where an indexing job is."""
 
-    phase: str  # "reading" (files still being parsed; embedding runs alongside) or "embedding"
+    phase: str  # "reading" (files still parsed; embedding alongside), "embedding", or "pictures" (CLIP)
     files_done: int
     files_total: int
     chunks_done: int
@@ -87,6 +87,7 @@ class IndexReport:
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
     chunks_added: int = 0
     chunks_embedded: int = 0
+    pictures_embedded: int = 0
     cancelled: bool = False
 
 
@@ -184,7 +185,40 @@ class Indexer:
             self.files.dequeue(self.files.queued())
         if progress:
             progress(Progress("embedding", len(todo), len(todo), stats["embedded"], stats["embedded"], ""))
+        if embed and not report.cancelled and getattr(self.kb, "clip", None) is not None:
+            report.pictures_embedded = self.index_pictures(progress, cancel)
         return report
+
+    # ---- pictures (CLIP) ------------------------------------------------------------------------
+    def index_pictures(self, progress: Callable[[Progress], None] | None = None,
+                       cancel: CancelToken | None = None) -> int:
+        """Give every picture a CLIP vector with the KB's CLIP model; returns how many were embedded.
+
+        Documents read before pictures were collected are read again for their pictures first
+        (without OCR: the text is already indexed).
+        """
+        clip = self.kb.clip
+        pictures = self.store.pictures
+        missing = pictures.missing_documents()
+        if missing:
+            parser = ParserProcess.shared()
+            for n, (doc_id, path) in enumerate(missing, start=1):
+                if cancel and cancel.cancelled:
+                    return 0
+                if progress:
+                    progress(Progress("reading", n - 1, len(missing), 0, 0, path))
+                try:
+                    doc, _, _ = parser.parse(Path(path), ocr=False, limits=self.limits)
+                    found = doc.pictures
+                except (LoadError, OSError):
+                    found = []  # gone, or unreadable now: nothing to offer; not retried
+                pictures.put(doc_id, found)
+
+        def report(done: int, total: int) -> None:
+            if progress:
+                progress(Progress("pictures", 0, 0, done, total, ""))
+
+        return pictures.embed_pending(clip, report, cancel)
 
     def _stats(self, todo: int) -> dict:
         now = time.monotonic()

@@ -56,6 +56,7 @@ class KnowledgeBase:
 
     def __init__(self, name: str, store: Store, embedder) -> None:
         self.name, self.store, self.embedder = name, store, embedder
+        self.clip = None  # a models.clip.ClipModel once image search is set up (indexing then embeds pictures)
 
     @classmethod
     def create(cls, name: str, embedder=None, chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
@@ -128,6 +129,8 @@ class KnowledgeBase:
             "linked_folders": self.files.folders(),
             "queued": len(self.files.queued()),
             "ocr_pages": sum(d["ocr_pages"] or 0 for d in docs),
+            "pictures": self.pictures.count(),
+            "clip_model": self.pictures.model_id,
         }
 
     def indexer(self, ocr: bool = True, time_limit_s: float | None = None, memory_limit_mb: int | None = None):
@@ -158,6 +161,17 @@ class KnowledgeBase:
         from kb.files import Files
 
         return Files(self.store)
+
+    @property
+    def pictures(self):
+        """The pictures found in the documents (kb.pictures.Pictures)."""
+        return self.store.pictures
+
+    def image_search(self, clip=None):
+        """Image search over this knowledge base's pictures; see kb.image_search.ImageSearch."""
+        from kb.image_search import ImageSearch
+
+        return ImageSearch(self, clip if clip is not None else self.clip)
 
     def search(self, query: str, k: int = 5, apply_floor: bool = True, **settings):
         """Hybrid retrieval; see kb.retriever.Retriever."""

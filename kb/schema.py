@@ -1,6 +1,6 @@
 """The knowledge base database's schema, as numbered migrations (PRAGMA user_version)."""
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # MIGRATIONS[v] takes a database from version v-1 to v.
 MIGRATIONS: dict[int, list[str]] = {
@@ -40,5 +40,17 @@ MIGRATIONS: dict[int, list[str]] = {
             path TEXT PRIMARY KEY,
             doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE)""",
         "CREATE INDEX documents_sha ON documents(sha256)",
+    ],
+    4: [  # pictures inside documents and their CLIP vectors (thumbnails are files named by hash)
+        """CREATE TABLE images (
+            id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            page INTEGER NOT NULL, sha256 TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+            UNIQUE (doc_id, sha256))""",
+        "CREATE INDEX images_sha ON images(sha256)",
+        "CREATE INDEX images_page ON images(doc_id, page)",
+        """CREATE TABLE image_vectors (
+            image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE, vec BLOB NOT NULL)""",
+        # NULL: read before pictures were collected (older versions): extracted when image search wants them
+        "ALTER TABLE documents ADD COLUMN pictures INTEGER",
     ],
 }

@@ -23,6 +23,7 @@ import numpy as np
 from kb import lexical
 from kb.chunking import Chunk
 from kb.document import Document
+from kb.pictures import Pictures
 from kb.schema import MIGRATIONS, SCHEMA_VERSION
 from kb.vector_index import TRAIN_PER_LIST, VectorIndex, kind_for
 
@@ -88,6 +89,7 @@ class Store:
         self._index: VectorIndex | None = None
         self._df: dict[str, int] = {}  # word -> chunks containing it (for pruning; cleared on change)
         self._vocab = False
+        self.pictures = Pictures(self)
 
     # ---- creation, schema -------------------------------------------------------------------
     @classmethod
@@ -189,6 +191,7 @@ class Store:
         if fts_rows is None:  # segmented by the parser process normally; here otherwise, outside the lock
             fts_rows = [lexical.index_text(c.text) for c in chunks]
         self._df.clear()
+        self.pictures.write_thumbs(doc.pictures)  # before the commit: a row never points at a missing file
         with self.transaction() as db:
             old = db.execute("SELECT id FROM documents WHERE path=?", (path,)).fetchone()
             if old:
@@ -206,6 +209,7 @@ class Store:
             db.executemany("INSERT INTO pages(doc_id, number, text, ocr, boxes) VALUES (?,?,?,?,?)",
                            [(doc_id, p.number, p.text, int(p.ocr), _boxes_json(p)) for p in doc.pages])
             db.execute("DELETE FROM queue WHERE path=?", (path,))
+            self.pictures.insert(doc_id, doc.pictures)
             for c, terms in zip(chunks, fts_rows, strict=True):
                 cid = db.execute("INSERT INTO chunks(doc_id, page, start, end, text, tokens) "
                                  "VALUES (?,?,?,?,?,?)",
@@ -213,6 +217,8 @@ class Store:
                 db.execute("INSERT INTO chunks_fts(rowid, terms) VALUES (?, ?)", (cid, terms))
             if not chunks:
                 db.execute("UPDATE documents SET status='indexed' WHERE id=?", (doc_id,))
+        if old:
+            self.pictures.prune()
         return doc_id
 
     def put_failure(self, path: str, error: str, sha256: str | None, size: int | None,
@@ -237,6 +243,7 @@ class Store:
             self._delete_content(doc_id)
             db.execute("DELETE FROM documents WHERE id=?", (doc_id,))
         self.save_index()
+        self.pictures.prune()
 
     def _delete_content(self, doc_id: int) -> None:
         self._df.clear()
@@ -252,6 +259,7 @@ class Store:
                 if self._index is not None:
                     self._index.remove(ids)
         self.conn.execute("DELETE FROM pages WHERE doc_id=?", (doc_id,))
+        self.pictures.delete(doc_id)
 
     # ---- vectors ----------------------------------------------------------------------------
     def pending_chunks(self, limit: int) -> list[tuple[int, str]]:

@@ -23,6 +23,7 @@ offline.enforce()
 
 ImageLike = Union[str, Path, "PIL.Image.Image"]  # noqa: F821
 _TRANSFORMERS_TYPES = {"clip": "CLIPModel", "chinese_clip": "ChineseCLIPModel"}
+_MULTILINGUAL_NAMES = ("chinese", "multilingual", "xlm", "m-clip", "mclip", "altclip", "taiyi", "zh")
 
 
 def detect_format(path: Path) -> str:
@@ -78,8 +79,19 @@ class ClipModel:
         # the slow processor works on PIL/numpy; the fast one needs torchvision
         self._processor = CLIPImageProcessor.from_pretrained(self.path, local_files_only=True)
         self.dim = int(cfg.projection_dim)
+        self.model_type = cfg.model_type
         self.context_length = int(getattr(cfg.text_config, "max_position_embeddings", 77))
         self._torch = torch
+
+    @property
+    def multilingual(self) -> bool:
+        """True for CLIP models whose text tower reads Chinese (OpenAI's and LAION's CLIPs read English).
+
+        Chinese-CLIP says so in its config; multilingual CLIPs in the plain CLIP layout say so in
+        their names (the tokenizer alone cannot tell: byte-level BPE encodes any script).
+        """
+        name = self.path.name.lower()
+        return self.model_type == "chinese_clip" or any(w in name for w in _MULTILINGUAL_NAMES)
 
     @property
     def model_id(self) -> str:

@@ -118,3 +118,40 @@ def make_slow_pdf(path: Path, operators: int = 400_000) -> Path:
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
     path.write_bytes(bytes(out))
     return path
+
+
+def picture(seed: int, size: tuple[int, int] = (200, 150)):
+    """A distinct synthetic picture: coloured shapes on a tinted background, fixed by `seed`."""
+    import random
+
+    from PIL import Image, ImageDraw
+
+    rnd = random.Random(seed)
+    im = Image.new("RGB", size, tuple(rnd.randrange(256) for _ in range(3)))
+    d = ImageDraw.Draw(im)
+    for _ in range(6):
+        x0, y0 = rnd.randrange(size[0] - 20), rnd.randrange(size[1] - 20)
+        box = [x0, y0, x0 + rnd.randrange(10, size[0] // 2), y0 + rnd.randrange(10, size[1] // 2)]
+        colour = tuple(rnd.randrange(256) for _ in range(3))
+        (d.ellipse if rnd.random() < 0.5 else d.rectangle)(box, fill=colour)
+    return im
+
+
+def make_picture_pdf(path: Path, pages: list[tuple[list[str], list]]) -> Path:
+    """A PDF whose pages each have lines of text and pictures (PIL images) drawn below them."""
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    c = canvas.Canvas(str(path))
+    for lines, images in pages:
+        c.setFont("STSong-Light", 11)
+        for i, line in enumerate(lines):
+            c.drawString(60, 780 - 16 * i, line)
+        for j, im in enumerate(images):
+            c.drawImage(ImageReader(im), 60 + j * 170, 420, width=im.width * 0.75, height=im.height * 0.75)
+        c.showPage()
+    c.save()
+    return path

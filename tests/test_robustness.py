@@ -48,7 +48,12 @@ def test_every_real_world_file_is_indexed_or_fails_with_a_specific_reason(make_k
     assert skipped["office-and-web/simple.zip"] == "unsupported file type '.zip'"
     assert not report.cancelled and len(report.added) > 200
     rows = {d["path"]: d for d in kb.store.documents()}
-    assert all(rows[p]["status"] == "embedding" and rows[p]["chunks"] > 0 for p in report.added)
+    with_text = [p for p in report.added if rows[p]["chunks"]]
+    assert all(rows[p]["status"] == "embedding" for p in with_text)
+    # what has no text at all is a picture (a photo): indexed for image search, with nothing to embed
+    pictures_only = [rows[p] for p in report.added if not rows[p]["chunks"]]
+    assert all(d["kind"] == "image" and d["pictures"] and d["status"] == "indexed" for d in pictures_only)
+    assert kb.pictures.count() > len(pictures_only)  # and the pictures inside PDFs, DOCX and PPTX
     assert all(rows[p]["status"] == "failed" for p, _ in report.failed)
     # OCR'd scans and photos of text are searchable by their words
     scan = rows[str(CORPORA[1] / "pdf" / "loremipsum-flat.pdf")]
@@ -57,7 +62,8 @@ def test_every_real_world_file_is_indexed_or_fails_with_a_specific_reason(make_k
     _consistent(kb.store)
     with capsys.disabled():
         print(f"\nrobustness corpus: {len(files)} files in {took:.0f} s — {len(report.added)} indexed, "
-              f"{len(report.copies)} copies, {len(report.failed)} failed, {len(report.skipped)} skipped")
+              f"{len(report.copies)} copies, {len(report.failed)} failed, {len(report.skipped)} skipped; "
+              f"{kb.pictures.count()} pictures ({len(pictures_only)} files are pictures only)")
         for why, n in report.by_reason().items():
             print(f"  {n:4}  {why}")
 

@@ -41,6 +41,7 @@ ZH_CN = {
     "Open in default app": "用默认程序打开",
     "Source": "来源",
     "Reading": "正在读取",
+    "Pictures": "图片",
     "Embedding": "正在向量化",
     "ETA": "剩余",
     "Ready": "就绪",

@@ -96,11 +96,11 @@ class IndexingMixin:
         done, total = (p.files_done, p.files_total) if p.phase == "reading" else (p.chunks_done, p.chunks_total)
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
-        phase = tr("Reading") if p.phase == "reading" else tr("Embedding")
+        phase = {"reading": tr("Reading"), "pictures": tr("Pictures")}.get(p.phase, tr("Embedding"))
         current = Path(p.current).name if p.current else ""
         self.progress_text.setText(f"{phase} {done}/{total} · {tr('ETA')} {clock(p.eta_seconds)}  {current}")
-        if p.phase == "reading" and done and done % 5 == 0:
-            self.docs.refresh()
+        if p.phase == "reading" and done:
+            self.docs.refresh_soon()
 
     def _on_index_done(self, report) -> None:
         self.docs.refresh()

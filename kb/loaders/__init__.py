@@ -31,7 +31,7 @@ LOADERS: dict[str, Callable[..., Document]] = {
     **{s: image.load for s in image.SUFFIXES},
 }
 # loaders that take the job's options (OCR, password, page progress)
-_WITH_OPTIONS = {pdf.load, image.load}
+_WITH_OPTIONS = {pdf.load, image.load, docx.load, slides.load}
 # Formats people have that we recognise but cannot read: a specific reason beats "unsupported".
 KNOWN_UNREADABLE = {
     ".doc": "old binary Word .doc: save it as .docx to index it",
@@ -70,7 +70,7 @@ def load(path: Path, options: Options | None = None) -> Document:
         raise LoadError(f"{suffix[1:].upper()} file nested too deeply to read") from None
     except Exception as e:  # a parser bug on one odd file must not stop the batch
         raise LoadError(f"could not read {suffix[1:].upper()} file: {type(e).__name__}: {e}") from None
-    if doc.text_chars == 0:
+    if doc.text_chars == 0 and not (doc.kind == "image" and doc.pictures):
         hint = ""
         if doc.kind == "pdf":
             hint = " (OCR found none either)" if options.ocr else " (scanned pages need OCR: turn it on)"

@@ -6,6 +6,8 @@ import zipfile
 from pathlib import Path
 
 from kb.document import Document, LoadError, Page
+from kb.loaders.options import Options
+from kb.loaders.pictures import PictureCollector, from_docx
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
@@ -35,7 +37,7 @@ def _table_rows(tbl) -> list[str]:
     return rows
 
 
-def load(path: Path) -> Document:
+def load(path: Path, options: Options | None = None) -> Document:
     """The body's paragraphs and table rows, in order, as one page (Word has no fixed pages)."""
     import docx
     from docx.text.paragraph import Paragraph
@@ -57,4 +59,9 @@ def load(path: Path) -> Document:
             lines.append("")
     text = "\n".join(lines)
     title = d.core_properties.title or ""
-    return Document(Path(path), "docx", [Page(1, text)], title)
+    doc = Document(Path(path), "docx", [Page(1, text)], title)
+    if options is None or options.pictures:
+        collector = PictureCollector()
+        from_docx(d, collector)
+        doc.pictures = collector.pictures
+    return doc

@@ -1,4 +1,4 @@
-"""What a loader may be told: OCR on or off, a password, and where to report page progress."""
+"""What a loader may be told: OCR on or off, pictures or not, a password, where to report page progress."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ class Options:
     """Per-job loader options; never stored (the password especially)."""
 
     ocr: bool = True
+    pictures: bool = True  # collect the pictures inside documents for image search
     password: str | None = None
     progress: Callable[[int, int], None] | None = None  # (pages done, pages in all)
 

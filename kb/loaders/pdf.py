@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kb.document import Document, LoadError, Page, PasswordNeeded
 from kb.loaders.options import Options
+from kb.loaders.pictures import PictureCollector, from_pdf_pages
 
 # A page with fewer characters than this in its text layer is taken for a scan (page numbers and
 # stray headers survive in some scans' text layers).
@@ -60,6 +61,10 @@ def load(path: Path, options: Options | None = None) -> Document:
     doc = Document(Path(path), "pdf", pages, title)
     if doc.text_chars == 0 and scans and not options.ocr:
         raise LoadError("no text layer (a scan?): turn OCR on to index it")
+    if options.pictures:
+        collector = PictureCollector()
+        from_pdf_pages(reader.pages, collector)
+        doc.pictures = collector.pictures
     return doc
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from kb.document import Document, LoadError, Page
 from kb.loaders.docx import check_ooxml
+from kb.loaders.options import Options
+from kb.loaders.pictures import PictureCollector, from_slides
 
 
 def _shape_lines(shape) -> list[str]:
@@ -21,7 +23,7 @@ def _shape_lines(shape) -> list[str]:
     return lines
 
 
-def load(path: Path) -> Document:
+def load(path: Path, options: Options | None = None) -> Document:
     """Slide text in shape order, notes after a blank line."""
     from pptx import Presentation
     from pptx.exc import PackageNotFoundError
@@ -42,4 +44,9 @@ def load(path: Path) -> Document:
                 lines += ["", notes]
         pages.append(Page(number, "\n".join(lines)))
     title = deck.core_properties.title or ""
-    return Document(Path(path), "pptx", pages, title)
+    doc = Document(Path(path), "pptx", pages, title)
+    if options is None or options.pictures:
+        collector = PictureCollector()
+        from_slides(deck, collector)
+        doc.pictures = collector.pictures
+    return doc
