@@ -263,13 +263,15 @@ class Indexer:
         except OSError as e:
             return ("failed", path, f"cannot read file: {e.strerror or e}", None, None, False)
         row = self.store.document(path)
-        if row is not None and row["sha256"] == sha and not self._retry(row, password):
-            return ("unchanged", path, row["error"] if row["status"] == "failed" else None)
-        owner = self.files.copy_owner(path)
-        if owner is not None and self._sha_of(owner) == sha:
-            return ("unchanged", path, None)
-        if sha in seen or self.files.by_hash(sha) is not None:
-            return ("same", path, sha, st.st_mtime)
+        if row is not None and row["sha256"] == sha:
+            if not self._retry(row, password):
+                return ("unchanged", path, row["error"] if row["status"] == "failed" else None)
+        else:  # read again only if it is not the content of a file already indexed
+            owner = self.files.copy_owner(path)
+            if owner is not None and self._sha_of(owner) == sha:
+                return ("unchanged", path, None)
+            if sha in seen or self.files.by_hash(sha) is not None:
+                return ("same", path, sha, st.st_mtime)
         try:
             doc, chunks, terms = parser.parse(f, ocr=self.ocr, password=password, chunking=self._chunking,
                                               progress=lambda done, total: self._page_progress(f, done, total),
@@ -294,11 +296,17 @@ class Indexer:
     def _retry(self, row, password: str | None) -> bool:
         """A failed file with unchanged content is read again only if what failed it changed."""
         if row["status"] != "failed":
-            return False
+            # an image read with OCR off was kept as a picture only: read its text now that OCR is on
+            return self.ocr and row["kind"] == "image" and not self._ocr_ran(row["id"])
         error = row["error"] or ""
         if error.startswith("encrypted") and password:
             return True
         return self.ocr and "OCR" in error and "turn" in error
+
+    def _ocr_ran(self, doc_id: int) -> bool:
+        with self.store._lock:
+            return self.store.conn.execute("SELECT 1 FROM pages WHERE doc_id=? AND ocr LIMIT 1",
+                                           (doc_id,)).fetchone() is not None
 
     def _sha_of(self, doc_id: int) -> str | None:
         with self.store._lock:

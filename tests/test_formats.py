@@ -144,5 +144,7 @@ def test_image_document_ocr_in_chinese_and_english_with_boxes(tmp_path):
         assert page.text[b.start:b.end].strip()
     first, second = page.boxes[0], page.boxes[-1]
     assert first.y1 <= second.y0 + 0.01  # the first line is above the second
+    as_picture = loaders.load(tmp_path / "receipt.webp", loaders.Options(ocr=False))  # a picture, no words
+    assert as_picture.text_chars == 0 and [p.page for p in as_picture.pictures] == [1]
     with pytest.raises(LoadError, match="turn OCR on"):
-        loaders.load(tmp_path / "receipt.webp", loaders.Options(ocr=False))
+        loaders.load(tmp_path / "receipt.webp", loaders.Options(ocr=False, pictures=False))

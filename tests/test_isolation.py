@@ -41,7 +41,9 @@ def test_ocr_off_records_why_a_scan_was_not_indexed(make_kb, tmp_path):
     report = kb.add([tmp_path / "scan.pdf", tmp_path / "photo.png"], ocr=False)
     failed = dict(report.failed)
     assert failed[str(tmp_path / "scan.pdf")] == "no text layer (a scan?): turn OCR on to index it"
-    assert failed[str(tmp_path / "photo.png")] == "image without a text layer: turn OCR on to index it"
+    # the image is still a picture for image search, but its words are not read
+    assert str(tmp_path / "photo.png") in report.added and kb.pictures.count() == 1
+    assert not kb.search("图片里的文字", k=3, apply_floor=False)
     report = kb.add([tmp_path / "scan.pdf", tmp_path / "photo.png"])  # OCR on again: both are retried
     assert not report.failed and len(report.updated) == 2
     assert kb.search("图片里的文字", k=1)[0].name == "photo.png"

@@ -130,20 +130,22 @@ def test_a_version_2_database_with_content_migrates_and_searches(make_kb, tmp_pa
     kb.add([tmp_path / "clip.txt"])
     folder = kb.store.folder
     kb.close()
-    # take it back to what version 2 had: no OCR columns, no queue, folders or copies
+    # take it back to what version 2 had: no OCR columns, no queue, folders or copies, no pictures
     db = sqlite3.connect(folder / "kb.sqlite")
-    for table in ("queue", "folders", "copies"):
+    for table in ("image_vectors", "images", "queue", "folders", "copies"):
         db.execute(f"DROP TABLE {table}")
     db.execute("DROP INDEX documents_sha")
     db.execute("ALTER TABLE pages DROP COLUMN ocr")
     db.execute("ALTER TABLE pages DROP COLUMN boxes")
+    db.execute("ALTER TABLE documents DROP COLUMN pictures")
     db.execute("PRAGMA user_version = 2")
     db.commit()
     db.close()
     kb = KnowledgeBase.open("old", e5)
-    assert kb.store.schema_version == schema.SCHEMA_VERSION == 3
+    assert kb.store.schema_version == schema.SCHEMA_VERSION == 4
     assert kb.search("CLIP 的对比学习", k=1)[0].name == "clip.txt"
     assert kb.info()["linked_folders"] == [] and kb.info()["queued"] == 0
+    assert kb.info()["pictures"] == 0 and kb.pictures.missing_documents() == []  # text has no pictures
     _consistent(kb.store)
     kb.close()
 

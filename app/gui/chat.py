@@ -23,6 +23,7 @@ from app.gui.i18n import tr
 
 _CITE = re.compile(r"[\[【](\d+)[\]】]")
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S)
+PICTURE_HEIGHT = 72
 
 
 def markdown_html(text: str) -> str:
@@ -68,6 +69,7 @@ class ChatPanel(QWidget):
         super().__init__(parent)
         self.messages: list[dict] = []  # {"role", "content", "sources": [dict], "streaming": bool}
         self.busy = False
+        self.pictures_for = None  # sources -> sources with "pictures" (thumbnail paths of the cited pages)
         self.chats = QComboBox()
         self.chats.currentIndexChanged.connect(self._chat_changed)
         self.new_btn, self.del_btn = QPushButton(), QPushButton()
@@ -148,6 +150,9 @@ class ChatPanel(QWidget):
     def set_messages(self, messages: list[dict]) -> None:
         """Show a stored conversation."""
         self.messages = [dict(m, streaming=False) for m in messages]
+        if self.pictures_for is not None:
+            for m in self.messages:
+                m["sources"] = self.pictures_for(m.get("sources") or [])
         self.render()
 
     def add_question(self, text: str) -> None:
@@ -160,7 +165,7 @@ class ChatPanel(QWidget):
         """The running answer's sources (shown before its first token)."""
         if not self._answering():
             return
-        self.messages[-1]["sources"] = sources
+        self.messages[-1]["sources"] = self.pictures_for(sources) if self.pictures_for is not None else sources
         self.render()
 
     def append_token(self, piece: str) -> None:
@@ -235,11 +240,15 @@ class ChatPanel(QWidget):
                 cards = []
                 for s in m["sources"]:
                     snippet = html.escape(" ".join(s["text"].split())[:140])
+                    # the pictures on the cited page, each a link to that source like its title
+                    thumbs = "".join(
+                        f"<a href='source:{i}:{s['number']}'><img src='{QUrl.fromLocalFile(t).toString()}' "
+                        f"height='{PICTURE_HEIGHT}'></a>&nbsp;" for t in s.get("pictures") or [])
                     cards.append(
                         f"<tr><td style='background:{card}; padding:6px'>"
                         f"<a href='source:{i}:{s['number']}'>[{s['number']}] {html.escape(s['name'])}</a>"
                         f" · {tr('page {n}', n=s['page'])}<br><span style='color:{muted}'>{snippet}</span>"
-                        f"</td></tr>")
+                        + (f"<br>{thumbs}" if thumbs else "") + "</td></tr>")
                 parts.append(f"<p style='color:{muted}'>{tr('Sources')}</p>"
                              f"<table cellspacing='4' width='100%'>{''.join(cards)}</table>")
             if not m.get("streaming") and m["content"]:

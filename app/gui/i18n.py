@@ -109,6 +109,20 @@ ZH_CN = {
     "Time limit per file": "单个文件时限",
     "A file whose reading makes no progress for this long is skipped with a reason.":
         "读取某个文件时若这么久没有进展，就跳过它并注明原因。",
+    "Chat": "对话",
+    "Images": "图片",
+    "Describe a picture (e.g. a bar chart of revenue), or drop an image here": "描述一张图片（例如“收入柱状图”），或把图片拖到这里",
+    "Search": "搜索",
+    "Find similar…": "找相似图片…",
+    "Image search needs a CLIP model, which no Python package ships. Choose a folder with a transformers CLIP or Chinese-CLIP model (config.json + model.safetensors), or download OpenAI's CLIP ViT-B/32 (350 MB, English queries). Without one, pictures are found by the text of their pages only.": "图片搜索需要 CLIP 模型（没有 Python 包自带）。请选择一个 transformers 格式的 CLIP 或 Chinese-CLIP 模型文件夹（config.json + model.safetensors），或下载 OpenAI 的 CLIP ViT-B/32（350 MB，英文查询）。没有模型时，只按图片所在页面的文字查找。",
+    "Choose folder…": "选择文件夹…",
+    "Download…": "下载…",
+    "page text matches (#{n})": "页面文字匹配（第 {n} 名）",
+    "also in {name}, page {n}": "也在 {name} 第 {n} 页",
+    "The image search model could not be loaded: {error}": "无法加载图片搜索模型：{error}",
+    "No CLIP model can be downloaded from inside Zhiku yet: download a transformers CLIP folder yourself (for example openai/clip-vit-base-patch32, or OFA-Sys/chinese-clip-vit-base-patch16 for Chinese queries) and choose it with “Choose folder…”.": "目前还不能在知库内下载 CLIP 模型：请自行下载 transformers 格式的 CLIP 文件夹（例如 openai/clip-vit-base-patch32；中文查询可用 OFA-Sys/chinese-clip-vit-base-patch16），再用“选择文件夹…”选中它。",
+    "Download {title} ({size}) from {url}? Its checksum is verified before it is used.": "从 {url} 下载 {title}（{size}）？使用前会校验其校验和。",
+    "{n} pictures ready for image search": "{n} 张图片可供搜索",
 }
 
 TABLES = {"zh_CN": ZH_CN}

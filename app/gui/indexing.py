@@ -111,6 +111,8 @@ class IndexingMixin:
         if report.moved or report.removed:
             summary += " · " + tr("{moved} moved, {removed} removed", moved=len(report.moved),
                                   removed=len(report.removed))
+        if report.pictures_embedded:
+            summary += " · " + tr("{n} pictures ready for image search", n=report.pictures_embedded)
         self.status_label.setText(f"{tr('Indexing finished')}: {summary}")
         self.last_report = report
         failed = [(p, why) for p, why in report.failed if p not in report.password_needed]
@@ -169,4 +171,5 @@ class IndexingMixin:
         if self.kb.indexer().needs_resume():
             self.resume_indexing()
         self._watch_folders()
+        self.index_pictures_if_needed()
         self.sync_folders()

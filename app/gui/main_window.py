@@ -19,11 +19,13 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QTabWidget,
 )
 
 from app.gui.chat import ChatPanel
 from app.gui.documents import DocumentsPanel, accept_files
 from app.gui.i18n import set_language, tr
+from app.gui.image_search import ImagesMixin
 from app.gui.indexing import IndexingMixin
 from app.gui.kb_list import KBList
 from app.gui.settings import AppSettings
@@ -38,7 +40,7 @@ from app.gui.workers import (
 log = logging.getLogger("zhiku.gui")
 
 
-class MainWindow(IndexingMixin, QMainWindow):
+class MainWindow(IndexingMixin, ImagesMixin, QMainWindow):
     """Zhiku's window. Models load lazily in the background; nothing here blocks the event loop."""
 
     folders_changed = Signal()  # from the folder watcher's thread; handled on the UI thread
@@ -53,6 +55,7 @@ class MainWindow(IndexingMixin, QMainWindow):
         self.answerer = None
         self.answerer_key: tuple | None = None
         self._init_indexing()
+        self._init_images()
         self.answer_worker: AnswerWorker | None = None
         self.pending_question: str | None = None
         self.conversation: int | None = None
@@ -62,8 +65,12 @@ class MainWindow(IndexingMixin, QMainWindow):
         self.kb_list = KBList()
         self.docs = DocumentsPanel()
         self.chat = ChatPanel()
+        self.chat.pictures_for = self.pictures_of_pages
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.chat, "")
+        self.tabs.addTab(self.images, "")
         self.splitter = QSplitter(Qt.Horizontal)
-        for w, stretch in ((self.kb_list, 0), (self.docs, 1), (self.chat, 2)):
+        for w, stretch in ((self.kb_list, 0), (self.docs, 1), (self.tabs, 2)):
             self.splitter.addWidget(w)
             self.splitter.setStretchFactor(self.splitter.indexOf(w), stretch)
         self.splitter.setSizes([220, 320, 660])
@@ -128,6 +135,8 @@ class MainWindow(IndexingMixin, QMainWindow):
         self.new_chat_action.setText(tr("New chat"))
         self.settings_action.setText(tr("Settings…"))
         self.cancel_btn.setText(tr("Cancel"))
+        self.tabs.setTabText(0, tr("Chat"))
+        self.tabs.setTabText(1, tr("Images"))
         if not self.status_label.text() or self.llm is not None:
             self.status_label.setText(tr("Ready"))
 
@@ -294,6 +303,7 @@ class MainWindow(IndexingMixin, QMainWindow):
         self.warm = WarmUp([self.kb.embedder if self.kb else None], self)
         self.warm.ready.connect(lambda: self.status_label.setText(
             f"{tr('Ready')} · {self.llm.model_name}" if self.llm else tr("Ready")))
+        self.warm.ready.connect(self.load_clip)  # after torch is imported: never during the first paint
         self.warm.start()
 
     def check_models(self) -> bool:
@@ -468,6 +478,8 @@ class MainWindow(IndexingMixin, QMainWindow):
         new.save()
         if new.ui_language != old.ui_language:
             set_language(new.ui_language)
+        if new.clip_name != old.clip_name:
+            self.load_clip()
         model_keys = ("llm_name", "n_ctx", "threads", "gpu_layers")
         if any(getattr(old, k) != getattr(new, k) for k in model_keys) and self.llm is not None:
             if not (self.answer_worker and self.answer_worker.isRunning()):

@@ -64,6 +64,11 @@ class IndexWorker(QThread):
             indexer = self.kb.indexer(self.ocr, self.time_limit_s)
             if self.mode == "sync":
                 report = indexer.sync(progress=self.progress.emit, cancel=self.token)
+            elif self.mode == "pictures":
+                from kb.indexer import IndexReport
+
+                report = IndexReport()
+                report.pictures_embedded = indexer.index_pictures(progress=self.progress.emit, cancel=self.token)
             else:
                 report = indexer.add(self.paths, progress=self.progress.emit, cancel=self.token,
                                      password=self.password)

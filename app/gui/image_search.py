@@ -1,0 +1,170 @@
+"""The window's image search: loading the CLIP model, embedding pictures, searching, opening pages."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QThread, Signal
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from app.gui.i18n import tr
+from app.gui.images import ImageSearchWorker, ImagesPanel
+from app.units import human_size
+
+log = logging.getLogger("zhiku.gui")
+
+
+class ClipLoader(QThread):
+    """Loads a CLIP model off the UI thread."""
+
+    loaded = Signal(object)  # models.clip.ClipModel
+    failed = Signal(str)
+
+    def __init__(self, name: str, parent=None) -> None:
+        super().__init__(parent)
+        self.name = name
+
+    def run(self) -> None:  # noqa: D102 (QThread)
+        try:
+            from models.clip import ClipModel
+
+            self.loaded.emit(ClipModel.default(self.name))
+        except Exception as e:  # a moved folder or a damaged model: said in the Images tab
+            log.exception("cannot load CLIP model %s", self.name)
+            self.failed.emit(str(e))
+
+
+class ImagesMixin:
+    """Mixed into MainWindow: the Images tab and everything behind it."""
+
+    def _init_images(self) -> None:
+        self.clip = None
+        self.clip_loader: ClipLoader | None = None
+        self.image_worker: ImageSearchWorker | None = None
+        self.images = ImagesPanel()
+        self.images.search_requested.connect(self.search_images)
+        self.images.like_requested.connect(self.search_like)
+        self.images.open_requested.connect(self.open_picture)
+        self.images.choose_model.connect(self.choose_clip_folder)
+        self.images.download_model.connect(self.download_clip)
+
+    # ---- the model ------------------------------------------------------------------------------
+    def load_clip(self) -> None:
+        """Load the CLIP model the settings name (if any) in the background."""
+        name = self.settings.clip_name
+        if not name:
+            self._use_clip(None)
+            return
+        if self.clip is not None and self.clip.path.name == name:
+            return
+        loader = ClipLoader(name, self)
+        loader.loaded.connect(self._use_clip)
+        loader.failed.connect(lambda msg: self.images.notice.setText(
+            tr("The image search model could not be loaded: {error}", error=msg)))
+        self.clip_loader = loader
+        loader.start()
+
+    def _use_clip(self, clip) -> None:
+        self.clip = clip
+        self.images.set_model(clip.path.name if clip is not None else None)
+        for kb in self.kbs.values():
+            kb.clip = clip
+        self.index_pictures_if_needed()
+
+    def index_pictures_if_needed(self) -> None:
+        """Embed the current knowledge base's pictures that have no CLIP vector yet (a background job)."""
+        kb = self.kb
+        if kb is None or self.clip is None:
+            return
+        kb.clip = self.clip
+        if kb.pictures.count_pending() or kb.pictures.missing_documents():
+            if not any(mode == "pictures" for mode, _, _ in self.jobs):
+                self._run_job("pictures", [], None)
+
+    def choose_clip_folder(self) -> None:
+        """Register a CLIP model folder the user picks, and use it."""
+        folder = QFileDialog.getExistingDirectory(self, tr("Choose folder…"), str(Path.home()))
+        if folder:
+            self.use_clip_folder(folder)
+
+    def use_clip_folder(self, folder: str) -> bool:
+        """Register `folder` as the CLIP model and switch to it; False (and a message) if it is not one."""
+        from models.registry import InvalidModel, add
+
+        try:
+            model = add(folder, "clip")
+        except InvalidModel as e:
+            QMessageBox.warning(self, tr("Image search model (CLIP)"), str(e))
+            return False
+        self.settings.clip_name = model.name
+        self.settings.save()
+        self.load_clip()
+        return True
+
+    def download_clip(self) -> None:
+        """Offer the catalog's downloadable CLIP models (nothing is fetched unless the user confirms)."""
+        from models.catalog import CATALOG
+
+        choices = [m for m in CATALOG if m.role == "clip" and getattr(m.source, "kind", "") == "url"]
+        if not choices:
+            QMessageBox.information(self, tr("Download…"), tr(
+                "No CLIP model can be downloaded from inside Zhiku yet: download a transformers CLIP "
+                "folder yourself (for example openai/clip-vit-base-patch32, or OFA-Sys/chinese-clip-vit-"
+                "base-patch16 for Chinese queries) and choose it with “Choose folder…”."))
+            return
+        spec = choices[0]
+        size = sum(f.size for f in spec.files)
+        answer = QMessageBox.question(self, tr("Download…"), tr(
+            "Download {title} ({size}) from {url}? Its checksum is verified before it is used.",
+            title=spec.title, size=human_size(size), url=spec.source.url))
+        if answer != QMessageBox.Yes:
+            return
+        self.missing_models = [spec]
+        self.install_models()
+        self.install_worker.finished_ok.connect(lambda *_: self._clip_installed(spec.name))
+
+    def _clip_installed(self, name: str) -> None:
+        self.settings.clip_name = name
+        self.settings.save()
+        self.load_clip()
+
+    # ---- searching ------------------------------------------------------------------------------
+    def search_images(self, query: str) -> None:
+        """Pictures matching a description."""
+        self._start_image_search(query=query)
+
+    def search_like(self, path) -> None:
+        """Pictures that look like an image file."""
+        self.images.query.clear()
+        self._start_image_search(like=Path(path))
+
+    def _start_image_search(self, query: str = "", like: Path | None = None) -> None:
+        if self.kb is None:
+            self.images.show_error(tr("Create a knowledge base first"))
+            return
+        if self.image_worker is not None and self.image_worker.isRunning():
+            self.image_worker.wait()  # searches are short; the newest one wins
+        worker = ImageSearchWorker(self.kb, self.clip, query, like, self)
+        worker.found.connect(self.images.show_results)
+        worker.failed.connect(self.images.show_error)
+        worker.finished.connect(lambda: self.images.set_busy(False))
+        self.image_worker = worker
+        self.images.set_busy(True)
+        worker.start()
+
+    def open_picture(self, path: str, page: int) -> None:
+        """Open the viewer on the page a picture is on."""
+        row = self.kb.store.document(path) if self.kb is not None else None
+        page_text = self.kb.store.page_text(row["id"], page) if row is not None else ""
+        self.viewer.show_source(path, page, "", page_text or "")
+
+    def pictures_of_pages(self, sources: list[dict]) -> list[dict]:
+        """Add the thumbnails of each cited page to chat sources (what the chat shows under an answer)."""
+        if self.kb is None:
+            return sources
+        for s in sources:
+            if s.get("doc_id") is not None:  # looked up again: a stored answer's page may have changed
+                rows = self.kb.pictures.on_pages([(s["doc_id"], s["page"])])
+                s["pictures"] = [str(r.thumb) for r in rows if r.thumb.exists()][:4]
+        return sources
