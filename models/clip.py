@@ -1,9 +1,10 @@
 """CLIP: images and text in one vector space, from a model folder the user chose.
 
 No package ships CLIP weights, so there is no default: the user registers a folder with
-`zhiku models add PATH --role clip`. Supported: transformers CLIPModel / ChineseCLIPModel folders
-(config.json + weights + tokenizer + preprocessor_config.json). open_clip-format folders are
-recognised and refused with a clear message (open_clip needs torchvision; see detect_format).
+`zhiku models add PATH --role clip` (or downloads OpenAI's ViT-B/32 through the catalog).
+Supported: transformers CLIPModel / ChineseCLIPModel folders (config.json + weights + tokenizer +
+preprocessor_config.json), and ViT CLIPs in open_clip's folder layout or OpenAI's .pt release,
+converted once into a transformers folder (models.clip_convert) under the models folder.
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ _MULTILINGUAL_NAMES = ("chinese", "multilingual", "xlm", "m-clip", "mclip", "alt
 
 
 def detect_format(path: Path) -> str:
-    """'transformers' for a loadable CLIP folder; InvalidModel says what is wrong otherwise."""
+    """'transformers', 'open_clip' (a folder) or 'openai' (a .pt file); InvalidModel says what is wrong."""
     path = Path(path)
+    if path.is_file():
+        if path.suffix.lower() in (".pt", ".pth", ".bin", ".safetensors"):
+            return "openai"
+        raise InvalidModel(f"{path}: a CLIP model is a folder, or an OpenAI/open_clip .pt checkpoint")
     if not path.is_dir():
-        raise InvalidModel(f"{path}: a CLIP model must be a folder")
+        raise InvalidModel(f"{path}: no such CLIP folder or file")
     cfg = path / "config.json"
     if cfg.exists():
         try:
@@ -40,10 +45,11 @@ def detect_format(path: Path) -> str:
         if model_type in _TRANSFORMERS_TYPES:
             return "transformers"
     if (path / "open_clip_config.json").exists():
-        # open_clip itself needs torchvision, which cannot be installed beside the CPU torch build
-        # we pin; most open_clip releases also publish the transformers layout, which loads here.
-        raise InvalidModel(f"{path}: open_clip folders are not supported yet; use the same model's "
-                           "transformers CLIP folder (config.json + model.safetensors) instead")
+        from models.clip_convert import WEIGHT_NAMES
+
+        if any((path / n).is_file() for n in WEIGHT_NAMES):
+            return "open_clip"
+        raise InvalidModel(f"{path}: an open_clip folder without weights ({' or '.join(WEIGHT_NAMES)})")
     raise InvalidModel(f"{path}: not a CLIP folder (expected a transformers CLIP/Chinese-CLIP "
                        "config.json, or open_clip_config.json)")
 
@@ -57,6 +63,7 @@ class ClipModel:
         self.device = device
         self._model_id = model_id
         self._lock = threading.Lock()
+        self._folder = self.path if self.format == "transformers" else self._converted()
         self._load_transformers()
 
     @classmethod
@@ -67,17 +74,28 @@ class ClipModel:
         found = resolve(name=name, role="clip")
         return cls(found.path, model_id=found.model_id, **kwargs)
 
+    def _converted(self) -> Path:
+        """The transformers folder converted from an open_clip folder or OpenAI .pt file (made once)."""
+        from models.clip_convert import convert
+        from models.paths import data_dir
+
+        # a cache beside the knowledge bases: derived from the checkpoint, rebuilt if deleted
+        folder = data_dir() / "cache" / "clip" / self.model_id.replace("@", "-")
+        if not (folder / "config.json").exists():
+            convert(self.path, folder)
+        return folder
+
     def _load_transformers(self) -> None:
         import torch
         import transformers
         from transformers import AutoConfig, AutoTokenizer, CLIPImageProcessor
 
-        cfg = AutoConfig.from_pretrained(self.path, local_files_only=True)
+        cfg = AutoConfig.from_pretrained(self._folder, local_files_only=True)
         cls = getattr(transformers, _TRANSFORMERS_TYPES[cfg.model_type])
-        self._model = cls.from_pretrained(self.path, local_files_only=True).to(self.device).eval()
-        self._tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+        self._model = cls.from_pretrained(self._folder, local_files_only=True).to(self.device).eval()
+        self._tokenizer = AutoTokenizer.from_pretrained(self._folder, local_files_only=True)
         # the slow processor works on PIL/numpy; the fast one needs torchvision
-        self._processor = CLIPImageProcessor.from_pretrained(self.path, local_files_only=True)
+        self._processor = CLIPImageProcessor.from_pretrained(self._folder, local_files_only=True)
         self.dim = int(cfg.projection_dim)
         self.model_type = cfg.model_type
         self.context_length = int(getattr(cfg.text_config, "max_position_embeddings", 77))
@@ -97,7 +115,7 @@ class ClipModel:
     def model_id(self) -> str:
         """Folder name + weights hash: stored with every image index."""
         if self._model_id is None:
-            self._model_id = folder_model_id(self.path)
+            self._model_id = folder_model_id(self.path) if self.path.is_dir() else _file_model_id(self.path)
         return self._model_id
 
     @staticmethod
@@ -130,6 +148,12 @@ class ClipModel:
             enc = {k: v.to(self.device) for k, v in enc.items()}
             feats = self._model.get_text_features(**enc)
         return _normalise(_as_tensor(feats))
+
+
+def _file_model_id(path: Path) -> str:
+    from models.checksum import cached_sha256
+
+    return f"{path.name}@{cached_sha256(path)[:12]}"  # as `zhiku models add` names it
 
 
 def _as_tensor(feats):

@@ -51,7 +51,7 @@ def problems(spec: ModelSpec) -> list[str]:
         p = folder / f.name
         if not p.is_file():
             out.append(f"{p}: missing")
-        elif p.stat().st_size != f.size:
+        elif f.size is not None and p.stat().st_size != f.size:
             out.append(f"{p}: size {p.stat().st_size:,} bytes, expected {f.size:,}")
         elif cached_sha256(p) != f.sha256:
             out.append(f"{p}: SHA-256 does not match the catalog")
@@ -110,10 +110,11 @@ def resolve(name: str | None = None, role: str | None = None) -> ResolvedModel:
         spec = default_for(role)
         if spec is None:
             user = next((m for m in registry.load() if m.role == role), None)
-            if user is None:
+            installed = next((s for s in CATALOG if s.role == role and model_dir(s).exists()), None)
+            if user is None and installed is None:
                 raise ModelNotInstalled(
                     f"no {role} model installed — add one with `zhiku models add PATH --role {role}`")
-            name = user.name
+            name = user.name if user is not None else installed.name
         else:
             name = spec.name
     user = registry.find(name)

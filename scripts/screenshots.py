@@ -1,7 +1,7 @@
 """Drive the real app with a demo knowledge base and save PNGs of its main screens.
 
 Run through scripts/screenshots.sh (Xvfb). Output: <out>/main-answer.png, viewer-pdf.png,
-settings.png, main-chinese.png.
+settings.png, images.png, main-chinese.png.
 """
 
 from __future__ import annotations
@@ -25,6 +25,42 @@ def wait(app, predicate, timeout: float) -> None:
         time.sleep(0.01)
 
 
+def picture_report(path: Path) -> Path:
+    """A PDF with drawn figures and their captions: a bar chart, an architecture diagram, a photo-like scene."""
+    from PIL import Image, ImageDraw
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    chart = Image.new("RGB", (420, 280), "white")
+    d = ImageDraw.Draw(chart)
+    for i, h in enumerate((90, 140, 120, 210)):
+        d.rectangle([40 + i * 90, 250 - h, 100 + i * 90, 250], fill=(52, 101, 164))
+    d.line([30, 250, 400, 250], fill="black", width=2)
+    diagram = Image.new("RGB", (420, 280), (245, 245, 240))
+    d = ImageDraw.Draw(diagram)
+    for x, colour in ((20, (200, 80, 60)), (160, (90, 160, 90)), (300, (80, 120, 200))):
+        d.rectangle([x, 100, x + 100, 170], fill=colour, outline="black")
+    d.line([120, 135, 160, 135], fill="black", width=3)
+    d.line([260, 135, 300, 135], fill="black", width=3)
+    scene = Image.new("RGB", (420, 280), (135, 190, 235))
+    d = ImageDraw.Draw(scene)
+    d.rectangle([0, 190, 420, 280], fill=(70, 140, 60))
+    d.ellipse([310, 30, 380, 100], fill=(250, 210, 60))
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    c = canvas.Canvas(str(path))
+    for caption, image in (("图 1：季度收入柱状图 Figure 1: bar chart of revenue by quarter", chart),
+                           ("图 2：系统架构图 Figure 2: architecture diagram (loader → chunker → index)", diagram),
+                           ("图 3：公园的风景照片 Figure 3: a photo of a park on a sunny day", scene)):
+        c.setFont("STSong-Light", 12)
+        c.drawString(60, 780, caption)
+        c.drawImage(ImageReader(image), 60, 420, width=420, height=280)
+        c.showPage()
+    c.save()
+    return path
+
+
 def main(out: Path) -> int:
     """Build the demo KB in the window, ask, open a citation, open settings, switch language."""
     out.mkdir(parents=True, exist_ok=True)
@@ -40,11 +76,14 @@ def main(out: Path) -> int:
     w.resize(1360, 860)
     w.show()
     w.create_kb("Zhiku demo")
-    docs = write_documents(Path(tempfile.mkdtemp()) / "documents")
+    folder = Path(tempfile.mkdtemp()) / "documents"
+    docs = write_documents(folder)
     wait(app, lambda: w.warm is not None and w.warm.isFinished(), 300)
     w.index_paths(docs)
     wait(app, lambda: w.index_worker.isFinished(), 600)
     for question in (QUESTION_ZH, QUESTION):
+        if question is QUESTION:
+            w.new_chat()  # another topic: a follow-up would be searched together with the question before
         w.chat.input.setPlainText(question)
         w.chat.submit()
         wait(app, lambda: not w.chat.busy, 900)
@@ -60,6 +99,17 @@ def main(out: Path) -> int:
     app.processEvents()
     w.viewer.grab().save(str(out / "viewer-pdf.png"))
     w.viewer.hide()
+
+    # the Images tab without a CLIP model: it says what it needs, and finds pictures by their captions
+    w.index_paths([picture_report(folder / "figures.pdf")])
+    wait(app, lambda: w.index_worker.isFinished(), 600)
+    w.tabs.setCurrentWidget(w.images)
+    w.images.query.setText("柱状图 revenue chart")
+    w.images.search_requested.emit(w.images.query.text())
+    wait(app, lambda: w.images.grid.count() > 0, 120)
+    app.processEvents()
+    w.grab().save(str(out / "images.png"))
+    w.tabs.setCurrentWidget(w.chat)
 
     from app.gui.settings_dialog import SettingsDialog
 

@@ -98,8 +98,8 @@ def test_models_list_shows_roles_sizes_and_states(scratch_models, capsys):
     assert "93.8 MB" in lines["smollm2-135m-instruct-q4_1"]
     assert "not installed" in lines[QWEN_05] and "zhiku models install" in lines[QWEN_05]
     assert "multilingual-e5-small" in lines and "embedding" in lines["multilingual-e5-small"]
-    clip = next(line for line in out.splitlines() if "clip" in line.split())
-    assert "not installed — add one with `zhiku models add" in clip
+    clip = lines["clip-vit-b-32-openai"]  # offered for download, never fetched unless asked
+    assert "downloads it" in clip and "zhiku models add PATH --role clip" in clip
 
 
 def test_user_can_register_a_gguf_and_damage_is_detected(scratch_models, tmp_path, capsys):
@@ -142,7 +142,10 @@ def test_catalog_entries_are_complete():
     assert len(names) == len(set(names))
     for spec in catalog.CATALOG:
         assert spec.role in catalog.ROLES
-        assert spec.files and all(len(f.sha256) == 64 and f.size > 0 for f in spec.files)
+        assert spec.files and all(len(f.sha256) == 64 and (f.size or 0) > 0 for f in spec.files) \
+            or catalog.downloadable(spec)
+        if catalog.downloadable(spec):  # OpenAI's URLs carry the file's SHA-256 as a path segment
+            assert spec.files[0].sha256 in spec.source.url and spec.role == "clip"
     assert catalog.default_for("embedding").name == "multilingual-e5-small"
     assert catalog.default_for("llm").name == "qwen2.5-coder-1.5b-instruct-q4_k_m"
     assert catalog.default_for("clip") is None

@@ -64,7 +64,7 @@ def test_folders_that_are_not_clip_are_refused(tmp_path):
     oc = tmp_path / "oc"
     oc.mkdir()
     (oc / "open_clip_config.json").write_text("{}")
-    with pytest.raises(InvalidModel, match="open_clip folders are not supported"):
+    with pytest.raises(InvalidModel, match="open_clip folder without weights"):
         detect_format(oc)
 
 

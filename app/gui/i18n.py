@@ -121,7 +121,7 @@ ZH_CN = {
     "also in {name}, page {n}": "也在 {name} 第 {n} 页",
     "The image search model could not be loaded: {error}": "无法加载图片搜索模型：{error}",
     "No CLIP model can be downloaded from inside Zhiku yet: download a transformers CLIP folder yourself (for example openai/clip-vit-base-patch32, or OFA-Sys/chinese-clip-vit-base-patch16 for Chinese queries) and choose it with “Choose folder…”.": "目前还不能在知库内下载 CLIP 模型：请自行下载 transformers 格式的 CLIP 文件夹（例如 openai/clip-vit-base-patch32；中文查询可用 OFA-Sys/chinese-clip-vit-base-patch16），再用“选择文件夹…”选中它。",
-    "Download {title} ({size}) from {url}? Its checksum is verified before it is used.": "从 {url} 下载 {title}（{size}）？使用前会校验其校验和。",
+    "Download {title} from {url}? Its checksum is verified before it is used.": "从 {url} 下载 {title}？使用前会校验其校验和。",
     "{n} pictures ready for image search": "{n} 张图片可供搜索",
 }
 

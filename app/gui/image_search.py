@@ -10,7 +10,6 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app.gui.i18n import tr
 from app.gui.images import ImageSearchWorker, ImagesPanel
-from app.units import human_size
 
 log = logging.getLogger("zhiku.gui")
 
@@ -114,10 +113,9 @@ class ImagesMixin:
                 "base-patch16 for Chinese queries) and choose it with “Choose folder…”."))
             return
         spec = choices[0]
-        size = sum(f.size for f in spec.files)
         answer = QMessageBox.question(self, tr("Download…"), tr(
-            "Download {title} ({size}) from {url}? Its checksum is verified before it is used.",
-            title=spec.title, size=human_size(size), url=spec.source.url))
+            "Download {title} from {url}? Its checksum is verified before it is used.",
+            title=spec.title, url=spec.source.url))
         if answer != QMessageBox.Yes:
             return
         self.missing_models = [spec]

@@ -40,7 +40,8 @@ class ImageSearchWorker(QThread):
         try:
             search = self.kb.image_search(self.clip)
             hits = search.by_image(self.like) if self.like else search.by_text(self.query)
-            self.found.emit(hits, search.warning(self.query) or "")
+            # without a model the tab's setup panel already explains what is missing
+            self.found.emit(hits, (search.warning(self.query) or "") if self.clip is not None else "")
         except Exception as e:  # an unreadable dropped image, a broken model: said, never fatal
             self.failed.emit(str(e))
 
