@@ -73,3 +73,25 @@ def test_no_clip_model_says_how_to_add_one():
 
     with pytest.raises(ModelNotInstalled, match="zhiku models add PATH --role clip"):
         ClipModel.default()
+
+
+def test_a_chinese_clip_folder_reads_chinese_queries(tmp_path, make_kb):
+    from fixtures import make_picture_pdf
+    from tinyclip import build_tiny_chinese_clip
+
+    clip = ClipModel(build_tiny_chinese_clip(tmp_path / "tiny-cn-clip"))
+    assert clip.model_type == "chinese_clip" and clip.multilingual
+    vecs = clip.embed_text(["架构图", "收入柱状图"])
+    assert vecs.shape == (2, 16) and not np.allclose(vecs[0], vecs[1], atol=1e-6)
+    ids = clip._tokenizer("收入柱状图")["input_ids"]
+    assert clip._tokenizer.unk_token_id not in ids and len(ids) == 7  # five characters, not [UNK]s
+    red, chart, _ = _images()
+    assert clip.embed_images([red, chart]).shape == (2, 16)
+    make_picture_pdf(tmp_path / "r.pdf", [(["第一页"], [chart.resize((120, 120))])])
+    kb = make_kb("cn")
+    kb.clip = clip
+    kb.add([tmp_path / "r.pdf"])
+    search = kb.image_search()
+    hits = search.by_text("柱状图")
+    assert hits and hits[0].clip_similarity is not None  # the Chinese query went through CLIP
+    assert search.warning("柱状图") is None

@@ -50,3 +50,28 @@ def build_tiny_clip(folder: Path, seed: int = 0) -> Path:
     CLIPModel(config).eval().save_pretrained(folder)
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
+
+
+def build_tiny_chinese_clip(folder: Path, seed: int = 0) -> Path:
+    """A transformers ChineseCLIPModel folder (BERT tokenizer over CJK characters) of a few MB."""
+    import torch
+    from transformers import BertTokenizer, ChineseCLIPConfig, ChineseCLIPModel, CLIPImageProcessor
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = [chr(c) for c in range(0x4E00, 0x4E00 + 2000)] + list("架构图表柱状收入照片公园") + \
+        [c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(dict.fromkeys(chars))
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(seed)
+    config = ChineseCLIPConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=64),
+        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
+                           num_hidden_layers=2, num_attention_heads=2),
+        projection_dim=16,
+    )
+    ChineseCLIPModel(config).eval().save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
