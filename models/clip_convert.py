@@ -152,7 +152,7 @@ def write_tokenizer(dest: Path, bpe: Path) -> None:
 
     merges = gzip.open(bpe).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
     merges = [tuple(m.split()) for m in merges]
-    alphabet = list(_bytes_to_unicode().values())
+    alphabet = list(bytes_to_unicode().values())
     vocab = alphabet + [c + "</w>" for c in alphabet] + ["".join(m) for m in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
     (dest / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}, ensure_ascii=False),
@@ -162,7 +162,8 @@ def write_tokenizer(dest: Path, bpe: Path) -> None:
     CLIPTokenizer(str(dest / "vocab.json"), str(dest / "merges.txt")).save_pretrained(dest)
 
 
-def _bytes_to_unicode() -> dict[int, str]:
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's byte-level alphabet: every byte as a printable character (the BPE's base tokens)."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
     n = 0

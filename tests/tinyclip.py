@@ -7,16 +7,9 @@ from pathlib import Path
 
 
 def _byte_chars() -> list[str]:
-    # GPT-2/CLIP byte-level alphabet: every byte maps to a printable unicode character
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
+    from models.clip_convert import bytes_to_unicode
+
+    return list(bytes_to_unicode().values())
 
 
 def build_tiny_clip(folder: Path, seed: int = 0) -> Path:
