@@ -22,7 +22,7 @@ LLAMA_CMAKE := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF \
                -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF \
                $(if $(shell command -v ccache),-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 
-.PHONY: help setup models run demo screenshots bench bench-quick test clean
+.PHONY: help setup models run demo screenshots bench bench-quick test clean package package-test models-bundle
 help:
 	@echo "make run    set up (first time only) and start Zhiku"
 	@echo "make test   set up (first time only) and run the whole test suite"
@@ -80,5 +80,37 @@ screenshots: models
 test: models
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra
 
+# ---- the desktop binary (packaging/README.md) -------------------------------------------------
+VERSION   := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+PKG_VENV  := build/package-venv
+PKG_STAMP := $(PKG_VENV)/.zhiku-package-$(shell cat pyproject.toml constraints.txt models/catalog.py | sha256sum | cut -c1-16)
+
+# a dedicated venv with only what the app needs (PyInstaller bundles whatever it can reach)
+$(PKG_STAMP): pyproject.toml constraints.txt models/catalog.py | $(LLAMA_WHEEL)
+	rm -rf $(PKG_VENV)
+	$(PYTHON) -m venv $(PKG_VENV)
+	$(PKG_VENV)/bin/pip install -q --upgrade pip wheel $(QUIET)
+	$(PKG_VENV)/bin/pip install -q -c constraints.txt --find-links $(WHEELS) . pyinstaller==6.22.3 \
+	  pyinstaller-hooks-contrib==2026.9 $(QUIET)
+	$(PKG_VENV)/bin/pip install -q --no-deps open-clip-torch==3.3.0 $(QUIET)
+	@touch $@
+
+package: $(PKG_STAMP)
+	$(PKG_VENV)/bin/pip install -q --no-deps --force-reinstall . $(QUIET)
+	rm -rf dist/zhiku build/pyinstaller
+	cd packaging && ../$(PKG_VENV)/bin/pyinstaller --noconfirm --log-level WARN --distpath ../dist \
+	  --workpath ../build/pyinstaller zhiku.spec
+	tar -C dist -czf dist/zhiku-$(VERSION)-linux-x86_64.tar.gz zhiku
+	bash packaging/build_deb.sh $(VERSION) dist/zhiku_$(VERSION)_amd64.deb
+	@du -sh dist/zhiku dist/*.tar.gz dist/*.deb
+
+# the verified default models in one .tar: what a packaged app imports on its first run
+models-bundle: models
+	$(VENV)/bin/zhiku models bundle dist/zhiku-models-$(VERSION).tar
+
+# against the built artefacts (run `make package` first); kept out of `make test`, see packaging/README.md
+package-test: models-bundle
+	bash packaging/package_test.sh $(VERSION) dist/zhiku-models-$(VERSION).tar build/package-test
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from app.units import human_size
 
@@ -119,6 +120,34 @@ def cmd_models_install(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_models_bundle(args: argparse.Namespace) -> int:
+    """Write the verified default models (or the named ones) into one .tar for another machine."""
+    from models.bundle import BundleError, write
+
+    try:
+        names = write(args.file, args.names or None)
+    except (BundleError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {', '.join(names)} to {args.file} ({human_size(Path(args.file).stat().st_size)})")
+    return 0
+
+
+def cmd_models_import(args: argparse.Namespace) -> int:
+    """Install the models in a bundle, verifying every file first."""
+    from models.bundle import BundleError, import_bundle
+    from models.checksum import ChecksumError
+
+    try:
+        names = import_bundle(args.file)
+    except (BundleError, ChecksumError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for name in names:
+        print(f"{name}: imported and verified")
+    return 0
+
+
 def cmd_models_add(args: argparse.Namespace) -> int:
     """Register the user's own GGUF file or model folder."""
     from models.registry import InvalidModel, add
@@ -176,6 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=["embedding", "llm", "clip"])
     add.add_argument("--name", help="name to use (default: the file or folder name)")
     add.set_defaults(func=cmd_models_add)
+    bd = msub.add_parser("bundle", help="write verified models into one .tar (for `zhiku models import`)")
+    bd.add_argument("file")
+    bd.add_argument("names", nargs="*", help="catalog models (default: the defaults)")
+    bd.set_defaults(func=cmd_models_bundle)
+    im = msub.add_parser("import", help="install the models in a bundle, verifying every checksum")
+    im.add_argument("file")
+    im.set_defaults(func=cmd_models_import)
     rm = msub.add_parser("remove", help="forget a model you registered")
     rm.add_argument("name")
     rm.set_defaults(func=cmd_models_remove)
@@ -185,7 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     kb_commands.register(sub)
 
     gui = sub.add_parser("gui", help="open the desktop app")
-    gui.set_defaults(func=lambda args: __import__("app.gui.app", fromlist=["run"]).run())
+    gui.add_argument("paths", nargs="*", help="files or folders to add (what the desktop passes on open)")
+    gui.add_argument("--screenshot", metavar="PNG", help="save the window once models are loaded, then quit")
+    gui.set_defaults(func=lambda args: __import__("app.gui.app", fromlist=["run"]).run(
+        paths=args.paths, screenshot=args.screenshot))
 
     demo = sub.add_parser("demo", help="build a small knowledge base and answer two questions from it")
     demo.add_argument("--llm", help="chat model name (default: the catalog default)")

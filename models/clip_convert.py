@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import sys
 from pathlib import Path
 
 from models.registry import InvalidModel
@@ -29,6 +30,10 @@ def bpe_path() -> Path:
 
     from models.checksum import cached_sha256
 
+    if getattr(sys, "frozen", False):  # the packaged app carries the file as data (packaging/zhiku.spec)
+        path = Path(sys._MEIPASS) / "open_clip" / "bpe_simple_vocab_16e6.txt.gz"
+        if path.is_file():
+            return path
     spec = importlib.util.find_spec("open_clip")
     if spec is None or not spec.submodule_search_locations:
         raise InvalidModel("converting an OpenAI/open_clip CLIP needs CLIP's BPE vocabulary from the "

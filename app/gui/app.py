@@ -58,14 +58,35 @@ def make_app(argv: list[str] | None = None):
     return app
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Open the main window and run the event loop."""
+def run(argv: list[str] | None = None, paths: list[str] | None = None, screenshot: str | None = None) -> int:
+    """Open the main window (adding `paths`, e.g. files opened from the desktop) and run the event loop.
+
+    `screenshot`: save a picture of the window once models are loaded, then quit (checks a
+    packaged build under Xvfb).
+    """
+    from pathlib import Path
+
+    from PySide6.QtCore import QTimer
+
     setup_logging()
     install_excepthook()
-    app = make_app(argv)
+    app = make_app([sys.argv[0]] if argv is None else argv)  # Qt must not take our arguments for its own
     from app.gui.main_window import MainWindow
 
     window = MainWindow()
     window.show()
     log.info("window shown")
+    if paths:
+        QTimer.singleShot(0, lambda: window.index_paths([Path(p) for p in paths]))
+    if screenshot:
+        def shoot() -> None:
+            if window.warm is None or not window.warm.isFinished():
+                QTimer.singleShot(200, shoot)
+                return
+            window.grab().save(screenshot)
+            log.info("screenshot saved to %s", screenshot)
+            window.close()
+            app.quit()
+
+        QTimer.singleShot(500, shoot)
     return app.exec()

@@ -87,8 +87,10 @@ class ChatPanel(QWidget):
         self.banner_text = QLabel()
         self.banner_text.setWordWrap(True)
         self.banner_button = QPushButton()
+        self.banner_import = QPushButton()  # a models bundle: how a packaged app gets its models
         b = QHBoxLayout(self.banner)
         b.addWidget(self.banner_text, 1)
+        b.addWidget(self.banner_import)
         b.addWidget(self.banner_button)
         self.banner.hide()
 

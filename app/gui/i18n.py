@@ -123,6 +123,8 @@ ZH_CN = {
     "No CLIP model can be downloaded from inside Zhiku yet: download a transformers CLIP folder yourself (for example openai/clip-vit-base-patch32, or OFA-Sys/chinese-clip-vit-base-patch16 for Chinese queries) and choose it with “Choose folder…”.": "目前还不能在知库内下载 CLIP 模型：请自行下载 transformers 格式的 CLIP 文件夹（例如 openai/clip-vit-base-patch32；中文查询可用 OFA-Sys/chinese-clip-vit-base-patch16），再用“选择文件夹…”选中它。",
     "Download {title} from {url}? Its checksum is verified before it is used.": "从 {url} 下载 {title}？使用前会校验其校验和。",
     "{n} pictures ready for image search": "{n} 张图片可供搜索",
+    "Import models bundle…": "导入模型包…",
+    "Models bundle": "模型包",
 }
 
 TABLES = {"zh_CN": ZH_CN}

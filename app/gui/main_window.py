@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -100,7 +101,8 @@ class MainWindow(IndexingMixin, ImagesMixin, QMainWindow):
         self.chat.new_chat.connect(self.new_chat)
         self.chat.delete_chat.connect(self.delete_chat)
         self.chat.chat_selected.connect(self.show_conversation)
-        self.chat.banner_button.clicked.connect(self.install_models)
+        self.chat.banner_button.clicked.connect(lambda: self.install_models())
+        self.chat.banner_import.clicked.connect(self.import_models_dialog)
         self._make_actions()
         self.retranslate()
         self._restore_state()
@@ -319,14 +321,24 @@ class MainWindow(IndexingMixin, ImagesMixin, QMainWindow):
             names = ", ".join(s.name for s in missing)
             self.chat.banner_text.setText(f"{tr('Models are missing')}: {names}")
             self.chat.banner_button.setText(tr("Install models"))
+            self.chat.banner_import.setText(tr("Import models bundle…"))
+            # a packaged app has no model packages to install from: only a bundle can help it
+            self.chat.banner_button.setVisible(not getattr(sys, "frozen", False))
             self.chat.banner.show()
         else:
             self.chat.banner.hide()
         return not missing
 
-    def install_models(self) -> None:
-        """Install the missing default models from their packages, with progress."""
-        worker = InstallWorker(self.missing_models, self)
+    def import_models_dialog(self) -> None:
+        """Ask for a models bundle (.tar from `make models-bundle`) and install it, verified."""
+        path, _ = QFileDialog.getOpenFileName(self, tr("Import models bundle…"), str(Path.home()),
+                                              tr("Models bundle") + " (*.tar)")
+        if path:
+            self.install_models(bundle=path)
+
+    def install_models(self, bundle: str | None = None) -> None:
+        """Install the missing default models from their packages (or a bundle), with progress."""
+        worker = InstallWorker([] if bundle else self.missing_models, self, bundle=bundle)
         worker.progress.connect(lambda name, d, t: (
             self.progress.setRange(0, 100), self.progress.setValue(int(100 * d / max(t, 1))),
             self.progress_text.setText(tr("Installing {name}…", name=name))))

