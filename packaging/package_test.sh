@@ -27,8 +27,12 @@ say "a knowledge base from generated files, then a cited answer"
 mkdir -p "$T/docs"
 printf '知库隐私说明\n\n知库完全离线运行。文档、问题和回答都只保存在你自己的电脑上，任何数据都不会上传到网络。\n' > "$T/docs/隐私.txt"
 printf '# Storage\n\nZhiku keeps every vector in an SQLite database; the FAISS index is only a cache that is rebuilt from SQLite.\n' > "$T/docs/storage.md"
-frozen add demo "$T/docs" | tee "$OUT/add.txt"
-frozen ask demo "Where does Zhiku keep its vectors?" --json > "$OUT/ask.json"
+# a real photo from the shared images, when present: OCR (onnxruntime, OpenCV) and picture extraction
+PHOTO=$(ls ../shared/images/skimage-captions/images/*.png 2>/dev/null | head -1 || true)
+[ -n "$PHOTO" ] && cp "$PHOTO" "$T/docs/"
+frozen add packaged "$T/docs" | tee "$OUT/add.txt"
+grep -q " 0 failed" "$OUT/add.txt"
+frozen ask packaged "Where does Zhiku keep its vectors?" --json > "$OUT/ask.json"
 grep -q '"sources"' "$OUT/ask.json"
 grep -q 'storage.md' "$OUT/ask.json"
 grep -Eq '\[[0-9]\]' "$OUT/ask.json"   # the answer cites a numbered source
