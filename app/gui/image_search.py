@@ -55,8 +55,10 @@ class ImagesMixin:
         if not name:
             self._use_clip(None)
             return
-        if self.clip is not None and self.clip.path.name == name:
+        if self.clip is not None and name in (self.clip.path.name, getattr(self, "_clip_name", None)):
             return
+        if self.clip_loader is not None and self.clip_loader.isRunning() and self.clip_loader.name == name:
+            return  # already on its way (every warm-up asks)
         loader = ClipLoader(name, self)
         loader.loaded.connect(self._use_clip)
         loader.failed.connect(lambda msg: self.images.notice.setText(
@@ -66,6 +68,7 @@ class ImagesMixin:
 
     def _use_clip(self, clip) -> None:
         self.clip = clip
+        self._clip_name = self.settings.clip_name if clip is not None else None
         self.images.set_model(clip.path.name if clip is not None else None)
         for kb in self.kbs.values():
             kb.clip = clip
