@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, Signal
@@ -23,6 +21,7 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
+from app.gui.answering import AnsweringMixin
 from app.gui.chat import ChatPanel
 from app.gui.documents import DocumentsPanel, accept_files
 from app.gui.i18n import set_language, tr
@@ -31,17 +30,12 @@ from app.gui.indexing import IndexingMixin
 from app.gui.kb_list import KBList
 from app.gui.settings import AppSettings
 from app.gui.viewer import SourceViewer
-from app.gui.workers import (
-    AnswerWorker,
-    InstallWorker,
-    ModelLoader,
-    WarmUp,
-)
+from app.gui.workers import InstallWorker, WarmUp
 
 log = logging.getLogger("zhiku.gui")
 
 
-class MainWindow(IndexingMixin, ImagesMixin, QMainWindow):
+class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
     """Zhiku's window. Models load lazily in the background; nothing here blocks the event loop."""
 
     folders_changed = Signal()  # from the folder watcher's thread; handled on the UI thread
@@ -51,15 +45,9 @@ class MainWindow(IndexingMixin, ImagesMixin, QMainWindow):
         self.settings = settings or AppSettings.load()
         self.kbs: dict[str, object] = {}
         self.kb = None
-        self.llm = None
-        self.loader: ModelLoader | None = None
-        self.answerer = None
-        self.answerer_key: tuple | None = None
+        self._init_answering()
         self._init_indexing()
         self._init_images()
-        self.answer_worker: AnswerWorker | None = None
-        self.pending_question: str | None = None
-        self.conversation: int | None = None
         self.viewer = SourceViewer(self)
         self.setAcceptDrops(True)
 
@@ -348,132 +336,6 @@ class MainWindow(IndexingMixin, ImagesMixin, QMainWindow):
         self.progress.show()
         self.install_worker = worker
         worker.start()
-
-    def load_llm(self) -> None:
-        """Start loading the chat model in the background (once)."""
-        if self.llm is not None or (self.loader and self.loader.isRunning()):
-            return
-        s = self.settings
-        self.status_label.setText(tr("Loading models…"))
-        lang = s.answer_language if s.answer_language in ("zh", "en") else (
-            "en" if s.ui_language == "en" else "zh")
-        self.loader = ModelLoader(s.llm_name or None, s.n_ctx, s.threads or None, s.gpu_layers,
-                                  self.kb.embedder if self.kb else None, self, lang=lang)
-        self.loader.loaded.connect(self._on_llm_loaded)
-        self.loader.failed.connect(self._on_llm_failed)
-        self.loader.start()
-
-    def _on_llm_loaded(self, llm) -> None:
-        self.llm = llm
-        self.status_label.setText(f"{tr('Ready')} · {llm.model_name}")
-        if self.pending_question:
-            q, self.pending_question = self.pending_question, None
-            self._start_answer(q)
-
-    def _on_llm_failed(self, message: str) -> None:
-        self.pending_question = None
-        self.chat.set_busy(False)
-        self.chat.finish(f"**{tr('Could not load the chat model')}**: {message}")
-        self.status_label.setText(tr("Could not load the chat model"))
-
-    # ---- chat -------------------------------------------------------------------------------
-    def _reload_chats(self) -> None:
-        from kb.conversations import Conversations
-
-        chats = [(c.id, c.title) for c in Conversations(self.kb.store).list()] if self.kb else []
-        self.chat.set_chats(chats, self.conversation)
-
-    def new_chat(self) -> None:
-        """Start an empty conversation."""
-        self.conversation = None
-        self.chat.set_messages([])
-        self._reload_chats()
-        self.chat.input.setFocus()
-
-    def delete_chat(self) -> None:
-        """Delete the current conversation."""
-        from kb.conversations import Conversations
-
-        if self.kb and self.conversation is not None:
-            Conversations(self.kb.store).delete(self.conversation)
-        self.new_chat()
-
-    def show_conversation(self, conversation_id: int) -> None:
-        """Show a stored conversation."""
-        from kb.conversations import Conversations
-
-        if self.kb is None:
-            return
-        self.conversation = conversation_id
-        msgs = Conversations(self.kb.store).messages(conversation_id)
-        self.chat.set_messages([{"role": m.role, "content": m.content, "sources": m.sources} for m in msgs])
-        self.chat.del_btn.setEnabled(True)
-
-    def ask(self, question: str) -> None:
-        """Answer a question from the current knowledge base (loading the model first if needed)."""
-        if not self._require_kb():
-            return
-        self.chat.add_question(question)
-        self.chat.set_busy(True)
-        if self.llm is None:
-            self.pending_question = question
-            self.load_llm()
-            return
-        self._start_answer(question)
-
-    def _start_answer(self, question: str) -> None:
-        from kb.answer import Answerer
-        from kb.conversations import Conversations
-
-        conv = Conversations(self.kb.store)
-        history = conv.history(self.conversation) if self.conversation is not None else []
-        if self.conversation is None:
-            self.conversation = conv.create(question).id
-        conv.add(self.conversation, "user", question)
-        lang = None if self.settings.answer_language == "auto" else self.settings.answer_language
-        # one answerer per conversation: a follow-up then extends the prompt llama.cpp has cached
-        key = (id(self.kb), id(self.llm), self.conversation, self.settings.top_k, self.settings.context_tokens)
-        if self.answerer is None or self.answerer_key != key:
-            self.answerer = Answerer(self.kb, self.llm, top_k=self.settings.top_k,
-                                     context_tokens=self.settings.context_tokens)
-            self.answerer_key = key
-        answerer = self.answerer
-        worker = AnswerWorker(answerer, question, history, lang, self)
-        worker.sources.connect(lambda srcs: self.chat.set_sources([dataclasses.asdict(s) for s in srcs]))
-        worker.token.connect(self.chat.append_token)
-        worker.done.connect(self._on_answer_done)
-        worker.failed.connect(lambda msg: self._on_answer_done(None, msg))
-        self.answer_worker = worker
-        self.answer_started = time.monotonic()
-        worker.start()
-
-    def stop_answer(self) -> None:
-        """Stop the running answer (Esc or the Stop button)."""
-        if self.answer_worker and self.answer_worker.isRunning():
-            self.answer_worker.stop()
-
-    def _on_answer_done(self, result, error: str | None = None) -> None:
-        from kb.conversations import Conversations
-
-        self.chat.set_busy(False)
-        if result is None:
-            self.chat.finish(f"**{tr('Something went wrong')}**: {error}")
-            return
-        self.chat.finish(result.text, stopped=result.stopped)
-        if self.kb is not None and self.conversation is not None:
-            Conversations(self.kb.store).add(self.conversation, "assistant", self.chat.last_answer(),
-                                             self.chat.messages[-1]["sources"])
-            self._reload_chats()
-
-    def open_source(self, message: int, number: int) -> None:
-        """Open the viewer on source `number` of message `message`."""
-        sources = self.chat.messages[message]["sources"] if 0 <= message < len(self.chat.messages) else []
-        src = next((s for s in sources if s["number"] == number), None)
-        if src is None:
-            return
-        page_text = self.kb.store.page_text(src["doc_id"], src["page"]) if self.kb else ""
-        boxes = self.kb.store.page_boxes(src["doc_id"], src["page"]) if self.kb else []
-        self.viewer.show_source(src["path"], src["page"], src["text"], page_text or "", boxes)
 
     # ---- settings ---------------------------------------------------------------------------
     def open_settings(self) -> None:
