@@ -116,7 +116,10 @@ def cmd_add(args: argparse.Namespace) -> int:
     if not args.no_embed:
         from app.image_commands import clip_or_none
 
-        kb.clip = clip_or_none()  # with a CLIP model registered, pictures are embedded in the same job
+        try:  # with a CLIP model registered, pictures are embedded in the same job
+            kb.clip = clip_or_none()
+        except Exception as e:  # a moved or damaged CLIP model must not stop the documents going in
+            print(f"warning: image search model not used ({e}); pictures are kept for later", file=sys.stderr)
     started = time.monotonic()
     report = kb.add(args.paths, progress=ProgressPrinter(), password=password, ocr=not args.no_ocr,
                     time_limit_s=args.time_limit, embed=not args.no_embed)

@@ -70,8 +70,9 @@ class ImageSearch:
             return (f"{self.clip.path.name} understands English only, so this Chinese query matches pictures by "
                     "their pages' text alone; describe the picture in English, or use a multilingual CLIP "
                     "such as Chinese-CLIP (OFA-Sys/chinese-clip-vit-base-patch16)")
-        if self.pictures.count_pending():
-            return f"{self.pictures.count_pending()} pictures are not embedded yet (indexing them finishes that)"
+        pending = self.pictures.count_pending()
+        if pending:
+            return f"{pending} pictures are not embedded yet (indexing them finishes that)"
         return None
 
     def by_text(self, query: str, k: int = 24) -> list[ImageHit]:

@@ -4,12 +4,13 @@ No package ships CLIP weights, so there is no default: the user registers a fold
 `zhiku models add PATH --role clip` (or downloads OpenAI's ViT-B/32 through the catalog).
 Supported: transformers CLIPModel / ChineseCLIPModel folders (config.json + weights + tokenizer +
 preprocessor_config.json), and ViT CLIPs in open_clip's folder layout or OpenAI's .pt release,
-converted once into a transformers folder (models.clip_convert) under the models folder.
+converted once into a transformers folder (models.clip_convert) cached in the data folder.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from pathlib import Path
 from typing import Sequence, Union
@@ -24,7 +25,7 @@ offline.enforce()
 
 ImageLike = Union[str, Path, "PIL.Image.Image"]  # noqa: F821
 _TRANSFORMERS_TYPES = {"clip": "CLIPModel", "chinese_clip": "ChineseCLIPModel"}
-_MULTILINGUAL_NAMES = ("chinese", "multilingual", "xlm", "m-clip", "mclip", "altclip", "taiyi", "zh")
+_MULTILINGUAL_WORDS = {"chinese", "multilingual", "xlm", "mclip", "altclip", "taiyi", "zh", "cn"}
 
 
 def detect_format(path: Path) -> str:
@@ -108,8 +109,9 @@ class ClipModel:
         Chinese-CLIP says so in its config; multilingual CLIPs in the plain CLIP layout say so in
         their names (the tokenizer alone cannot tell: byte-level BPE encodes any script).
         """
-        name = self.path.name.lower()
-        return self.model_type == "chinese_clip" or any(w in name for w in _MULTILINGUAL_NAMES)
+        tokens = re.split(r"[^a-z0-9]+", self.path.name.lower())  # whole words: "zh", not "zhang"
+        words = set(tokens) | {a + b for a, b in zip(tokens, tokens[1:])}  # "m-clip" -> "mclip"
+        return self.model_type == "chinese_clip" or bool(words & _MULTILINGUAL_WORDS)
 
     @property
     def model_id(self) -> str:

@@ -95,3 +95,13 @@ def test_a_chinese_clip_folder_reads_chinese_queries(tmp_path, make_kb):
     hits = search.by_text("柱状图")
     assert hits and hits[0].clip_similarity is not None  # the Chinese query went through CLIP
     assert search.warning("柱状图") is None
+
+
+def test_multilingual_is_read_from_the_config_or_whole_words_of_the_name(tiny_clip_dir, tmp_path):
+    import shutil
+
+    for name, expected in (("clip-vit-b-32", False), ("zhang-clip", False), ("clip-zh", True),
+                           ("xlm-roberta-clip", True), ("M-CLIP-base", True)):
+        folder = tmp_path / name
+        shutil.copytree(tiny_clip_dir, folder)
+        assert ClipModel(folder).multilingual is expected, name

@@ -224,3 +224,17 @@ def test_clip_vectors_are_normalised_and_stored_per_model(make_kb, tmp_path, cli
     assert kb.indexer().index_pictures() == 2  # another model: every vector recomputed
     assert kb.pictures.model_id == other.model_id
     assert not np.allclose(kb.pictures.vector(1), first)
+
+
+def test_a_broken_clip_model_does_not_stop_zhiku_add(tmp_path, clip_dir, capsys):
+    import shutil
+
+    mine = tmp_path / "my-clip"
+    shutil.copytree(clip_dir, mine)
+    assert main(["models", "add", str(mine), "--role", "clip"]) == 0
+    (mine / "model.safetensors").write_bytes(b"damaged")  # changed since it was registered
+    pdf, _, _ = _report_pdf(tmp_path / "report.pdf")
+    capsys.readouterr()
+    assert main(["add", "broken-clip", str(pdf)]) == 0
+    out = capsys.readouterr()
+    assert "1 added" in out.out and "image search model not used" in out.err

@@ -106,9 +106,9 @@ class ImagesMixin:
 
     def download_clip(self) -> None:
         """Offer the catalog's downloadable CLIP models (nothing is fetched unless the user confirms)."""
-        from models.catalog import CATALOG
+        from models.catalog import CATALOG, downloadable
 
-        choices = [m for m in CATALOG if m.role == "clip" and getattr(m.source, "kind", "") == "url"]
+        choices = [m for m in CATALOG if m.role == "clip" and downloadable(m)]
         if not choices:
             QMessageBox.information(self, tr("Download…"), tr(
                 "No CLIP model can be downloaded from inside Zhiku yet: download a transformers CLIP "
