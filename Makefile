@@ -60,18 +60,20 @@ demo: models
 	$(VENV)/bin/zhiku demo
 
 # measured claims (bench/README.md): quality, latency, memory and speed; the report lands in
-# bench/results/report.md. The full run takes about an hour here; bench-quick under ten minutes.
+# bench/results/report.md. The full run takes several hours here (answers.py alone ~3 h); bench-quick ~20 minutes.
 bench: models
 	$(PY) bench/retrieval.py
 	$(PY) bench/latency.py
 	$(PY) bench/speed.py
 	$(PY) bench/robustness.py
+	$(PY) bench/answers.py
 	$(PY) bench/report.py
 
 bench-quick: models
 	$(PY) bench/retrieval.py --datasets xquad-zh xquad-zh-en --queries 200
 	$(PY) bench/latency.py --base xquad-zh --sizes 10000 --questions 100
 	$(PY) bench/speed.py --passages 100 --questions 1 --parts ingest lexical ttft gui
+	$(PY) bench/answers.py --quick
 	$(PY) bench/report.py
 
 screenshots: models

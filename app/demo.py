@@ -68,6 +68,7 @@ def run_demo(llm_name: str | None = None, embed_name: str | None = None,
              threads: int | None = None, gpu_layers: int = 0) -> int:
     """Build the 'demo' knowledge base from generated files and stream two cited answers."""
     from kb.answer import Answerer
+    from kb.grounding import summary
     from kb.knowledge_base import KnowledgeBase, delete, list_names
     from models.embedder import Embedder
     from models.llm import LocalLLM
@@ -100,6 +101,9 @@ def run_demo(llm_name: str | None = None, embed_name: str | None = None,
             _out(piece)
         total = time.perf_counter() - t0
         _out(f"\n   (first token after {first or total:.1f}s, {total:.1f}s in all)\n")
+        unsupported, checked = summary(stream.result.checks)
+        if checked:
+            _out(f"   checked: {checked - unsupported} of {checked} sentences backed by the documents\n")
         for s in stream.result.cited or stream.result.sources:
             mark = "cited" if stream.result.cited else "consulted"
             _out(f"   {mark} [{s.number}] {s.name}, page {s.page}\n")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 
 from app.progress import ProgressPrinter
 from kb.answer import DEFAULT_CONTEXT_TOKENS
+from kb.grounding import summary
 from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 
 
@@ -193,17 +195,31 @@ def cmd_ask(args: argparse.Namespace) -> int:
     stream = Answerer(kb, llm, top_k=args.k, context_tokens=args.context_tokens).ask(args.question)
     if args.json:
         stream.text()
-        result = stream.result
-        print(json.dumps({
-            "question": result.question, "answer": result.text, "not_found": result.not_found,
-            "cited": [s.__dict__ for s in result.cited], "sources": [s.__dict__ for s in result.sources],
-        }, ensure_ascii=False, indent=2))
+        print(json.dumps(answer_json(stream.result), ensure_ascii=False, indent=2))
         return 0
+    streamed = []
     for piece in stream:
+        streamed.append(piece)
         sys.stdout.write(piece)
         sys.stdout.flush()
     result = stream.result
     print()
+    if result.not_found:
+        if "".join(streamed).strip() != result.text.strip():
+            print(result.text)
+        if result.related:
+            print("\nPossibly related:")
+            for s in result.related:
+                print(f"  {s.name}, page {s.page}: {' '.join(s.text.split())[:100]}")
+        return 0
+    if result.text.strip() != "".join(streamed).strip():  # markers out of range or a copied header went
+        print(f"\n{result.text}")
+    unsupported, checked = summary(result.checks)
+    if checked:
+        print(f"\nChecked against your documents: {checked - unsupported} of {checked} sentences supported.")
+        for c in result.checks:
+            if c.status == "unsupported":
+                print(f"  ✗ {c.text.strip()}\n      {c.reason}")
     if result.cited:
         print("\nSources:")
         for s in result.cited:
@@ -211,6 +227,22 @@ def cmd_ask(args: argparse.Namespace) -> int:
     elif result.sources:
         print("\n(no source cited; consulted: " + ", ".join(f"{s.name}:{s.page}" for s in result.sources) + ")")
     return 0
+
+
+def answer_json(result) -> dict:
+    """An AnswerResult for `--json`: the answer, each sentence's check and span, sources, related passages."""
+    unsupported, checked = summary(result.checks)
+    return {
+        "question": result.question, "answer": result.text, "not_found": result.not_found,
+        "rejected_by": result.rejected_by, "answerability": result.answerability,
+        "follows_up": result.follows_up, "search_query": result.search_query,
+        "sentences": [{"text": c.text, "start": c.start, "end": c.end, "status": c.status, "reason": c.reason,
+                       "cited": c.cited, "missing": c.missing,
+                       "support": dataclasses.asdict(c.support) if c.support else None} for c in result.checks],
+        "checked": checked, "unsupported": unsupported,
+        "cited": [s.__dict__ for s in result.cited], "sources": [s.__dict__ for s in result.sources],
+        "related": [s.__dict__ for s in result.related],
+    }
 
 
 def register(sub) -> None:

@@ -60,6 +60,9 @@ def main() -> int:
             data.update(json.loads(f.read_text()))
         lines += [f"### Speed ({', '.join(f.name for f in speed_files[-3:])})", "", "```",
                   json.dumps(data, indent=1), "```", ""]
+    answers = sorted(RESULTS.glob("answers-*.md"))
+    if answers:
+        lines += [f"### Answers ({answers[-1].name})", "", answers[-1].read_text(), ""]
     robust = sorted(RESULTS.glob("robustness-*.md"))
     if robust:
         lines += [f"### Robustness ({robust[-1].name})", "", robust[-1].read_text(), ""]

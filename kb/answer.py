@@ -1,4 +1,10 @@
-"""Answering: retrieve, build the prompt, stream the LLM's answer, report what it cited."""
+"""Answering: retrieve, ask the model whether the evidence answers, stream the answer, check it.
+
+The order is what makes answers trustworthy without slowing the first token: the retriever's
+floor and the answerability probe (kb.answerability) run before the first token and turn away a
+question the documents cannot answer with the not-found message and the closest passages as
+"possibly related"; each sentence of an answer is checked against what it cites (kb.grounding)
+after the answer has streamed."""
 
 from __future__ import annotations
 
@@ -7,7 +13,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
+from kb.answerability import answerability, threshold_for
 from kb.evidence import pack
+from kb.follow_up import refers_back
+from kb.grounding import Checker, SentenceCheck, cited_numbers
 from kb.lexical import query_terms
 from kb.prompt import SourceText, build, follow_up_body, language
 from kb.retriever import DEFAULT_TOP_K, Hit, Retriever
@@ -19,7 +28,19 @@ NOT_FOUND = {
     "zh": "你的文档中没有找到与这个问题相关的内容。",
     "en": "I couldn't find anything about this in your documents.",
 }
+# Asked once when an answer is nothing but citation markers ("[3]", "[3] [4] [5]").
+RETRY = {"zh": "请用完整的一句话回答这个问题，并在句末注明出处，不要只写编号。",
+         "en": "Answer the question in a full sentence and cite the source at its end; not just a number."}
 _CITE = re.compile(r"[\[【](\d+(?:\s*[,，、]\s*\d+)*)[\]】]")
+# The prompt's own source header copied into an answer: "[1] doc0063.txt · 第1页：".
+_HEADER_COPY = re.compile(r"[\[【]\d+[\]】]\s*[^\s\[\]]+\s*·\s*(?:第\s*\d+\s*页|page\s*\d+)\s*[:：]?\s*", re.I)
+# How the model says the sources hold no answer (the prompt asks for the first of each).
+_SAYS_NOT_FOUND = re.compile(
+    r"资料中没有答案|(资料|文档|文件|上下文)(中|里)?(并)?(没有|未|无)(提到|提及|找到|包含|给出|说明|相关|答案|关于)"
+    r"|没有(找到|提到|提供)|无法(回答|确定|找到)|不知道"
+    r"|(sources?|documents?|context|text)s? (do|does) not (contain|mention|say|provide|include|state)"
+    r"|(not|no) (mentioned|found|information|answer) (in|about)|cannot (be )?(answer|determine|find)"
+    r"|couldn't find|could not find|there is no (information|mention)", re.I)
 
 
 @dataclass
@@ -48,16 +69,34 @@ class AnswerResult:
     question: str
     search_query: str
     stopped: bool = False
+    checks: list[SentenceCheck] = field(default_factory=list)  # one per sentence, after the answer
+    related: list[Source] = field(default_factory=list)  # "possibly related" passages when not found
+    answerability: float | None = None  # the probe's P(yes), when it ran
+    rejected_by: str | None = None  # "floor", "probe" or "model" when not found
+    follows_up: bool = False  # searched and answered together with the conversation before it
+    raw_text: str = ""  # what the model wrote, before markers out of range and copied headers went
 
 
-def cited_numbers(text: str) -> list[int]:
-    """Source numbers cited in an answer, in order of first citation: [1], [1, 2], 【3】."""
-    out: list[int] = []
-    for group in _CITE.findall(text):
-        for n in re.split(r"\s*[,，、]\s*", group):
-            if n.isdigit() and int(n) not in out:
-                out.append(int(n))
-    return out
+def clean_answer(text: str, n_sources: int) -> str:
+    """The answer without citation markers that point at no source and without copied source headers."""
+    text = _HEADER_COPY.sub("", text)
+
+    def keep(m: re.Match) -> str:
+        nums = [n for n in re.split(r"\s*[,，、]\s*", m.group(1)) if n.isdigit() and 1 <= int(n) <= n_sources]
+        return f"[{', '.join(nums)}]" if nums else ""
+    text = _CITE.sub(keep, text)
+    return re.sub(r"[ \t]+\n", "\n", text).strip()
+
+
+def says_not_found(text: str) -> bool:
+    """True when the answer is the model saying the sources do not hold the answer."""
+    plain = _CITE.sub("", text).strip()
+    return bool(_SAYS_NOT_FOUND.search(plain)) and len(plain) < 120
+
+
+def is_empty_answer(text: str) -> bool:
+    """True when nothing is left but markers and punctuation."""
+    return not re.sub(r"[\W_]+", "", _CITE.sub("", text))
 
 
 @dataclass
@@ -87,19 +126,26 @@ class Answerer:
     """Answers questions from one knowledge base with one chat model, one conversation at a time.
 
     Time to first token is prompt processing, so the prompt is kept small (the best evidence
-    packed into `context_tokens`) and follow-ups extend the previous prompt instead of replacing
-    it: llama.cpp then reuses the cached keys and values of everything already read and only
-    processes the new sources and question.
+    packed into `context_tokens`) and follow-ups that refer back extend the previous prompt
+    instead of replacing it: llama.cpp then reuses the cached keys and values of everything
+    already read and only processes the new sources and question. A question that stands on its
+    own is searched and answered on its own (kb.follow_up).
     """
 
     def __init__(self, kb, llm, top_k: int = DEFAULT_TOP_K, reserve: int = 512,
                  temperature: float = 0.2, context_tokens: int = DEFAULT_CONTEXT_TOKENS,
-                 **retriever_settings) -> None:
+                 answerable_threshold: float | None | str = "auto", check: bool = True,
+                 follow_up: str = "auto", **retriever_settings) -> None:
         self.kb, self.llm, self.top_k, self.reserve = kb, llm, top_k, reserve
         self.temperature, self.context_tokens = temperature, context_tokens
+        # None: no probe; "auto": the threshold calibrated for this model (kb.answerability)
+        self.answerable_threshold = threshold_for(llm) if answerable_threshold == "auto" else answerable_threshold
+        self.follow_up = follow_up  # "auto" (kb.follow_up decides), "always" or "never"
         self.retriever = Retriever(kb.store, kb.embedder, **retriever_settings)
+        self.checker = Checker(kb.embedder) if check else None
         self._thread: list[dict] = []  # the last prompt's messages plus the answer it got
         self._thread_sources: list[Source] = []
+        self._shown = ""  # the last answer as the user saw it (cleaned, or the not-found message)
 
     def search_query(self, question: str, history: Sequence[dict]) -> str:
         """What to retrieve with: a follow-up is searched together with the question before it.
@@ -109,6 +155,12 @@ class Answerer:
         """
         previous = next((t["content"] for t in reversed(history) if t["role"] == "user"), None)
         return f"{previous.strip()} {question.strip()}" if previous else question
+
+    def depends_on(self, question: str, history: Sequence[dict]) -> bool:
+        """Whether `question` is searched and answered with the conversation before it."""
+        if not history or self.follow_up == "never":
+            return False
+        return self.follow_up == "always" or refers_back(question)
 
     def evidence(self, hits: Sequence[Hit], budget: int, query: str) -> list[Source]:
         """The hits packed into `budget` prompt tokens (neighbours merged, the last one cut to its
@@ -121,40 +173,87 @@ class Answerer:
                               max(hits[m].score for m in s.members)))
         return out
 
+    def related(self, query: str, k: int = 3) -> list[Source]:
+        """The closest passages below the floor: shown as "possibly related" with a not-found answer."""
+        hits = self.retriever.search(query, k, apply_floor=False)
+        return [Source(n, h.name, h.path, h.doc_id, h.page, h.start, h.end, h.text, h.score)
+                for n, h in enumerate(hits, 1)]
+
+    def prompt(self, question: str, query: str, hits: Sequence[Hit], history: Sequence[dict] = (),
+               lang: str | None = None) -> tuple[list[dict], list[Source]]:
+        """A fresh prompt for `question` over `hits`: its messages and its numbered sources."""
+        picked = self.evidence(hits, self.context_tokens, query)
+        prompt = build(question, [SourceText(s.name, s.page, s.text, s.score) for s in picked],
+                       self.llm.count_tokens, self.llm.n_ctx, self.reserve, history, lang)
+        sources = [dataclasses.replace(picked[i], number=n) for n, i in enumerate(prompt.kept, 1)]
+        return prompt.messages, sources
+
     def ask(self, question: str, history: Sequence[dict] = (), lang: str | None = None) -> AnswerStream:
         """Retrieve and start answering; nothing above the floor means no LLM call at all."""
         lang = lang or language(question)
-        query = self.search_query(question, history)
+        dependent = self.depends_on(question, history)
+        query = self.search_query(question, history) if dependent else question
         hits = self.retriever.search(query, self.top_k)
         if not hits:
-            message = NOT_FOUND[lang]
-            return AnswerStream([], iter([message]), lambda text: AnswerResult(
-                text, [], [], True, question, query))
-        if self._continues(history):
-            messages, sources = self._follow_up(question, query, hits, lang)
-        else:
-            messages, sources = None, []
+            related = self.related(query)
+            return AnswerStream([], iter([NOT_FOUND[lang]]), lambda text: AnswerResult(
+                text, [], [], True, question, query, related=related, rejected_by="floor", follows_up=dependent))
+        messages, sources = (self._follow_up(question, query, hits, lang)
+                             if dependent and self._continues(history) else (None, []))
         if messages is None:
-            picked = self.evidence(hits, self.context_tokens, query)
-            prompt = build(question, [SourceText(s.name, s.page, s.text, s.score) for s in picked],
-                           self.llm.count_tokens, self.llm.n_ctx, self.reserve, history, lang)
-            sources = [dataclasses.replace(picked[i], number=n) for n, i in enumerate(prompt.kept, 1)]
-            messages = prompt.messages
+            messages, sources = self.prompt(question, query, hits, history if dependent else (), lang)
+        state: dict = {}
+
+        def pieces() -> Iterator[str]:
+            if self.answerable_threshold is not None:
+                try:
+                    state["p"] = answerability(self.llm, messages, lang)
+                except RuntimeError:  # stopped while the probe ran
+                    if not self.llm.stopped:
+                        raise
+                    return
+                if state["p"] < self.answerable_threshold:
+                    state["rejected"] = "probe"
+                    yield NOT_FOUND[lang]
+                    return
+            said = []
+            for piece in self.llm.stream_chat(messages, max_tokens=self.reserve, temperature=self.temperature):
+                said.append(piece)
+                yield piece
+            if said and is_empty_answer("".join(said)) and not self.llm.stopped:
+                # only "[3]": the model pointed at a source instead of answering; ask once more
+                retry = [*messages, {"role": "assistant", "content": "".join(said)},
+                         {"role": "user", "content": RETRY[lang]}]
+                state["retry_from"] = len("".join(said)) + 1
+                yield "\n"
+                yield from self.llm.stream_chat(retry, max_tokens=self.reserve, temperature=self.temperature)
 
         def finish(text: str) -> AnswerResult:
-            numbers = cited_numbers(text)
-            cited = [sources[n - 1] for n in numbers if 1 <= n <= len(sources)]
             self._thread = [*messages, {"role": "assistant", "content": text}]
             self._thread_sources = list(sources)
-            return AnswerResult(text, cited, sources, False, question, query, self.llm.stopped)
+            result = _result(text)
+            self._shown = result.text
+            return result
 
-        pieces = self.llm.stream_chat(messages, max_tokens=self.reserve, temperature=self.temperature)
-        return AnswerStream(sources, pieces, finish)
+        def _result(text: str) -> AnswerResult:
+            base = dict(question=question, search_query=query, stopped=self.llm.stopped,
+                        answerability=state.get("p"), follows_up=dependent, raw_text=text)
+            if state.get("rejected"):
+                return AnswerResult(text, [], [], True, related=sources, rejected_by="probe", **base)
+            cleaned = clean_answer(text[state.get("retry_from", 0):], len(sources))
+            if not base["stopped"] and (says_not_found(cleaned) or is_empty_answer(cleaned)):
+                rejected = "model" if says_not_found(cleaned) else "empty"
+                return AnswerResult(NOT_FOUND[lang], [], [], True, related=sources, rejected_by=rejected, **base)
+            cited = [sources[n - 1] for n in cited_numbers(cleaned) if 1 <= n <= len(sources)]
+            checks = self.checker.check(cleaned, sources, lang, question) if self.checker and cleaned else []
+            return AnswerResult(cleaned, cited, sources, False, checks=checks, **base)
+
+        return AnswerStream(sources, pieces(), finish)
 
     def _continues(self, history: Sequence[dict]) -> bool:
         """True when `history` ends with the answer this answerer gave last (its prompt is cached)."""
         return bool(self._thread and history and history[-1]["role"] == "assistant"
-                    and history[-1]["content"].strip() == self._thread[-1]["content"].strip())
+                    and history[-1]["content"].strip() in (self._thread[-1]["content"].strip(), self._shown.strip()))
 
     def _follow_up(self, question: str, query: str, hits: Sequence[Hit], lang: str):
         """The previous prompt and answer, then only the new sources and the question; None if too long."""

@@ -18,6 +18,8 @@ class Message:
     content: str
     sources: list[dict] = field(default_factory=list)
     created: float = 0.0
+    checks: list[dict] = field(default_factory=list)  # kb.grounding.SentenceCheck as dicts
+    related: bool = False  # the sources are "possibly related" passages of a not-found answer
 
 
 @dataclass
@@ -62,23 +64,31 @@ class Conversations:
         with self.store.transaction() as db:
             db.execute("DELETE FROM conversations WHERE id=?", (conversation_id,))
 
-    def add(self, conversation_id: int, role: str, content: str, sources: list[dict] | None = None) -> Message:
-        """Append a message."""
+    def add(self, conversation_id: int, role: str, content: str, sources: list[dict] | None = None,
+            checks: list[dict] | None = None, related: bool = False) -> Message:
+        """Append a message (an answer with its sources, sentence checks and not-found flag)."""
         now = time.time()
+        extra = json.dumps({"checks": checks or [], "related": related}, ensure_ascii=False)
         with self.store.transaction() as db:
-            mid = db.execute("INSERT INTO messages(conversation_id, role, content, sources, created) "
-                             "VALUES (?,?,?,?,?)", (conversation_id, role, content,
-                                                     json.dumps(sources or [], ensure_ascii=False), now)).lastrowid
+            mid = db.execute("INSERT INTO messages(conversation_id, role, content, sources, created, checks) "
+                             "VALUES (?,?,?,?,?,?)", (conversation_id, role, content,
+                                                       json.dumps(sources or [], ensure_ascii=False), now,
+                                                       extra)).lastrowid
             db.execute("UPDATE conversations SET updated=? WHERE id=?", (now, conversation_id))
-        return Message(mid, role, content, sources or [], now)
+        return Message(mid, role, content, sources or [], now, checks or [], related)
 
     def messages(self, conversation_id: int) -> list[Message]:
         """A conversation's messages in order."""
         with self.store._lock:
             rows = self.store.conn.execute(
-                "SELECT id, role, content, sources, created FROM messages WHERE conversation_id=? ORDER BY id",
+                "SELECT id, role, content, sources, created, checks FROM messages WHERE conversation_id=? ORDER BY id",
                 (conversation_id,)).fetchall()
-        return [Message(r[0], r[1], r[2], json.loads(r[3] or "[]"), r[4]) for r in rows]
+        out = []
+        for r in rows:
+            extra = json.loads(r[5] or "{}")
+            out.append(Message(r[0], r[1], r[2], json.loads(r[3] or "[]"), r[4], extra.get("checks", []),
+                               bool(extra.get("related"))))
+        return out
 
     def history(self, conversation_id: int, turns: int = 6) -> list[dict]:
         """The last `turns` messages as chat messages, for follow-up questions."""

@@ -21,8 +21,8 @@ HEADINGS = {
 }
 # Repeated after the question: small models follow the last instruction they read.
 REMINDER = {
-    "zh": "请只根据上面的资料回答，并在句末用[编号]注明出处。",
-    "en": "Answer only from the sources above and cite them like [1].",
+    "zh": "请用中文直接回答，只写资料里有的内容，并在句末用[编号]注明出处。",
+    "en": "Answer in English, directly, using only what the sources above say, and cite them like [1].",
 }
 # Tokens a chat template adds around each message (role markers, separators), with a margin.
 PER_MESSAGE_OVERHEAD = 8

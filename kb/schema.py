@@ -1,6 +1,6 @@
 """The knowledge base database's schema, as numbered migrations (PRAGMA user_version)."""
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # MIGRATIONS[v] takes a database from version v-1 to v.
 MIGRATIONS: dict[int, list[str]] = {
@@ -52,5 +52,8 @@ MIGRATIONS: dict[int, list[str]] = {
             image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE, vec BLOB NOT NULL)""",
         # NULL: read before pictures were collected (older versions): extracted when image search wants them
         "ALTER TABLE documents ADD COLUMN pictures INTEGER",
+    ],
+    5: [  # each answer's sentence checks (kb.grounding) and whether its sources are only "possibly related"
+        "ALTER TABLE messages ADD COLUMN checks TEXT",
     ],
 }

@@ -97,6 +97,12 @@ class Embedder:
         """L2-normalised float32 vector [dim] for a search query."""
         return self._encode([text], "query")[0]
 
+    def embed_symmetric(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for comparing texts with each other (e5: the query prefix on both sides)."""
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return self._encode(texts, "query")
+
     @property
     def tokenizer_file(self) -> Path | None:
         """The model's fast-tokenizer file, when it has one (chunking needs only this, not the model)."""

@@ -165,6 +165,33 @@ class LocalLLM:
             self._llm.eval(tokens)
         return len(tokens)
 
+    def first_token_probabilities(self, messages: Sequence[dict], options: dict[str, Sequence[str]]) -> dict[str, float]:
+        """How likely the reply to `messages` starts with each option (the first token of any of
+        its spellings), from one forward pass; the prompt shares llama.cpp's cache with the chat.
+
+        Only the tokens after the longest cached prefix are processed, so asking this right after
+        (or right before) a chat over the same prompt costs a few tokens, not the prompt.
+        """
+        import numpy as np
+
+        tokens = self.tokenize_prompt(messages)
+        firsts = {k: {self._llm.tokenize(s.encode("utf-8"), add_bos=False, special=False)[0] for s in v}
+                  for k, v in options.items()}
+        with self._busy:
+            self._stop.clear()
+            llm = self._llm
+            keep = 0
+            for a, b in zip(llm._input_ids, tokens[:-1]):  # at least the last token is evaluated
+                if a != b:
+                    break
+                keep += 1
+            llm.n_tokens = keep
+            llm.eval(tokens[keep:])
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float64)
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        return {k: float(sum(probs[t] for t in ids)) for k, ids in firsts.items()}
+
     @property
     def cached_tokens(self) -> int:
         """Tokens whose keys and values llama.cpp holds from the last prompt and answer."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 QUESTION = "What is the default chunk size, and where are the vectors kept?"
 QUESTION_ZH = "知库会把我的文档上传到网络吗？"
+QUESTION_NOT_FOUND = "默认的嵌入模型是哪家公司训练的？"  # on the documents' topic, but not in them
 
 
 def wait(app, predicate, timeout: float) -> None:
@@ -122,6 +123,13 @@ def main(out: Path) -> int:
     w.apply_settings(AppSettings(**{**w.settings.__dict__, "ui_language": "zh_CN"}))
     app.processEvents()
     w.grab().save(str(out / "main-chinese.png"))
+    # a question the demo documents do not answer: the not-found message and "possibly related"
+    w.new_chat()
+    w.chat.input.setPlainText(QUESTION_NOT_FOUND)
+    w.chat.submit()
+    wait(app, lambda: not w.chat.busy, 900)
+    app.processEvents()
+    w.grab().save(str(out / "not-found-chinese.png"))
     w.apply_settings(AppSettings(**{**w.settings.__dict__, "ui_language": ""}))
     w.close()
     print("\n".join(str(p) for p in sorted(out.glob("*.png"))))

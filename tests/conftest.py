@@ -145,3 +145,15 @@ def make_kb(e5):
     yield factory
     for kb in made:
         kb.close()
+
+
+@pytest.fixture
+def kb_from(make_kb, tmp_path):
+    """A knowledge base holding the given {file name: text} documents, indexed."""
+    def factory(docs: dict):
+        kb = make_kb()
+        for name, text in docs.items():
+            (tmp_path / name).write_text(text, encoding="utf-8")
+        kb.add([tmp_path / n for n in docs])
+        return kb
+    return factory

@@ -32,12 +32,8 @@ class CountingLLM:
 
 
 @pytest.fixture
-def kb(make_kb, tmp_path):
-    k = make_kb()
-    for name, text in DOCS.items():
-        (tmp_path / name).write_text(text, encoding="utf-8")
-    k.add([tmp_path / n for n in DOCS])
-    return k
+def kb(kb_from):
+    return kb_from(DOCS)
 
 
 def test_answer_streams_with_sources_known_up_front(kb, small_llm):
@@ -72,11 +68,11 @@ def test_follow_up_extends_the_cached_prompt_with_one_llm_call(kb, small_llm):
     cached_after_first = small_llm.cached_tokens
     history = [{"role": "user", "content": "做面包的步骤是什么？"},
                {"role": "assistant", "content": first.result.text}]
-    stream = answerer.ask("烤箱要多少度？", history=history)
+    stream = answerer.ask("那烤箱要多少度呢？", history=history)
     assert stream.sources and stream.sources[0].name == "bread.md"
     stream.text()
     assert llm.calls == 2  # one per question: no rewriting call before the answer
-    assert stream.result.search_query == "做面包的步骤是什么？ 烤箱要多少度？"
+    assert stream.result.search_query == "做面包的步骤是什么？ 那烤箱要多少度呢？"
     before, after = llm.sent
     # the follow-up's prompt is the first prompt, its answer, then the new turn: llama.cpp reuses
     # the cached keys/values of that whole prefix and only processes the new turn
@@ -93,7 +89,7 @@ def test_history_from_elsewhere_starts_a_fresh_prompt(kb, small_llm):
     llm = CountingLLM(small_llm)
     history = [{"role": "user", "content": "做面包的步骤是什么？"},
                {"role": "assistant", "content": "先混合面粉、水、酵母和盐[1]。"}]
-    stream = Answerer(kb, llm, temperature=0.0).ask("烤箱要多少度？", history=history)
+    stream = Answerer(kb, llm, temperature=0.0).ask("那烤箱要多少度呢？", history=history)
     stream.text()
     sent = llm.sent[0]
     assert sent[0]["role"] == "system" and sent[1] == history[0] and sent[2]["role"] == "assistant"

@@ -69,7 +69,8 @@ def test_ask_json_cites_file_and_page(tmp_path, capsys):
     assert main(["ask", "kb", "谁赢得了1998年世界杯足球赛？", "--json",
                  "--llm", "qwen2.5-coder-0.5b-instruct-q4_k_m"]) == 0
     res = json.loads(capsys.readouterr().out)
-    assert res["not_found"] and res["sources"] == []
+    assert res["not_found"] and res["sources"] == [] and res["rejected_by"] == "floor"
+    assert res["related"] and res["related"][0]["name"] in ("report.pdf", "知库.txt")  # "possibly related"
 
 
 @pytest.mark.skipif(not (SHARED / "corpora" / "seeds-zh").is_dir(), reason="needs ../shared/corpora/seeds-zh")
@@ -82,3 +83,12 @@ def test_seed_documents_answer_how_clip_is_trained(capsys):
     assert res["cited"], res["answer"]
     assert all("CLIP" in c["text"] for c in res["cited"])
     assert any(w in res["answer"] for w in ("对比", "图像", "图片", "文本", "配对"))
+    # every sentence carries its check; a supported one names the passage that backs it
+    assert res["sentences"] and all(s["status"] in ("supported", "unsupported", "skipped") for s in res["sentences"])
+    assert res["checked"] == sum(s["status"] != "skipped" for s in res["sentences"])
+    for s in res["sentences"]:
+        assert res["answer"][s["start"]:s["end"]] == s["text"]
+        if s["status"] == "supported":
+            assert s["support"]["name"].endswith(".txt") and s["support"]["text"]
+        if s["status"] == "unsupported":
+            assert s["reason"]

@@ -142,7 +142,7 @@ def test_a_version_2_database_with_content_migrates_and_searches(make_kb, tmp_pa
     db.commit()
     db.close()
     kb = KnowledgeBase.open("old", e5)
-    assert kb.store.schema_version == schema.SCHEMA_VERSION == 4
+    assert kb.store.schema_version == schema.SCHEMA_VERSION == 5
     assert kb.search("CLIP 的对比学习", k=1)[0].name == "clip.txt"
     assert kb.info()["linked_folders"] == [] and kb.info()["queued"] == 0
     assert kb.info()["pictures"] == 0 and kb.pictures.missing_documents() == []  # text has no pictures

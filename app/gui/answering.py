@@ -78,7 +78,8 @@ class AnsweringMixin:
             return
         self.conversation = conversation_id
         msgs = Conversations(self.kb.store).messages(conversation_id)
-        self.chat.set_messages([{"role": m.role, "content": m.content, "sources": m.sources} for m in msgs])
+        self.chat.set_messages([{"role": m.role, "content": m.content, "sources": m.sources, "checks": m.checks,
+                                 "related": m.related} for m in msgs])
         self.chat.del_btn.setEnabled(True)
 
     def ask(self, question: str) -> None:
@@ -131,11 +132,24 @@ class AnsweringMixin:
         if result is None:
             self.chat.finish(f"**{tr('Something went wrong')}**: {error}")
             return
-        self.chat.finish(result.text, stopped=result.stopped)
+        checks = [dataclasses.asdict(c) for c in result.checks]
+        related = [dataclasses.asdict(s) for s in result.related] if result.not_found else None
+        self.chat.finish(result.text, stopped=result.stopped, checks=checks, related=related)
         if self.kb is not None and self.conversation is not None:
+            last = self.chat.messages[-1]
             Conversations(self.kb.store).add(self.conversation, "assistant", self.chat.last_answer(),
-                                             self.chat.messages[-1]["sources"])
+                                             last["sources"], checks, bool(last.get("related")))
             self._reload_chats()
+
+    def open_support(self, message: int, sentence: int) -> None:
+        """Open the viewer at the passage that backs sentence `sentence` of message `message`."""
+        check = self.chat.check_at(message, sentence)
+        span = (check or {}).get("support")
+        if not span or self.kb is None:
+            return
+        page_text = self.kb.store.page_text(span["doc_id"], span["page"]) or ""
+        boxes = self.kb.store.page_boxes(span["doc_id"], span["page"])
+        self.viewer.show_source(span["path"], span["page"], span["text"], page_text, boxes)
 
     def open_source(self, message: int, number: int) -> None:
         """Open the viewer on source `number` of message `message`."""

@@ -6,7 +6,7 @@ import html
 import re
 
 from PySide6.QtCore import QEvent, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QGuiApplication, QTextDocument
+from PySide6.QtGui import QCursor, QGuiApplication, QTextDocument
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -15,10 +15,12 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QTextBrowser,
+    QToolTip,
     QVBoxLayout,
     QWidget,
 )
 
+from app.gui.checked_answer import checked_html, summary_line, tooltip
 from app.gui.i18n import tr
 
 _CITE = re.compile(r"[\[【](\d+)[\]】]")
@@ -61,6 +63,7 @@ class ChatPanel(QWidget):
     ask = Signal(str)
     stop = Signal()
     open_source = Signal(int, int)
+    open_support = Signal(int, int)  # message, sentence: the passage that backs a checked sentence
     new_chat = Signal()
     delete_chat = Signal()
     chat_selected = Signal(int)
@@ -97,6 +100,7 @@ class ChatPanel(QWidget):
         self.view = QTextBrowser()
         self.view.setOpenLinks(False)
         self.view.anchorClicked.connect(self._link)
+        self.view.highlighted.connect(self._hover)
         self.input = QuestionBox()
         self.input.setAcceptDrops(False)  # dropped files go to the window, not into the question
         self.input.setFixedHeight(72)
@@ -178,13 +182,19 @@ class ChatPanel(QWidget):
         if not self._render_timer.isActive():
             self._render_timer.start()
 
-    def finish(self, text: str | None = None, stopped: bool = False) -> None:
-        """The running answer is complete."""
+    def finish(self, text: str | None = None, stopped: bool = False, checks: list[dict] | None = None,
+               related: list[dict] | None = None) -> None:
+        """The running answer is complete: its final text, each sentence's check, and, for a
+        not-found answer, the passages that came closest ("possibly related")."""
         if not self._answering():
             return
         last = self.messages[-1]
         if text is not None:
             last["content"] = text
+        last["checks"] = checks or []
+        if related:
+            last["sources"] = self.pictures_for(related) if self.pictures_for is not None else related
+            last["related"] = True
         if stopped:
             last["content"] += " " + tr("(stopped)")
         last["streaming"] = False
@@ -221,8 +231,27 @@ class ChatPanel(QWidget):
         if scheme in ("cite", "source"):
             message, n = (int(x) for x in rest.split(":"))
             self.open_source.emit(message, n)
+        elif scheme == "check":
+            message, j = (int(x) for x in rest.split(":"))
+            check = self.check_at(message, j)
+            if check and check["status"] == "supported" and check.get("support"):
+                self.open_support.emit(message, j)
         elif scheme == "copy":
             QGuiApplication.clipboard().setText(self.messages[int(rest)]["content"])
+
+    def check_at(self, message: int, j: int) -> dict | None:
+        """Sentence `j`'s check in message `message`, if there is one."""
+        checks = self.messages[message].get("checks") or [] if 0 <= message < len(self.messages) else []
+        return checks[j] if 0 <= j < len(checks) else None
+
+    def _hover(self, url: QUrl) -> None:
+        if url.scheme() == "check":
+            message, j = (int(x) for x in url.path().split(":"))
+            check = self.check_at(message, j)
+            if check:
+                QToolTip.showText(QCursor.pos(), tooltip(check), self.view)
+                return
+        QToolTip.hideText()
 
     def render(self) -> None:
         """Redraw the transcript."""
@@ -235,8 +264,13 @@ class ChatPanel(QWidget):
                 parts.append(f"<p style='margin-top:14px'><b>{tr('You')}</b></p>"
                              f"<p>{html.escape(m['content']).replace(chr(10), '<br>')}</p>")
                 continue
-            body = markdown_html(link_citations(m["content"], i)) if m["content"] else \
-                f"<p style='color:{muted}'>{tr('Thinking…')}</p>"
+            if m.get("checks") and not m.get("streaming"):
+                text_color = pal.color(pal.ColorRole.Text).name()
+                body = summary_line(m["checks"], muted) + checked_html(m["content"], m["checks"], i, text_color)
+            elif m["content"]:
+                body = markdown_html(link_citations(m["content"], i))
+            else:
+                body = f"<p style='color:{muted}'>{tr('Thinking…')}</p>"
             parts.append(f"<p style='margin-top:14px'><b>{tr('Zhiku')}</b></p>{body}")
             if m["sources"]:
                 cards = []
@@ -251,7 +285,8 @@ class ChatPanel(QWidget):
                         f"<a href='source:{i}:{s['number']}'>[{s['number']}] {html.escape(s['name'])}</a>"
                         f" · {tr('page {n}', n=s['page'])}<br><span style='color:{muted}'>{snippet}</span>"
                         + (f"<br>{thumbs}" if thumbs else "") + "</td></tr>")
-                parts.append(f"<p style='color:{muted}'>{tr('Sources')}</p>"
+                heading = tr("Possibly related") if m.get("related") else tr("Sources")
+                parts.append(f"<p style='color:{muted}'>{heading}</p>"
                              f"<table cellspacing='4' width='100%'>{''.join(cards)}</table>")
             if not m.get("streaming") and m["content"]:
                 parts.append(f"<p><a href='copy:{i}'>{tr('Copy answer')}</a></p>")

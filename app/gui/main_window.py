@@ -86,6 +86,7 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
         self.chat.ask.connect(self.ask)
         self.chat.stop.connect(self.stop_answer)
         self.chat.open_source.connect(self.open_source)
+        self.chat.open_support.connect(self.open_support)
         self.chat.new_chat.connect(self.new_chat)
         self.chat.delete_chat.connect(self.delete_chat)
         self.chat.chat_selected.connect(self.show_conversation)

@@ -1,0 +1,51 @@
+"""Does the evidence answer the question? A yes/no probe read from the chat model itself.
+
+The retriever's floor turns away questions about topics the knowledge base never mentions, but
+not a question about the right topic whose answer is missing ("2022年法网开始时间" over a
+tennis article of another year): the small model then answers anyway, with a citation. So before
+answering, the model is asked whether the sources hold the answer, and the probability of "yes"
+among "yes"/"no" as its next token is read off one forward pass. The probe shares the answer
+prompt's prefix (sources and question), so llama.cpp reuses those cached keys and values and the
+probe costs its own ~30 tokens; the answer then re-reads only its last few.
+
+The threshold is calibrated on CMRC dev questions 0-999 only (bench/answers.py --calibrate):
+see bench/README.md ("Answerability").
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+PROBE = {
+    "zh": "上面的资料里有这个问题的明确答案吗？只回答“是”或“否”。",
+    "en": "Do the sources above state the answer to this question? Reply with Yes or No only.",
+}
+YES_NO = {
+    "zh": {"yes": ["是"], "no": ["否", "不"]},
+    "en": {"yes": ["Yes", "yes"], "no": ["No", "no"]},
+}
+# P(yes) / (P(yes) + P(no)) below this means "not in your documents", per chat model (GGUF file
+# stem). Qwen2.5-Coder-1.5B on 30 answerable + 30 unanswerable CMRC tuning questions: answerable
+# ones score 0.92-0.99, unanswerable ones 0.67-0.99 (30% never reach the probe: the retriever's floor
+# turns them away); 0.92 keeps 96.7% of answerable ones and turns away 76.7% of the rest (0.90:
+# 100% / 73.3%; 0.94: 83.3% / 90%). Other models are not calibrated: a mild 0.5.
+THRESHOLDS = {"qwen2.5-coder-1.5b-instruct": 0.92}
+DEFAULT_THRESHOLD = 0.5
+
+
+def threshold_for(llm) -> float:
+    """The calibrated threshold for this chat model (by its file name), or the mild default."""
+    stem = getattr(getattr(llm, "path", None), "stem", "").lower()
+    return next((t for prefix, t in THRESHOLDS.items() if stem.startswith(prefix)), DEFAULT_THRESHOLD)
+
+
+def probe_messages(messages: Sequence[dict], lang: str) -> list[dict]:
+    """The answer prompt with the yes/no question appended as a second user turn."""
+    return [*messages, {"role": "user", "content": PROBE[lang]}]
+
+
+def answerability(llm, messages: Sequence[dict], lang: str) -> float:
+    """P(yes) / (P(yes) + P(no)) for "do these sources answer the question?"."""
+    p = llm.first_token_probabilities(probe_messages(messages, lang), YES_NO[lang])
+    total = p["yes"] + p["no"]
+    return p["yes"] / total if total > 0 else 0.0

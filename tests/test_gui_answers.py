@@ -1,0 +1,74 @@
+"""Checked answers in the window: unsupported sentences marked with why, supported ones open their
+passage, and a question the documents cannot answer shows "possibly related" passages."""
+
+import dataclasses
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import Qt, QUrl  # noqa: E402
+from PySide6.QtWidgets import QToolTip  # noqa: E402
+from test_gui import _docs, _index, window  # noqa: E402,F401 (the fixture)
+
+
+def _checked_answer(qtbot, win, question, answer):
+    """Put a question and an answer on screen the way the window does after an answer streams,
+    with the real retriever's sources and the real checker's verdicts."""
+    from kb.answer import Answerer, clean_answer
+
+    win.load_llm()
+    qtbot.waitUntil(lambda: win.llm is not None, timeout=120_000)
+    answerer = Answerer(win.kb, win.llm, answerable_threshold=None)
+    sources = answerer.evidence(win.kb.search(question, k=3), 300, question)
+    sources = [dataclasses.replace(s, number=n) for n, s in enumerate(sources, 1)]
+    text = clean_answer(answer, len(sources))
+    checks = answerer.checker.check(text, sources, "en", question)
+    win.chat.add_question(question)
+    win.chat.set_sources([dataclasses.asdict(s) for s in sources])
+    win.chat.finish(text, checks=[dataclasses.asdict(c) for c in checks])
+    return checks
+
+
+def test_an_unsupported_sentence_is_marked_and_says_why(qtbot, window, tmp_path):  # noqa: F811
+    _index(qtbot, window, [_docs(tmp_path)])
+    checks = _checked_answer(qtbot, window, "What is the default chunk size?",
+                             "The default chunk size is 256 tokens [1]. The default chunk size was 512 tokens "
+                             "in 2019 [1].")
+    assert [c.status for c in checks] == ["supported", "unsupported"]
+    html = window.chat.view.toHtml()
+    shown = window.chat.view.toPlainText()
+    assert "1 of 2 sentences could not be checked against your documents" in shown
+    assert "#b3261e" in html.lower() and "check:1:1" in html  # the unsupported sentence, marked and linked
+    window.chat.view.highlighted.emit(QUrl("check:1:1"))
+    assert "512" in QToolTip.text() or "2019" in QToolTip.text()
+
+    # clicking the supported sentence opens the viewer at the passage that backs it
+    window.chat.view.anchorClicked.emit(QUrl("check:1:0"))
+    viewer = window.viewer
+    assert viewer.isVisible() and viewer.page == 2 and viewer.highlight_rects
+
+
+def test_a_checked_answer_keeps_its_marks_when_the_conversation_is_reopened(qtbot, window, tmp_path):  # noqa: F811
+    from kb.conversations import Conversations
+
+    _index(qtbot, window, [_docs(tmp_path)])
+    checks = _checked_answer(qtbot, window, "What is the default chunk size?", "The chunk size is 1024 tokens [1].")
+    conv = Conversations(window.kb.store)
+    cid = conv.create("chunk size").id
+    conv.add(cid, "assistant", window.chat.last_answer(), window.chat.messages[-1]["sources"],
+             [dataclasses.asdict(c) for c in checks])
+    window.show_conversation(cid)
+    assert window.chat.messages[0]["checks"][0]["status"] == "unsupported"
+    assert "1 of 1 sentences could not be checked" in window.chat.view.toPlainText()
+
+
+def test_a_question_the_documents_cannot_answer_shows_possibly_related_passages(qtbot, window, tmp_path):  # noqa: F811
+    _index(qtbot, window, [_docs(tmp_path)])
+    window.chat.input.setPlainText("Who won the 1998 football world cup?")
+    qtbot.keyClick(window.chat.input, Qt.Key_Return)
+    qtbot.waitUntil(lambda: not window.chat.busy, timeout=120_000)
+    answer = window.chat.messages[-1]
+    assert answer["content"] == "I couldn't find anything about this in your documents."
+    assert answer["related"] and answer["sources"]
+    assert "Possibly related" in window.chat.view.toPlainText()
