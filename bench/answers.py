@@ -30,6 +30,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from retrieval import TUNE_QUESTIONS, ensure_models_dir, load_dataset, open_or_build_kb  # noqa: E402
 
+from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS  # noqa: E402
+
 LABELS = {"cmrc": "CMRC dev 1000+ (zh)", "xquad-zh": "XQuAD zh", "xquad-en": "XQuAD en", "xquad-zh-en": "XQuAD zh→en"}
 HELD_OUT_SHARE = 0.12  # of passages: their questions become unanswerable
 LANGCHAIN_PROMPT = ("Use the following pieces of context to answer the question at the end. If you don't know "
@@ -241,7 +243,7 @@ def swapped(rows: list[dict], kb, checker, rng: random.Random) -> dict:
             "unaltered": unaltered, "unaltered_flagged": flagged_unaltered / max(unaltered, 1)}
 
 
-def recheck(path: Path, embedder, llm) -> None:
+def recheck(path: Path, embedder, llm, chunking: tuple[int, int]) -> None:
     """Sentence checking again, with today's checker, over the answers a bench run saved (their
     sources rebuilt by the same retrieval and packing where the run did not save them)."""
     from kb.answer import Answerer
@@ -254,7 +256,7 @@ def recheck(path: Path, embedder, llm) -> None:
             continue
         name = names[row["dataset"]]
         kept, _, _ = split(name, TUNE_QUESTIONS)
-        kb, _, _ = open_or_build_kb(f"{name}-heldout", kept, embedder, 256, 38)
+        kb, _, _ = open_or_build_kb(f"{name}-heldout", kept, embedder, *chunking)
         rows = data["details"][f"{name}/ours"]["answerable"]
         answerer = Answerer(kb, llm, answerable_threshold=None, check=False)
         for r in rows:
@@ -282,9 +284,12 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="XQuAD zh, 12 + 12 questions, 4 + 4 pairs")
     p.add_argument("--calibrate", action="store_true",
                    help="only the probe's P(yes) on CMRC questions 0-999, answerable vs not")
+    p.add_argument("--chunking", default=f"{DEFAULT_CHUNK_TOKENS}:{DEFAULT_OVERLAP_TOKENS}",
+                   help="chunk:overlap tokens of the benchmark KBs (default: the app's)")
     p.add_argument("--recheck", type=Path, help="only sentence checking, again, over a saved answers-*.json")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = p.parse_args(argv)
+    chunking = tuple(int(x) for x in args.chunking.split(":"))
     if args.quick:
         args.datasets, args.questions, args.unanswerable, args.pairs = ["xquad-zh"], 12, 12, 4
     ensure_models_dir()
@@ -296,14 +301,14 @@ def main(argv=None) -> int:
     embedder = Embedder.default()
     llm = LocalLLM.default(args.llm)
     if args.recheck:
-        recheck(args.recheck, embedder, llm)
+        recheck(args.recheck, embedder, llm, chunking)
         return 0
     llm.prime([{"role": "system", "content": SYSTEM["zh"]}])
     rng = random.Random(0)
     rows, details = [], {}
     for name in (["cmrc"] if args.calibrate else args.datasets):
         kept, answerable, unanswerable = split(name, 0 if args.calibrate else TUNE_QUESTIONS)
-        kb, _, _ = open_or_build_kb(f"{name}-heldout", kept, embedder, 256, 38)
+        kb, _, _ = open_or_build_kb(f"{name}-heldout", kept, embedder, *chunking)
         print(f"{name}: {len(kept)} passages kept, {len(answerable)} answerable, "
               f"{len(unanswerable)} unanswerable questions", flush=True)
         if args.calibrate:
