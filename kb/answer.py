@@ -139,7 +139,7 @@ class Answerer:
         self.kb, self.llm, self.top_k, self.reserve = kb, llm, top_k, reserve
         self.temperature, self.context_tokens = temperature, context_tokens
         # None: no probe; "auto": the threshold calibrated for this model (kb.answerability)
-        self.answerable_threshold = threshold_for(llm) if answerable_threshold == "auto" else answerable_threshold
+        self.answerable_threshold = answerable_threshold
         self.follow_up = follow_up  # "auto" (kb.follow_up decides), "always" or "never"
         self.retriever = Retriever(kb.store, kb.embedder, **retriever_settings)
         self.checker = Checker(kb.embedder) if check else None
@@ -204,15 +204,17 @@ class Answerer:
             messages, sources = self.prompt(question, query, hits, history if dependent else (), lang)
         state: dict = {}
 
+        threshold = threshold_for(self.llm, lang) if self.answerable_threshold == "auto" else self.answerable_threshold
+
         def pieces() -> Iterator[str]:
-            if self.answerable_threshold is not None:
+            if threshold is not None:
                 try:
                     state["p"] = answerability(self.llm, messages, lang)
                 except RuntimeError:  # stopped while the probe ran
                     if not self.llm.stopped:
                         raise
                     return
-                if state["p"] < self.answerable_threshold:
+                if state["p"] < threshold:
                     state["rejected"] = "probe"
                     yield NOT_FOUND[lang]
                     return
