@@ -40,9 +40,7 @@ class Conversations:
 
     def list(self) -> list[Conversation]:
         """All conversations, most recently used first."""
-        with self.store._lock:
-            rows = self.store.conn.execute(
-                "SELECT id, title, created, updated FROM conversations ORDER BY updated DESC, id DESC").fetchall()
+        rows = self.store.query("SELECT id, title, created, updated FROM conversations ORDER BY updated DESC, id DESC")
         return [Conversation(*r) for r in rows]
 
     def create(self, title: str) -> Conversation:
@@ -79,10 +77,9 @@ class Conversations:
 
     def messages(self, conversation_id: int) -> list[Message]:
         """A conversation's messages in order."""
-        with self.store._lock:
-            rows = self.store.conn.execute(
-                "SELECT id, role, content, sources, created, checks FROM messages WHERE conversation_id=? ORDER BY id",
-                (conversation_id,)).fetchall()
+        rows = self.store.query(
+            "SELECT id, role, content, sources, created, checks FROM messages WHERE conversation_id=? ORDER BY id",
+            (conversation_id,))
         out = []
         for r in rows:
             extra = json.loads(r[5] or "{}")

@@ -121,6 +121,11 @@ class Store:
         """The database's schema version."""
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Rows of a read-only SQL statement, under the store's lock."""
+        with self._lock:
+            return self.conn.execute(sql, params).fetchall()
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic unit of work: everything in it commits together or not at all."""
