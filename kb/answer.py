@@ -247,7 +247,10 @@ class Answerer:
                 rejected = "model" if says_not_found(cleaned) else "empty"
                 return AnswerResult(NOT_FOUND[lang], [], [], True, related=sources, rejected_by=rejected, **base)
             cited = [sources[n - 1] for n in cited_numbers(cleaned) if 1 <= n <= len(sources)]
-            checks = self.checker.check(cleaned, sources, lang, question) if self.checker and cleaned else []
+            # a stopped answer ends mid-sentence, and checking it would hold the stop back by the
+            # embedder's ~0.3 s; it is shown as stopped, unchecked
+            checks = (self.checker.check(cleaned, sources, lang, question)
+                      if self.checker and cleaned and not base["stopped"] else [])
             return AnswerResult(cleaned, cited, sources, False, checks=checks, **base)
 
         return AnswerStream(sources, pieces(), finish)

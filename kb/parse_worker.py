@@ -204,6 +204,7 @@ class ParserProcess:
                         raise LoadError(f"the parser crashed on this file ({_describe_exit(code)})") from None
                     if msg[0] == "ready":
                         self._ready = True
+                        last = time.monotonic()  # the file's limit starts now, not at the start-up
                         continue
                     if msg[0] == "progress":
                         last = time.monotonic()

@@ -51,7 +51,8 @@ def test_ocr_off_records_why_a_scan_was_not_indexed(make_kb, tmp_path):
 
 def test_a_parser_stuck_on_a_file_is_killed_at_the_time_limit_and_the_next_file_is_read(tmp_path):
     slow = make_slow_pdf(tmp_path / "loop.pdf")
-    good = make_pdf(tmp_path / "good.pdf", [["正常的文件"]])
+    # over 20 characters, so the good file is not taken for a scan: OCR alone takes ~2 s a page here
+    good = make_pdf(tmp_path / "good.pdf", [["正常的文件：这一页的文字层足够长，不会被当作扫描件。"]])
     with ParserProcess(Limits(time_s=2)) as parser:
         started = time.monotonic()
         try:
@@ -98,7 +99,7 @@ def test_slow_file_in_a_folder_fails_alone(make_kb, tmp_path):
     d = tmp_path / "docs"
     d.mkdir()
     make_slow_pdf(d / "a-loop.pdf")
-    make_pdf(d / "b.pdf", [["知识库：本地检索"]])
+    make_pdf(d / "b.pdf", [["知识库：本地检索，这一页的文字层足够长，不会被当作扫描件。"]])  # no OCR
     kb = make_kb()
     report = kb.add([d], time_limit_s=2)
     assert report.failed == [(str(d / "a-loop.pdf"), "parsing took longer than 2 s without progress: stopped")]

@@ -130,7 +130,8 @@ def test_a_version_2_database_with_content_migrates_and_searches(make_kb, tmp_pa
     kb.add([tmp_path / "clip.txt"])
     folder = kb.store.folder
     kb.close()
-    # take it back to what version 2 had: no OCR columns, no queue, folders or copies, no pictures
+    # take it back to what version 2 had: no OCR columns, no queue, folders or copies, no pictures,
+    # no sentence checks
     db = sqlite3.connect(folder / "kb.sqlite")
     for table in ("image_vectors", "images", "queue", "folders", "copies"):
         db.execute(f"DROP TABLE {table}")
@@ -138,6 +139,7 @@ def test_a_version_2_database_with_content_migrates_and_searches(make_kb, tmp_pa
     db.execute("ALTER TABLE pages DROP COLUMN ocr")
     db.execute("ALTER TABLE pages DROP COLUMN boxes")
     db.execute("ALTER TABLE documents DROP COLUMN pictures")
+    db.execute("ALTER TABLE messages DROP COLUMN checks")
     db.execute("PRAGMA user_version = 2")
     db.commit()
     db.close()
