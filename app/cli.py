@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -251,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelNotInstalled, ChecksumError, NotGGUF, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `zhiku kb info | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush is quiet too
+        return 0
     except KeyboardInterrupt:  # an interrupted `zhiku add` resumes from its queue next time
         print("\ninterrupted; `zhiku add KB` (no paths) resumes", file=sys.stderr)
         return 130

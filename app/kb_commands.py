@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
 import sys
 import time
 
 from app.progress import ProgressPrinter
 from kb.answer import DEFAULT_CONTEXT_TOKENS
+from kb.file_names import readable
 from kb.grounding import summary
 from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 
@@ -79,20 +81,23 @@ def cmd_kb_info(args: argparse.Namespace) -> int:
     """Show a knowledge base's settings, counts and documents."""
     kb = _open(args.name)
     info = kb.info()
-    info["documents_list"] = [{k: d[k] for k in ("name", "path", "kind", "pages", "status", "error", "chunks")}
-                              for d in kb.store.documents()]
+    info["documents_list"] = [{**{k: d[k] for k in ("name", "kind", "pages", "status", "error", "chunks")},
+                               "path": readable(d["path"])} for d in kb.store.documents()]
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
         return 0
     for key in ("name", "folder", "embedding_model", "chunk_tokens", "overlap_tokens", "documents",
                 "indexed", "failed", "chunks", "vectors", "ocr_pages", "queued"):
         print(f"{key:16} {info[key]}")
+        if key == "indexed" and info["embedding_pending"]:
+            print(f"{'':16} {info['embedding_pending']} more keyword-searchable, embedding pending "
+                  f"(`zhiku add {shlex.quote(info['name'])}` embeds them)")
     for folder in info["linked_folders"]:
         print(f"{'linked folder':16} {folder}")
     copies = {d["path"]: d["copies"] for d in kb.store.documents() if d["copies"]}
     for d in info["documents_list"]:
         extra = f" — {d['error']}" if d["error"] else ""
-        extra += "".join(f"\n      also at {c}" for c in (copies.get(d["path"]) or "").split("\n") if c)
+        extra += "".join(f"\n      also at {readable(c)}" for c in (copies.get(d["path"]) or "").split("\n") if c)
         print(f"  [{d['status']}] {d['name']} ({d['pages']} pages, {d['chunks']} chunks){extra}")
     return 0
 
@@ -114,6 +119,16 @@ def cmd_add(args: argparse.Namespace) -> int:
         import getpass
 
         password = getpass.getpass("Password for encrypted files: ")
+    from kb.files import NO_SUCH_PATH, collect
+    from kb.knowledge_base import delete, list_names
+
+    new = args.kb not in list_names()
+    if new and args.paths and not collect(args.paths)[0]:
+        _, skipped = collect(args.paths)
+        for path, why in skipped:
+            print(f"  skipped: {readable(path)}: {why}")
+        print(f"nothing to add: knowledge base {args.kb!r} not created", file=sys.stderr)
+        return 1
     kb = _open(args.kb, create=True, embedder_name=args.embedder)
     if not args.no_embed:
         from app.image_commands import clip_or_none
@@ -126,7 +141,14 @@ def cmd_add(args: argparse.Namespace) -> int:
     report = kb.add(args.paths, progress=ProgressPrinter(), password=password, ocr=not args.no_ocr,
                     time_limit_s=args.time_limit, embed=not args.no_embed)
     print_report(report, time.monotonic() - started)
-    return 0
+    if new and not (report.added or report.updated or report.unchanged):
+        kb.close()
+        delete(args.kb)
+        print(f"nothing could be added: knowledge base {args.kb!r} not created", file=sys.stderr)
+        return 1
+    # 1 when anything asked for is not in the knowledge base: a failed file or a path that does not exist
+    missing = any(why == NO_SUCH_PATH for _, why in report.skipped)
+    return 1 if report.failed or missing else 0
 
 
 def print_report(report, took: float) -> None:
@@ -138,15 +160,15 @@ def print_report(report, took: float) -> None:
           f"embedded in {took:.1f}s" + (" (cancelled)" if report.cancelled else "")
           + (f"; {report.pictures_embedded} pictures embedded" if report.pictures_embedded else ""))
     for path, why in report.failed:
-        print(f"  failed: {path}: {why}")
+        print(f"  failed: {readable(path)}: {why}")
     for path, why in report.skipped:
-        print(f"  skipped: {path}: {why}")
+        print(f"  skipped: {readable(path)}: {why}")
     for old, new in report.moved:
-        print(f"  moved: {old} -> {new} (vectors kept)")
+        print(f"  moved: {readable(old)} -> {readable(new)} (vectors kept)")
     for path in report.copies:
-        print(f"  copy: {path} (same content as an indexed file)")
+        print(f"  copy: {readable(path)} (same content as an indexed file)")
     for path in report.removed:
-        print(f"  removed: {path} (deleted from a linked folder)")
+        print(f"  removed: {readable(path)} (deleted from a linked folder)")
     if report.password_needed:
         print("  encrypted files: run again with --password to index them")
 
@@ -166,7 +188,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def _hit_json(h) -> dict:
-    return {"file": h.name, "path": h.path, "page": h.page, "start": h.start, "end": h.end,
+    return {"file": h.name, "path": readable(h.path), "page": h.page, "start": h.start, "end": h.end,
             "score": round(h.score, 6), "similarity": h.similarity, "text": h.text}
 
 

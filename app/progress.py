@@ -6,6 +6,7 @@ import sys
 import time
 
 from app.units import clock
+from kb.file_names import readable
 
 
 class ProgressPrinter:
@@ -34,7 +35,7 @@ class ProgressPrinter:
         self._last = now
         filled = int(self.width * done / total) if total else 0
         bar = "#" * filled + "." * (self.width - filled)
-        current = p.current.rsplit("/", 1)[-1][:40]
+        current = readable(p.current).rsplit("/", 1)[-1][:40]
         line = f"\r{p.phase:9} [{bar}] {done}/{total} {unit}  ETA {clock(p.eta_seconds)}  {current}"
         self.stream.write(line.ljust(100)[:120])
         if final:

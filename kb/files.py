@@ -10,12 +10,16 @@ the new path and keeps its chunks and vectors.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Iterable
 
 from kb import loaders
+from kb.file_names import readable
 from kb.store import Store
+
+NO_SUCH_PATH = "no such file or folder"
 
 
 class Files:
@@ -109,7 +113,7 @@ class Files:
                 self._drop_document(db, new_path)
             db.execute("DELETE FROM copies WHERE path=?", (new_path,))
             db.execute("UPDATE documents SET path=?, name=?, mtime=COALESCE(?, mtime), updated=? WHERE id=?",
-                       (new_path, Path(new_path).name, mtime, time.time(), doc_id))
+                       (new_path, readable(Path(new_path).name), mtime, time.time(), doc_id))
             db.execute("DELETE FROM queue WHERE path=?", (new_path,))
 
     def forget(self, path: str) -> str:
@@ -147,7 +151,7 @@ def collect(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     for raw in paths:
         p = Path(raw).expanduser()
         if not p.exists():
-            skipped.append((str(p), "no such file or folder"))
+            skipped.append((str(p), NO_SUCH_PATH))
         elif p.is_dir():
             for root, dirs, names in os.walk(p):
                 hidden = [d for d in dirs if d.startswith(".")]
@@ -157,11 +161,15 @@ def collect(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
                     f = Path(root) / n
                     if n.startswith("."):
                         skipped.append((str(f), "hidden file"))
+                    elif (why := not_a_file(f)) is not None:
+                        skipped.append((str(f), why))
                     elif not loaders.supported(f):
                         skipped.append((str(f), loaders.KNOWN_UNREADABLE.get(
                             f.suffix.lower(), f"unsupported file type '{f.suffix or n}'")))
                     else:
                         files.append(f)
+        elif (why := not_a_file(p)) is not None:
+            skipped.append((str(p), why))
         else:
             files.append(p)  # named explicitly: try it, and report why if it cannot be read
     seen, unique = set(), []
@@ -171,3 +179,21 @@ def collect(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
             seen.add(key)
             unique.append(f.resolve())
     return unique, skipped
+
+
+def not_a_file(path: Path) -> str | None:
+    """Why `path` is not read (a named pipe, socket or device: opening one can block forever), or
+    None for a regular file (or a link to one)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        return f"cannot read: {e.strerror or e}"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe, not a file"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not a file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device, not a file"
+    return "not a regular file"

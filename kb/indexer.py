@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import queue
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from kb.document import LoadError, PasswordNeeded
-from kb.files import Files, collect
+from kb.files import Files, collect, not_a_file
 from kb.parse_worker import Limits, ParserProcess
 from models.checksum import sha256_file
 
@@ -242,7 +243,7 @@ class Indexer:
             for path in todo:
                 if stop.is_set():
                     return
-                item = self._prepare(Path(path), parser, password, seen)
+                item = self._prepare(Path(path), parser, password, seen, stop)
                 while not stop.is_set():
                     try:
                         out.put(item, timeout=0.2)
@@ -253,10 +254,13 @@ class Indexer:
             if not stop.is_set():
                 out.put(_DONE)
 
-    def _prepare(self, f: Path, parser: ParserProcess, password: str | None, seen: dict[str, str]) -> tuple:
+    def _prepare(self, f: Path, parser: ParserProcess, password: str | None, seen: dict[str, str],
+                 stop: threading.Event | None = None) -> tuple:
         path = str(f)
         try:
             st = f.stat()
+            if not stat.S_ISREG(st.st_mode):  # queued by an older version, or replaced since: never opened
+                return ("failed", path, not_a_file(f) or "not a regular file", None, None, False)
             sha = sha256_file(f)
         except FileNotFoundError:
             return ("gone", path)
@@ -275,7 +279,7 @@ class Indexer:
         try:
             doc, chunks, terms = parser.parse(f, ocr=self.ocr, password=password, chunking=self._chunking,
                                               progress=lambda done, total: self._page_progress(f, done, total),
-                                              limits=self.limits)
+                                              limits=self.limits, stop=stop)
             if chunks is None:  # a model without a tokenizer.json: chunk here, with the model
                 chunks, terms = self.kb.chunker.split(doc), None
         except PasswordNeeded as e:

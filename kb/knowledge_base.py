@@ -19,7 +19,8 @@ def kbs_dir() -> Path:
 
 
 def _folder(name: str) -> Path:
-    if not name or _BAD_NAME.search(name) or name.strip() != name or name in (".", "..") or len(name) > 80:
+    # only dots ("...") would be the folder above on some systems; Windows drops a trailing dot
+    if not name or _BAD_NAME.search(name) or name.strip() != name or name.endswith(".") or len(name) > 80:
         raise StoreError(f"invalid knowledge base name {name!r}: use letters, digits, 中文, spaces, - or _")
     return kbs_dir() / name
 
@@ -122,6 +123,8 @@ class KnowledgeBase:
             "chunk_tokens": int(self.store.get_meta("chunk_tokens")),
             "overlap_tokens": int(self.store.get_meta("overlap_tokens")),
             "documents": len(docs), "indexed": sum(d["status"] == "indexed" for d in docs),
+            # read and keyword-searchable, vectors not computed yet (--no-embed, or a job stopped)
+            "embedding_pending": sum(d["status"] == "embedding" for d in docs),
             "failed": sum(d["status"] == "failed" for d in docs),
             "chunks": self.store.count("chunks"), "vectors": self.store.count("vectors"),
             "bytes": sum(d["size"] or 0 for d in docs),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ def _serve(conn) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C in a terminal is the parent's to handle
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
     for name in ("pypdf", "PIL", "fontTools"):
         logging.getLogger(name).setLevel(logging.ERROR)  # broken files make them chatty on stderr
     from kb import lexical, loaders
@@ -51,7 +53,24 @@ def _serve(conn) -> None:
     import langchain_text_splitters  # noqa: F401
     import pypdf  # noqa: F401
 
-    conn.send(("ready",))
+    try:
+        conn.send(("ready",))
+        _jobs(conn)
+    except (BrokenPipeError, ConnectionResetError, EOFError):
+        return  # the app was closed or killed: nobody to answer, nothing to say
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A killed app (kill -9) cannot stop its worker, which may be deep in a file that never ends:
+    the worker notices that its parent is gone within a second and exits."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
+def _jobs(conn) -> None:
+    """Parse files as they arrive until the app says stop (None) or goes away."""
+    from kb import lexical, loaders
 
     while True:
         try:
@@ -173,10 +192,11 @@ class ParserProcess:
 
     def parse(self, path: Path, ocr: bool = True, password: str | None = None, progress=None,
               chunking: tuple[str, int, int] | None = None,
-              limits: Limits | None = None) -> tuple[Document, list | None, list | None]:
+              limits: Limits | None = None,
+              stop: threading.Event | None = None) -> tuple[Document, list | None, list | None]:
         """Parse one file in the worker: (document, chunks, FTS terms per chunk); the last two only
         with `chunking` = (tokenizer file, chunk tokens, overlap). Raises LoadError (or
-        PasswordNeeded) with the reason."""
+        PasswordNeeded) with the reason; setting `stop` kills the worker mid-file (Ctrl+C, cancel)."""
         limits = limits or self.limits
         with self._lock:
             if self._proc is None or not self._proc.is_alive():
@@ -189,6 +209,9 @@ class ParserProcess:
                 self._conn.send((str(path), ocr, password, chunking))
             last = time.monotonic()
             while True:
+                if stop is not None and stop.is_set():
+                    self._kill()  # the next file starts a fresh worker
+                    raise LoadError("stopped")
                 try:
                     ready = self._conn.poll(POLL_S)
                 except (EOFError, OSError):

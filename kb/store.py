@@ -23,6 +23,7 @@ import numpy as np
 from kb import lexical
 from kb.chunking import Chunk
 from kb.document import Document
+from kb.file_names import decode_stored, has_escapes, readable, to_stored
 from kb.pictures import Pictures
 from kb.schema import MIGRATIONS, SCHEMA_VERSION
 from kb.vector_index import TRAIN_PER_LIST, VectorIndex, kind_for
@@ -66,6 +67,28 @@ class ChunkRecord:
     text: str
 
 
+class _Connection(sqlite3.Connection):
+    """An SQLite connection that stores file names that are not valid UTF-8 exactly (kb.file_names)."""
+
+    def execute(self, sql, params=()):  # noqa: D102 (sqlite3)
+        return super().execute(sql, _stored(params))
+
+    def executemany(self, sql, rows):  # noqa: D102 (sqlite3)
+        return super().executemany(sql, (_stored(r) for r in rows))
+
+
+def _stored(params):
+    if isinstance(params, dict):
+        return params
+    return tuple(to_stored(p) if isinstance(p, str) and has_escapes(p) else p for p in params)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, factory=_Connection)
+    conn.text_factory = decode_stored
+    return conn
+
+
 class Store:
     """Access to one KB folder. Thread-safe: every operation holds the store's lock."""
 
@@ -77,7 +100,7 @@ class Store:
             raise StoreError(f"{self.folder}: not a knowledge base (no {DB_NAME})")
         self._lock = threading.RLock()
         try:
-            self.conn = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
+            self.conn = _connect(self.db_path)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -171,7 +194,7 @@ class Store:
         """A second connection for listing: under WAL it reads the last commit without waiting for
         the writer's lock, so the window never stalls behind a big document being stored."""
         if self._read_conn is None:
-            self._read_conn = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
+            self._read_conn = _connect(self.db_path)
             self._read_conn.execute("PRAGMA query_only=1")
         return self._read_conn
 
@@ -209,7 +232,7 @@ class Store:
                 doc_id = db.execute(
                     "INSERT INTO documents(path, name, kind, title, sha256, size, mtime, pages, status, "
                     "added, updated) VALUES (?,?,?,?,?,?,?,?, 'embedding', ?, ?)",
-                    (path, Path(path).name, doc.kind, doc.title, sha256, size, mtime, len(doc.pages),
+                    (path, readable(Path(path).name), doc.kind, doc.title, sha256, size, mtime, len(doc.pages),
                      now, now)).lastrowid
             db.executemany("INSERT INTO pages(doc_id, number, text, ocr, boxes) VALUES (?,?,?,?,?)",
                            [(doc_id, p.number, p.text, int(p.ocr), _boxes_json(p)) for p in doc.pages])
@@ -239,7 +262,7 @@ class Store:
             else:
                 db.execute("INSERT INTO documents(path, name, kind, sha256, size, mtime, status, error, "
                            "added, updated) VALUES (?,?,?,?,?,?, 'failed', ?, ?, ?)",
-                           (path, Path(path).name, kind, sha256, size, mtime, error, now, now))
+                           (path, readable(Path(path).name), kind, sha256, size, mtime, error, now, now))
             db.execute("DELETE FROM queue WHERE path=?", (path,))
 
     def remove_document(self, doc_id: int) -> None:

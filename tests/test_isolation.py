@@ -128,9 +128,11 @@ def test_cli_add_takes_a_password(tmp_path, zhiku_home):
     exe = Path(sys.executable).with_name("zhiku")
     out = subprocess.run([str(exe), "add", "cli", str(f)], capture_output=True, text=True, timeout=300)
     assert "encrypted PDF: password needed" in out.stdout and "--password" in out.stdout
+    # nothing went in, so no knowledge base was left behind, and the exit status says so
+    assert out.returncode == 1 and "not created" in out.stderr and not (zhiku_home / "kbs" / "cli").exists()
     out = subprocess.run([str(exe), "add", "cli", str(f), "--password", "pw-1"], capture_output=True,
                          text=True, timeout=300)
-    assert out.returncode == 0 and "1 re-indexed" in out.stdout and "0 failed" in out.stdout, out.stdout
+    assert out.returncode == 0 and "1 added" in out.stdout and "0 failed" in out.stdout, out.stdout
 
 
 def test_chunks_made_in_the_parser_process_match_the_models_own(e5, tmp_path):

@@ -23,7 +23,7 @@ def _docs(tmp_path):
 
 def test_add_search_info_remove_delete(tmp_path, capsys):
     d = _docs(tmp_path)
-    assert main(["add", "笔记", str(d)]) == 0  # creates the KB; exit 0 even though one file failed
+    assert main(["add", "笔记", str(d)]) == 1  # creates the KB; exit 1: one file failed
     out = capsys.readouterr().out
     assert "2 added" in out and "1 failed" in out
     assert "broken.pdf: not a PDF: starts with b'not a pd'" in out

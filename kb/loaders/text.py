@@ -13,6 +13,10 @@ _BOMS = [
     (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
 ]
 _CHINESE = ("gb18030", "big5")
+# A 200 MB text without line breaks grew the parser past 2.7 GB (chunking splits it down to single
+# characters) and then hit the time limit; a text file past this size is refused with a reason
+# instead (32 MB is about ten thousand pages of Chinese).
+MAX_TEXT_BYTES = 32 * 2**20
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -53,6 +57,10 @@ def decode(data: bytes) -> tuple[str, str]:
 
 def load(path: Path) -> Document:
     """One page per form-feed separated section (usually one page in all)."""
+    size = Path(path).stat().st_size
+    if size > MAX_TEXT_BYTES:
+        raise LoadError(f"text file too large to index ({size / 2**20:.0f} MB; text files are read up to "
+                        f"{MAX_TEXT_BYTES // 2**20} MB): split it into smaller files")
     data = Path(path).read_bytes()
     if b"\x00" in data[:4096] and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE,
                                                        codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
