@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
-from kb.answerability import answerability, threshold_for
+from kb.answerability import absent_numbers, answerability, threshold_for
 from kb.evidence import pack
 from kb.follow_up import refers_back
 from kb.grounding import Checker, SentenceCheck, cited_numbers
@@ -72,7 +72,7 @@ class AnswerResult:
     checks: list[SentenceCheck] = field(default_factory=list)  # one per sentence, after the answer
     related: list[Source] = field(default_factory=list)  # "possibly related" passages when not found
     answerability: float | None = None  # the probe's P(yes), when it ran
-    rejected_by: str | None = None  # "floor", "probe" or "model" when not found
+    rejected_by: str | None = None  # "floor", "numbers", "probe", "model" or "empty" when not found
     follows_up: bool = False  # searched and answered together with the conversation before it
     raw_text: str = ""  # what the model wrote, before markers out of range and copied headers went
 
@@ -202,6 +202,10 @@ class Answerer:
                              if dependent and self._continues(history) else (None, []))
         if messages is None:
             messages, sources = self.prompt(question, query, hits, history if dependent else (), lang)
+        pages = [self.kb.store.page_text(d, n) for d, n in dict.fromkeys((s.doc_id, s.page) for s in sources)]
+        if absent_numbers(question, pages):
+            return AnswerStream([], iter([NOT_FOUND[lang]]), lambda text: AnswerResult(
+                text, [], [], True, question, query, related=sources, rejected_by="numbers", follows_up=dependent))
         state: dict = {}
 
         threshold = threshold_for(self.llm, lang) if self.answerable_threshold == "auto" else self.answerable_threshold

@@ -147,8 +147,12 @@ def test_add_exit_codes_and_no_knowledge_base_from_nothing(tmp_path, zhiku_home,
     assert "not created" in capsys.readouterr().err and not (zhiku_home / "kbs" / "nothing").exists()
     assert main(["add", "codes", str(good), str(tmp_path / "missing.pdf")]) == 1
     assert main(["add", "codes", str(good)]) == 0  # unchanged
-    (tmp_path / "notes.xyz").write_text("?")
-    assert main(["add", "codes", str(tmp_path / "notes.xyz")]) == 0  # skipped by type is not a failure
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "notes.xyz").write_text("?")
+    (folder / "more.txt").write_text("文件夹里的另一个文件。", encoding="utf-8")
+    assert main(["add", "codes", str(folder)]) == 0  # a folder's file skipped by type is not a failure
+    assert main(["add", "codes", str(folder / "notes.xyz")]) == 1  # named on its own, it was not indexed
     assert main(["add", "...", str(good)]) == 2
     assert "invalid knowledge base name" in capsys.readouterr().err
 
