@@ -34,6 +34,7 @@ class Page:
     text: str
     ocr: bool = False  # the text was read from an image, not a text layer
     boxes: list[Box] = field(default_factory=list)
+    extractor: str = ""  # set when not the format's usual reader ("pdfium": pypdf misread the page)
 
     @classmethod
     def from_lines(cls, number: int, lines: list[tuple[str, tuple[float, float, float, float]]]) -> "Page":

@@ -101,12 +101,51 @@ def make_scanned_pdf(path: Path, pages: list[list[str]]) -> Path:
 def make_slow_pdf(path: Path, operators: int = 400_000) -> Path:
     """A valid one-page PDF whose content stream is so long that extracting its text takes minutes."""
     ops = b"BT /F1 1 Tf 0 0 Td (x) Tj ET\n" * operators
+    path.write_bytes(_one_page_pdf(ops, [b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]))
+    return path
+
+
+def make_gbk_font_pdf(path: Path, lines: list[str], font_name: bytes = b"#CB#CE#CC#E5") -> Path:
+    """A PDF as old Chinese office software wrote them: a TrueType font named in GBK (宋体 by
+    default), GBK bytes in the text, no ToUnicode map and no embedded font program."""
+    ops = b"BT /F1 12 Tf 16 TL 60 760 Td\n"
+    ops += b"".join(b"<" + line.encode("gbk").hex().encode() + b"> Tj T*\n" for line in lines) + b"ET"
+    font = (b"<< /Type /Font /Subtype /TrueType /BaseFont /" + font_name + b" /FirstChar 32 /LastChar 255 "
+            b"/FontDescriptor 6 0 R >>")
+    descriptor = (b"<< /Type /FontDescriptor /FontName /" + font_name + b" /Flags 4 /FontBBox [0 -200 1000 900] "
+                  b"/ItalicAngle 0 /Ascent 880 /Descent -120 /CapHeight 880 /StemV 93 >>")
+    path.write_bytes(_one_page_pdf(ops, [font, descriptor]))
+    return path
+
+
+def make_reversed_runs_pdf(path: Path, runs: list[str], after: str) -> Path:
+    """A PDF whose first line is drawn as `runs`, left to right on the page, but written to the
+    content stream last run first (as some report generators do); then a normal line `after`."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    c = canvas.Canvas(str(path))
+    c.setFont("STSong-Light", 11)
+    xs = [60.0]
+    for run in runs[:-1]:
+        xs.append(xs[-1] + pdfmetrics.stringWidth(run, "STSong-Light", 11))
+    for run, x in reversed(list(zip(runs, xs))):
+        c.drawString(x, 700, run)
+    c.drawString(60, 680, after)
+    c.showPage()
+    c.save()
+    return path
+
+
+def _one_page_pdf(content: bytes, fonts: list[bytes]) -> bytes:
+    """A one-page PDF: catalog, pages, page, `content`, then `fonts` (font F1 is object 5)."""
     objs = [b"<< /Type /Catalog /Pages 2 0 R >>",
             b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
             b"/Resources << /Font << /F1 5 0 R >> >> >>",
-            b"<< /Length %d >>\nstream\n" % len(ops) + ops + b"\nendstream",
-            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+            b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream", *fonts]
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for i, body in enumerate(objs, start=1):
@@ -116,8 +155,7 @@ def make_slow_pdf(path: Path, operators: int = 400_000) -> Path:
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
     out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
-    path.write_bytes(bytes(out))
-    return path
+    return bytes(out)
 
 
 def picture(seed: int, size: tuple[int, int] = (200, 150)):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kb.document import Document, LoadError, Page, PasswordNeeded
 from kb.loaders.options import Options
+from kb.loaders.pdf_text import SUSPECT, as_gbk, best, oddness, suspect
 from kb.loaders.pictures import PictureCollector, from_pdf_pages
 
 # A page with fewer characters than this in its text layer is taken for a scan (page numbers and
@@ -49,6 +50,7 @@ def load(path: Path, options: Options | None = None) -> Document:
             text, first_error = "", first_error or e
         pages.append(Page(i + 1, text.replace("\x00", "")))
         options.page_done(i + 1, count)
+    _reread_misread(path, options, pages)
     scans = [p for p in pages if len("".join(p.text.split())) < MIN_TEXT_CHARS]
     if scans and options.ocr:
         _ocr(path, options, pages, scans)
@@ -66,6 +68,39 @@ def load(path: Path, options: Options | None = None) -> Document:
         from_pdf_pages(reader.pages, collector)
         doc.pictures = collector.pictures
     return doc
+
+
+def _reread_misread(path: Path, options: Options, pages: list[Page]) -> None:
+    """Pages whose pypdf text looks misread (kb.loaders.pdf_text) get the most plausible reading."""
+    suspects = [p for p in pages if p.text.strip() and suspect(p.text)]
+    if not suspects:
+        return
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(str(path), password=options.password or None)
+    except pdfium.PdfiumError:
+        pdf = None
+    try:
+        for page in suspects:
+            readings = [("pypdf", page.text)]
+            if pdf is not None:
+                try:
+                    readings.append(("pdfium", _pdfium_text(pdf, page.number - 1)))
+                except pdfium.PdfiumError:
+                    pass
+            readings += [(f"{name}+gbk", fixed) for name, text in list(readings)
+                         if oddness(text) > SUSPECT and (fixed := as_gbk(text))]
+            name, text = best(readings)
+            if name != "pypdf":
+                pages[page.number - 1] = Page(page.number, text, extractor=name)
+    finally:
+        if pdf is not None:
+            pdf.close()
+
+
+def _pdfium_text(pdf, index: int) -> str:
+    return pdf[index].get_textpage().get_text_range().replace("\r\n", "\n").replace("\x00", "")
 
 
 def _ocr(path: Path, options: Options, pages: list[Page], scans: list[Page]) -> None:
@@ -106,8 +141,7 @@ def _with_pdfium(path: Path, options: Options, reason: str) -> Document:
     try:
         pages = []
         for i in range(len(pdf)):
-            textpage = pdf[i].get_textpage()
-            pages.append(Page(i + 1, textpage.get_text_range().replace("\r\n", "\n").replace("\x00", "")))
+            pages.append(Page(i + 1, _pdfium_text(pdf, i), extractor="pdfium"))
             options.page_done(i + 1, len(pdf))
     except pdfium.PdfiumError:
         raise LoadError(reason) from None
