@@ -163,6 +163,8 @@ def print_report(report, took: float) -> None:
         print(f"  failed: {readable(path)}: {why}")
     for path, why in report.skipped:
         print(f"  skipped: {readable(path)}: {why}")
+    for path, note in report.notes:
+        print(f"  note: {readable(path)}: {note}")
     for old, new in report.moved:
         print(f"  moved: {readable(old)} -> {readable(new)} (vectors kept)")
     for path in report.copies:

@@ -68,6 +68,7 @@ class Document:
     pages: list[Page] = field(default_factory=list)
     title: str = ""
     pictures: list[Picture] = field(default_factory=list)
+    note: str = ""  # read, but not as its name says ("this is a PNG image named .pdf — it was read as an image")
 
     @property
     def text_chars(self) -> int:

@@ -76,6 +76,7 @@ class IndexReport:
     moved: list[tuple[str, str]] = field(default_factory=list)  # (old path, new path): vectors kept
     copies: list[str] = field(default_factory=list)  # same content as an indexed file: listed, not re-embedded
     removed: list[str] = field(default_factory=list)  # gone from a linked folder
+    notes: list[tuple[str, str]] = field(default_factory=list)  # indexed, with something to know ("a PNG named .pdf")
 
     def by_reason(self) -> dict[str, int]:
         """Failed and skipped files counted by reason, file-specific details folded together."""
@@ -323,7 +324,7 @@ class Indexer:
         kind, path = item[0], item[1]
         if kind == "gone":  # queued by an interrupted job, deleted since
             self.files.dequeue([path])
-            report.skipped.append((path, "no such file or folder"))
+            report.skipped.append((path, "no longer exists (queued by an earlier job)"))
         elif kind == "unchanged":
             self.files.dequeue([path])
             if item[2]:
@@ -346,6 +347,8 @@ class Indexer:
                 self.files.forget(path)  # it was a copy of other content; now it has its own
             self.store.put_document(path, doc, chunks, sha, st.st_size, st.st_mtime, terms)
             (report.updated if existed else report.added).append(path)
+            if doc.note:
+                report.notes.append((path, doc.note))
             report.chunks_added += len(chunks)
             return len(chunks)
         return 0

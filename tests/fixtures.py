@@ -193,3 +193,26 @@ def make_picture_pdf(path: Path, pages: list[tuple[list[str], list]]) -> Path:
         c.showPage()
     c.save()
     return path
+
+
+def make_form_pdf(path: Path, value: str, note: str) -> Path:
+    """A PDF with no text layer: its words are a filled-in text field's value and a free-text note."""
+    from pypdf import PdfWriter
+    from pypdf.annotations import FreeText
+    from pypdf.generic import ArrayObject, DictionaryObject, FloatObject, NameObject, TextStringObject
+
+    w = PdfWriter()
+    page = w.add_blank_page(612, 792)
+    field = DictionaryObject({
+        NameObject("/Type"): NameObject("/Annot"), NameObject("/Subtype"): NameObject("/Widget"),
+        NameObject("/FT"): NameObject("/Tx"), NameObject("/T"): TextStringObject("applicant"),
+        NameObject("/V"): TextStringObject(value),
+        NameObject("/Rect"): ArrayObject([FloatObject(50), FloatObject(700), FloatObject(500), FloatObject(720)]),
+    })
+    ref = w._add_object(field)
+    page[NameObject("/Annots")] = ArrayObject([ref])
+    w._root_object[NameObject("/AcroForm")] = DictionaryObject({NameObject("/Fields"): ArrayObject([ref])})
+    w.add_annotation(0, FreeText(text=note, rect=(50, 600, 500, 650)))
+    with open(path, "wb") as f:
+        w.write(f)
+    return path

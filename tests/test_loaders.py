@@ -80,7 +80,7 @@ def test_each_bad_file_has_its_own_error(tmp_path):
     (tmp_path / "empty.txt").write_bytes(b"")
     cases["empty.txt"] = "empty file"
     (tmp_path / "fake.pdf").write_bytes(b"PK\x03\x04 a zip pretending")
-    cases["fake.pdf"] = "not a PDF: starts with b'PK\\x03\\x04"
+    cases["fake.pdf"] = "not a PDF: this is a ZIP archive (or an Office document) named .pdf"
     good = make_pdf(tmp_path / "good.pdf", [["hello"], ["world"]]).read_bytes()
     (tmp_path / "broken.pdf").write_bytes(good[: len(good) // 3])
     cases["broken.pdf"] = "PDF"

@@ -1,6 +1,5 @@
 """PDF pages pypdf reads wrong without a word are read again: GBK fonts, symbol soup, reversed runs."""
 
-
 from fixtures import make_gbk_font_pdf, make_pdf, make_reversed_runs_pdf
 
 from kb.loaders.pdf import load
@@ -48,3 +47,50 @@ def test_a_misread_pdf_is_found_by_its_words(make_kb, tmp_path):
     kb = make_kb()
     assert kb.add([f]).added == [str(f)]
     assert kb.search("红军长征胜利", k=1)[0].name == "notice.pdf"
+
+
+def test_form_field_values_and_annotation_texts_are_page_text(tmp_path):
+    from fixtures import make_form_pdf
+
+    f = make_form_pdf(tmp_path / "form.pdf", "申请人：张三，申请金额为五万元整", "审批意见：同意，请财务部尽快办理")
+    page = load(f).pages[0]
+    assert "申请人：张三，申请金额为五万元整" in page.text and "审批意见：同意，请财务部尽快办理" in page.text
+    assert not page.ocr
+
+
+def test_a_png_named_pdf_is_read_as_an_image_and_says_so(make_kb, tmp_path):
+    from fixtures import text_image
+
+    f = tmp_path / "scan.pdf"
+    text_image(["这其实是一张图片"]).save(f, format="PNG")
+    kb = make_kb()
+    report = kb.add([f])
+    assert report.added == [str(f)] and not report.failed
+    assert report.notes == [(str(f), "this is a PNG image named .pdf — it was read as an image")]
+    assert kb.search("图片", k=1)[0].name == "scan.pdf"
+
+
+def test_files_named_pdf_that_are_something_else_say_what_they_are(tmp_path):
+    import zipfile
+
+    import pytest
+
+    from kb.document import LoadError
+
+    z = tmp_path / "a.pdf"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("x.txt", "x")
+    h = tmp_path / "b.pdf"
+    h.write_text("<!DOCTYPE html><html><body>hi</body></html>")
+    for f, why in ((z, "not a PDF: this is a ZIP archive (or an Office document) named .pdf"),
+                   (h, "not a PDF: this is a web page (HTML) named .pdf")):
+        with pytest.raises(LoadError) as e:
+            load(f)
+        assert str(e.value) == why
+
+
+def test_a_pdf_after_junk_bytes_is_still_read(tmp_path):
+    f = make_pdf(tmp_path / "ok.pdf", [["邮件网关在文件前面加了两千字节的垃圾，这一页仍然能读。"]])
+    junk = tmp_path / "junk.pdf"
+    junk.write_bytes(b"JUNK" * 500 + f.read_bytes())
+    assert "邮件网关" in load(junk).pages[0].text

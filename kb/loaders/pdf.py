@@ -12,6 +12,7 @@ from kb.loaders.pictures import PictureCollector, from_pdf_pages
 # A page with fewer characters than this in its text layer is taken for a scan (page numbers and
 # stray headers survive in some scans' text layers).
 MIN_TEXT_CHARS = 20
+HEADER_SEARCH = 64 * 1024  # the spec says the header is in the first 1024 bytes; real files stray further
 OCR_SCALE = 2.0  # 144 dpi: enough for 9-point CJK, and 4x fewer pixels than 288
 
 
@@ -22,9 +23,9 @@ def load(path: Path, options: Options | None = None) -> Document:
 
     options = options or Options()
     with open(path, "rb") as f:
-        head = f.read(1024)
-    if b"%PDF-" not in head:
-        raise LoadError(f"not a PDF: starts with {head[:8]!r}")
+        head = f.read(HEADER_SEARCH)
+    if b"%PDF-" not in head:  # (pypdf finds a header after junk that mail gateways and CGI scripts prepend)
+        return _not_a_pdf(path, options, head)
     try:
         reader = PdfReader(str(path), strict=False)
         if reader.is_encrypted:
@@ -38,19 +39,26 @@ def load(path: Path, options: Options | None = None) -> Document:
         count = len(reader.pages)
     except FileNotDecryptedError:
         raise PasswordNeeded("encrypted PDF: password needed") from None
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as e:
+    except LoadError:
+        raise
+    except MemoryError:  # a few hundred bytes that declare gigabytes
+        return _with_pdfium(path, options, "damaged PDF: it declares an impossible size")
+    except Exception as e:  # noqa: BLE001 (pypdf's limits, missing filters, broken trees: PDFium repairs many)
         return _with_pdfium(path, options, f"damaged PDF: {e}")
-    pages, first_error = [], None
+    pages, failed_pages, first_error = [], set(), None
     for i in range(count):
         try:
             text = reader.pages[i].extract_text() or ""
+            extra = _annotation_text(reader.pages[i])
+            text = f"{text}\n{extra}" if text.strip() and extra else text or extra
         except FileNotDecryptedError:
             raise PasswordNeeded("encrypted PDF: password needed") from None
-        except Exception as e:  # one bad page costs that page, not the document
+        except Exception as e:  # one bad page costs that page, not the document; PDFium tries it below
             text, first_error = "", first_error or e
+            failed_pages.add(i + 1)
         pages.append(Page(i + 1, text.replace("\x00", "")))
         options.page_done(i + 1, count)
-    _reread_misread(path, options, pages)
+    _reread_misread(path, options, pages, failed_pages)
     scans = [p for p in pages if len("".join(p.text.split())) < MIN_TEXT_CHARS]
     if scans and options.ocr:
         _ocr(path, options, pages, scans)
@@ -70,9 +78,45 @@ def load(path: Path, options: Options | None = None) -> Document:
     return doc
 
 
-def _reread_misread(path: Path, options: Options, pages: list[Page]) -> None:
-    """Pages whose pypdf text looks misread (kb.loaders.pdf_text) get the most plausible reading."""
-    suspects = [p for p in pages if p.text.strip() and suspect(p.text)]
+# Annotations whose /Contents people wrote (a comment, a sticky note, a text box); links, popups
+# (which repeat their parent's text) and form widgets are not among them.
+_NOT_WRITTEN = {"/Link", "/Popup", "/Widget"}
+
+
+def _annotation_text(page) -> str:
+    """Filled-in form field values and annotation texts of one page: some PDFs hold all their words
+    there (24 of the pdf.js test files), where a text-layer reader finds nothing."""
+    from pypdf.generic import ByteStringObject, TextStringObject
+
+    def text_of(value) -> list[str]:
+        if isinstance(value, (TextStringObject, ByteStringObject)):
+            return [str(value)] if str(value).strip() else []
+        if isinstance(value, list):  # a multiple-choice field
+            return [t for v in value for t in text_of(v)]
+        return []  # a check box's /Yes or /Off: a name, not words
+
+    out: list[str] = []
+    try:
+        annots = page.get("/Annots") or []
+        for ref in annots:
+            a = ref.get_object()
+            subtype = a.get("/Subtype")
+            if subtype == "/Widget":
+                value = a.get("/V")
+                if value is None and a.get("/Parent") is not None:
+                    value = a["/Parent"].get_object().get("/V")
+                out += text_of(value)
+            elif subtype not in _NOT_WRITTEN:
+                out += text_of(a.get("/Contents"))
+    except Exception:  # noqa: BLE001 (a broken annotation costs its own text, never the page's)
+        pass
+    return "\n".join(dict.fromkeys(t.replace("\r", "\n").strip() for t in out))
+
+
+def _reread_misread(path: Path, options: Options, pages: list[Page], failed: set[int] = frozenset()) -> None:
+    """Pages whose pypdf text looks misread (kb.loaders.pdf_text), or that pypdf failed on, get the
+    most plausible reading."""
+    suspects = [p for p in pages if (p.text.strip() and suspect(p.text)) or p.number in failed]
     if not suspects:
         return
     import pypdfium2 as pdfium
@@ -99,6 +143,34 @@ def _reread_misread(path: Path, options: Options, pages: list[Page]) -> None:
             pdf.close()
 
 
+# What a file named .pdf really is, by its first bytes: said in words when it is not a PDF.
+_MAGIC = [
+    (b"\x89PNG", "a PNG image", True), (b"\xff\xd8\xff", "a JPEG image", True), (b"GIF8", "a GIF image", True),
+    (b"II*\x00", "a TIFF image", True), (b"MM\x00*", "a TIFF image", True),
+    (b"PK\x03\x04", "a ZIP archive (or an Office document)", False), (b"{\\rtf", "an RTF document", False),
+    (b"\xd0\xcf\x11\xe0", "an old Office document (.doc, .xls or .ppt)", False),
+]
+
+
+def _not_a_pdf(path: Path, options: Options, head: bytes) -> Document:
+    """A file named .pdf without a PDF header: an image is read as one; PDFium opens some PDFs whose
+    header is damaged; anything else fails saying what it is."""
+    for magic, what, is_image in _MAGIC:
+        if head.startswith(magic):
+            if not is_image:
+                raise LoadError(f"not a PDF: this is {what} named .pdf")
+            from kb.loaders import image
+
+            doc = image.load(path, options)
+            doc.note = f"this is {what} named .pdf — it was read as an image"
+            return doc
+    if not head.strip():
+        raise LoadError("empty file" if not head else "not a PDF: the file is blank")
+    if head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
+        raise LoadError("not a PDF: this is a web page (HTML) named .pdf")
+    return _with_pdfium(path, options, f"not a PDF: starts with {head[:8]!r}")
+
+
 def _pdfium_text(pdf, index: int) -> str:
     return pdf[index].get_textpage().get_text_range().replace("\r\n", "\n").replace("\x00", "")
 
@@ -110,6 +182,7 @@ def _ocr(path: Path, options: Options, pages: list[Page], scans: list[Page]) -> 
 
     try:
         pdf = pdfium.PdfDocument(str(path), password=options.password or None)
+        pdf.init_forms()  # filled-in form fields are drawn on the page the OCR reads
     except pdfium.PdfiumError as e:
         if pages and not any(p.text.strip() for p in pages):
             raise LoadError(f"scanned PDF that cannot be rendered for OCR: {e}") from None
