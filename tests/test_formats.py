@@ -148,3 +148,34 @@ def test_image_document_ocr_in_chinese_and_english_with_boxes(tmp_path):
     assert as_picture.text_chars == 0 and [p.page for p in as_picture.pictures] == [1]
     with pytest.raises(LoadError, match="turn OCR on"):
         loaders.load(tmp_path / "receipt.webp", loaders.Options(ocr=False, pictures=False))
+
+
+def test_pictures_of_text_in_pptx_and_docx_are_read_by_ocr_onto_their_page(tmp_path):
+    import io
+
+    import docx
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    shot = io.BytesIO()
+    text_image(["第二季度销售额", "华东区 三百万元"]).save(shot, format="PNG")
+    deck = Presentation()
+    s1 = deck.slides.add_slide(deck.slide_layouts[5])
+    s1.shapes.title.text = "季度回顾"
+    s2 = deck.slides.add_slide(deck.slide_layouts[6])  # blank: the slide is one screenshot
+    shot.seek(0)
+    s2.shapes.add_picture(shot, Inches(0.5), Inches(0.5), width=Inches(9))
+    deck.save(tmp_path / "deck.pptx")
+    pages = loaders.load(tmp_path / "deck.pptx").pages
+    assert "华东区" in pages[1].text and "华东区" not in pages[0].text
+
+    d = docx.Document()
+    d.add_paragraph("下面是截图：")
+    shot.seek(0)
+    d.add_picture(shot, width=docx.shared.Inches(6))
+    d.save(tmp_path / "memo.docx")
+    text = loaders.load(tmp_path / "memo.docx").pages[0].text
+    assert text.startswith("下面是截图：") and "第二季度销售额" in text
+    # with OCR off the pictures are still found for image search, their words are not read
+    off = loaders.load(tmp_path / "memo.docx", loaders.Options(ocr=False))
+    assert "第二季度" not in off.pages[0].text and off.pictures

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kb.document import Document, LoadError, Page
 from kb.loaders.options import Options
-from kb.loaders.pictures import PictureCollector, from_docx
+from kb.loaders.pictures import PictureCollector, from_docx, text_reader
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
@@ -61,7 +61,9 @@ def load(path: Path, options: Options | None = None) -> Document:
     title = d.core_properties.title or ""
     doc = Document(Path(path), "docx", [Page(1, text)], title)
     if options is None or options.pictures:
-        collector = PictureCollector()
+        collector = PictureCollector(read_text=text_reader(options))
         from_docx(d, collector)
         doc.pictures = collector.pictures
+        if collector.text_of(1):  # the words in its pictures (Word has no fixed pages: page 1)
+            doc.pages[0].text = "\n".join(t for t in (doc.pages[0].text, collector.text_of(1)) if t)
     return doc

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from typing import Iterable
+from typing import Callable, Iterable
 
 from kb.document import Picture
 
@@ -17,6 +17,10 @@ MIN_SIDE = 64  # icons, bullets and rules are smaller than this on at least one 
 THUMB_SIDE = 384  # CLIP sees 224 px (336 for large models); the grid shows 160 px
 MAX_PER_DOCUMENT = 500  # a 2,000-page scan is not 2,000 pictures worth searching
 MAX_PIXELS = 80_000_000
+# Pictures read by OCR inside DOCX and PPTX: text smaller than this is not legible anyway, and a deck
+# of photos should not cost minutes (OCR takes ~1-2 s a picture on two cores).
+OCR_MIN_SIDE = 100
+OCR_MAX_PER_DOCUMENT = 60
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +28,12 @@ log = logging.getLogger(__name__)
 class PictureCollector:
     """Collects a document's pictures: skips tiny ones and repeats, makes thumbnails."""
 
-    def __init__(self, min_side: int = MIN_SIDE, limit: int = MAX_PER_DOCUMENT) -> None:
+    def __init__(self, min_side: int = MIN_SIDE, limit: int = MAX_PER_DOCUMENT,
+                 read_text: Callable | None = None) -> None:
         self.min_side, self.limit = min_side, limit
+        self.read_text = read_text  # OCR for pictures of text (a slide that is one screenshot of a table)
+        self.texts: dict[int, list[str]] = {}  # page -> lines read from its pictures
+        self._read = 0
         self.pictures: list[Picture] = []
         self._seen: set[str] = set()
         self.skipped_small = 0
@@ -77,7 +85,36 @@ class PictureCollector:
         if min(w, h) < self.min_side:
             self.skipped_small += 1
             return
+        if self.read_text is not None and min(w, h) >= OCR_MIN_SIDE and self._read < OCR_MAX_PER_DOCUMENT:
+            self._read += 1
+            lines = [t for t in self.read_text(image) if t.strip()]
+            if lines:
+                self.texts.setdefault(page, []).extend(lines)
         self.pictures.append(Picture(page, sha, w, h, thumbnail(image)))
+
+    def text_of(self, page: int) -> str:
+        """What OCR read in the pictures of `page`, one line per line, or ""."""
+        return "\n".join(self.texts.get(page, []))
+
+
+def text_reader(options) -> Callable | None:
+    """OCR for the pictures inside DOCX and PPTX files when the job has OCR on (and it is installed);
+    each picture read counts as progress, so the parser's time limit is not spent on a deck of them."""
+    if options is None or not options.ocr:
+        return None
+    from models.ocr import OCR, available
+
+    if not available():
+        return None
+    done = [0]
+
+    def read(image) -> list[str]:
+        lines = [text for text, _box in OCR.shared().read(image)]
+        done[0] += 1
+        options.page_done(done[0], 0)
+        return lines
+
+    return read
 
 
 def thumbnail(image, side: int = THUMB_SIDE) -> bytes:

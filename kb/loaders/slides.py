@@ -8,7 +8,7 @@ from pathlib import Path
 from kb.document import Document, LoadError, Page
 from kb.loaders.docx import check_ooxml
 from kb.loaders.options import Options
-from kb.loaders.pictures import PictureCollector, from_slides
+from kb.loaders.pictures import PictureCollector, from_slides, text_reader
 
 
 def _shape_lines(shape) -> list[str]:
@@ -46,7 +46,10 @@ def load(path: Path, options: Options | None = None) -> Document:
     title = deck.core_properties.title or ""
     doc = Document(Path(path), "pptx", pages, title)
     if options is None or options.pictures:
-        collector = PictureCollector()
+        collector = PictureCollector(read_text=text_reader(options))
         from_slides(deck, collector)
         doc.pictures = collector.pictures
+        for page in doc.pages:  # the words in a slide's pictures land on that slide
+            if collector.text_of(page.number):
+                page.text = "\n".join(t for t in (page.text, collector.text_of(page.number)) if t)
     return doc
