@@ -42,6 +42,7 @@ def run(corpora: list[Path], embed: bool, time_limit: float | None) -> dict:
         report = kb.add(corpora, embed=embed, time_limit_s=time_limit)
         took = time.monotonic() - started
         docs = kb.store.documents()
+        pdfs = [Path(d["path"]) for d in docs if d["status"] != "failed" and d["path"].lower().endswith(".pdf")]
         out = {
             "files": len(report.added) + len(report.failed) + len(report.copies) + len(report.unchanged),
             "indexed": len(report.added), "copies": len(report.copies), "failed": len(report.failed),
@@ -52,9 +53,29 @@ def run(corpora: list[Path], embed: bool, time_limit: float | None) -> dict:
             "by_reason": report.by_reason(),
             "failed_files": sorted((str(Path(p).relative_to(CORPORA[0].parent)), why)
                                    for p, why in report.failed),
+            "notes": sorted((str(Path(p).relative_to(CORPORA[0].parent)), why) for p, why in report.notes),
+            "pdf_pages_by_extractor": extractors(pdfs),
         }
         kb.close()
     return out
+
+
+def extractors(pdfs: list[Path]) -> dict[str, int]:
+    """Text-layer pages of the indexed PDFs by the reading kept (kb.loaders.pdf_text), OCR off."""
+    from kb.document import LoadError
+    from kb.parse_worker import ParserProcess
+
+    counts: dict[str, int] = {}
+    parser = ParserProcess.shared()
+    for path in pdfs:
+        try:
+            doc = parser.parse(path, ocr=False)[0]
+        except LoadError:
+            continue
+        for page in doc.pages:
+            key = page.extractor or "pypdf"
+            counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def markdown(r: dict) -> str:
@@ -65,6 +86,11 @@ def markdown(r: dict) -> str:
              "", "| outcome | files |", "|---|---|", f"| indexed | {r['indexed']} |",
              f"| identical copy of an indexed file | {r['copies']} |"]
     lines += [f"| {why} | {n} |" for why, n in r["by_reason"].items()]
+    if r.get("notes"):
+        lines += ["", "Indexed with a note:", ""] + [f"- {p}: {why}" for p, why in r["notes"]]
+    if r.get("pdf_pages_by_extractor"):
+        lines += ["", "| PDF pages read by | pages |", "|---|---|"]
+        lines += [f"| {k} | {n} |" for k, n in r["pdf_pages_by_extractor"].items()]
     return "\n".join(lines)
 
 

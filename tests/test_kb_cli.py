@@ -59,7 +59,7 @@ def test_add_search_info_remove_delete(tmp_path, capsys):
 
 def test_ask_json_cites_file_and_page(tmp_path, capsys):
     d = _docs(tmp_path)
-    assert main(["add", "kb", str(d)]) == 0
+    assert main(["add", "kb", str(d)]) == 1  # broken.pdf failed
     capsys.readouterr()
     assert main(["ask", "kb", "What is the chunk size?", "--llm", "qwen2.5-coder-0.5b-instruct-q4_k_m",
                  "--json"]) == 0
