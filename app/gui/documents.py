@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.i18n import tr
+from kb.file_names import readable
 
 
 def local_paths(mime) -> list[Path]:
@@ -179,7 +180,7 @@ class DocumentsPanel(QWidget):
         item.setData(1, Qt.UserRole, key)
         for col, text in enumerate(texts):
             item.setText(col, text)
-        item.setToolTip(0, f"{d['path']}\n{error}" if error else d["path"])
+        item.setToolTip(0, f"{readable(d['path'])}\n{error}" if error else readable(d["path"]))
         item.setToolTip(1, tr("{n} pages read by OCR", n=d["ocr_pages"]) if d["ocr_pages"] else "")
         item.setToolTip(3, error)
         item.setForeground(3, Qt.red if error else self.tree.palette().text())

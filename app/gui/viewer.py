@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.i18n import tr
+from kb.file_names import readable
 
 _SPACE = re.compile(r"\s+")
 
@@ -131,7 +132,7 @@ class SourceViewer(QDialog):
         self.page = max(1, min(page, count))
         self.prev_btn.setEnabled(self.pdf is not None and self.page > 1)
         self.next_btn.setEnabled(self.pdf is not None and self.page < count)
-        self.header.setText(f"{self.path.name} · {tr('page {n}', n=self.page)}")
+        self.header.setText(f"{readable(self.path.name)} · {tr('page {n}', n=self.page)}")
         if self.pdf is not None:
             self._show_pdf_page()
         elif self.boxes and self.path.suffix.lower() in IMAGE_SUFFIXES:
