@@ -97,8 +97,10 @@ def _jobs(conn) -> None:
             conn.send(("password", str(e)))
         except LoadError as e:
             conn.send(("error", str(e)))
-        except MemoryError:
-            conn.send(("error", "file too large to read into memory"))
+        except MemoryError:  # a 340-byte file can declare gigabytes: say which case it is
+            small = Path(path).stat().st_size < 2**20
+            conn.send(("error", "damaged file: it declares an impossible size" if small
+                       else "file too large to read into memory"))
         except Exception as e:  # noqa: BLE001 (the parent records it for this file and goes on)
             conn.send(("error", f"parser failed: {type(e).__name__}: {e}"))
 
