@@ -28,6 +28,7 @@ ZH_CN = {
     "indexing": "索引中",
     "failed": "失败",
     "Cancel": "取消",
+    "OK": "确定",  # Qt's own Chinese has no "OK" for dialog buttons
     "Ask a question about your documents…": "就你的文档提问……",
     "Send": "发送",
     "Stop": "停止",
@@ -144,7 +145,10 @@ class TableTranslator(QTranslator):
         self.table = table
 
     def translate(self, context, source_text, disambiguation=None, n=-1):  # noqa: D102 (Qt override)
-        return self.table.get(source_text, "")
+        # None, not "": an empty string is a translation to Qt, and blanked every string missing
+        # here (the settings dialog's OK button, "English" in the language list); None lets Qt ask
+        # its own translations, then show the source text
+        return self.table.get(source_text)
 
     def isEmpty(self) -> bool:  # noqa: N802 (Qt override)
         return False
