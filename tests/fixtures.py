@@ -216,3 +216,41 @@ def make_form_pdf(path: Path, value: str, note: str) -> Path:
     with open(path, "wb") as f:
         w.write(f)
     return path
+
+
+def make_attachment_encrypted_pdf(path: Path, lines: list[str], password: str = "attach-pw") -> Path:
+    """A PDF encrypted for its embedded files only (/EFF, AES-128): its pages are in the clear
+    (/StmF and /StrF /Identity), as mail clients write a PDF with a protected attachment."""
+    import io
+    import re
+
+    from pypdf import PdfReader, PdfWriter
+
+    plain = make_pdf(Path(str(path) + ".plain"), [lines])
+    data = plain.read_bytes().rstrip(b"\n") + b"\n"
+    original = PdfReader(io.BytesIO(data))
+    w = PdfWriter(clone_from=original)  # encrypted the usual way, for valid /O, /U and /ID values
+    w.encrypt(user_password=password, owner_password=password + "-owner", algorithm="AES-128")
+    buf = io.BytesIO()
+    w.write(buf)
+    encrypted = PdfReader(io.BytesIO(buf.getvalue())).trailer
+    e, ids = encrypted["/Encrypt"].get_object(), encrypted["/ID"]
+
+    def hexs(b) -> bytes:
+        return b"<" + (b.original_bytes if hasattr(b, "original_bytes") else bytes(b)).hex().encode() + b">"
+
+    # an incremental update of the plain file: the same pages, now with an /Encrypt that covers
+    # embedded files only
+    n = int(original.trailer["/Size"])
+    enc = (b"<< /Filter /Standard /V 4 /R 4 /Length 128 /P %d /O %s /U %s "
+           b"/CF << /StdCF << /CFM /AESV2 /AuthEvent /EFOpen /Length 16 >> >> "
+           b"/StmF /Identity /StrF /Identity /EFF /StdCF >>") % (int(e["/P"]), hexs(e["/O"]), hexs(e["/U"]))
+    prev = int(re.findall(rb"startxref\s+(\d+)", data)[-1])
+    obj = b"%d 0 obj\n" % n + enc + b"\nendobj\n"
+    tail = obj + b"xref\n%d 1\n%010d 00000 n \n" % (n, len(data))
+    tail += (b"trailer\n<< /Size %d /Root %d 0 R /Prev %d /Encrypt %d 0 R /ID [%s %s] >>\nstartxref\n%d\n%%%%EOF\n"
+             % (n + 1, original.trailer.raw_get("/Root").idnum, prev, n, hexs(ids[0]), hexs(ids[1]),
+                len(data) + len(obj)))
+    Path(path).write_bytes(data + tail)
+    plain.unlink()
+    return Path(path)

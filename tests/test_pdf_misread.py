@@ -94,3 +94,12 @@ def test_a_pdf_after_junk_bytes_is_still_read(tmp_path):
     junk = tmp_path / "junk.pdf"
     junk.write_bytes(b"JUNK" * 500 + f.read_bytes())
     assert "邮件网关" in load(junk).pages[0].text
+
+
+def test_a_pdf_whose_only_encrypted_part_is_an_attachment_is_read_without_a_password(tmp_path):
+    from fixtures import make_attachment_encrypted_pdf
+    from pypdf import PdfReader
+
+    f = make_attachment_encrypted_pdf(tmp_path / "mail.pdf", ["只有附件加密的文件，正文不需要口令也能读。"])
+    assert PdfReader(str(f)).is_encrypted  # a password-protected file as far as pypdf knows
+    assert "正文不需要口令也能读" in load(f).pages[0].text

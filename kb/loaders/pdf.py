@@ -33,6 +33,9 @@ def load(path: Path, options: Options | None = None) -> Document:
                 ok = any(reader.decrypt(pw) for pw in dict.fromkeys([options.password or "", ""]))
             except (NotImplementedError, DependencyError) as e:
                 raise LoadError(f"encrypted PDF: cannot decrypt ({e})") from None
+            if not ok and _only_attachments_encrypted(reader):
+                # the pages are in the clear (StmF/StrF /Identity): PDFium reads them without a password
+                return _with_pdfium(path, options, "encrypted PDF: password needed")
             if not ok:
                 raise PasswordNeeded("encrypted PDF: password needed" if not options.password
                                      else "encrypted PDF: wrong password")
@@ -76,6 +79,17 @@ def load(path: Path, options: Options | None = None) -> Document:
         from_pdf_pages(reader.pages, collector)
         doc.pictures = collector.pictures
     return doc
+
+
+def _only_attachments_encrypted(reader) -> bool:
+    """True for a PDF whose encryption covers only its embedded files (/EFF): its streams and
+    strings use the /Identity crypt filter (the default for /V 4 and 5 when none is named)."""
+    try:
+        enc = reader.trailer["/Encrypt"].get_object()
+        return (int(enc.get("/V", 0)) >= 4 and "/EFF" in enc
+                and enc.get("/StmF", "/Identity") == "/Identity" and enc.get("/StrF", "/Identity") == "/Identity")
+    except Exception:  # noqa: BLE001 (an odd encryption dictionary: ask for the password as before)
+        return False
 
 
 # Annotations whose /Contents people wrote (a comment, a sticky note, a text box); links, popups
