@@ -25,6 +25,13 @@ def _folder(name: str) -> Path:
     return kbs_dir() / name
 
 
+def readable_suffixes() -> list[str]:
+    """Every file name ending a knowledge base reads (".pdf", ".pptx", ".png", ...), sorted."""
+    from kb import loaders
+
+    return sorted(loaders.LOADERS)
+
+
 def list_names() -> list[str]:
     """Names of the knowledge bases on this machine."""
     root = kbs_dir()

@@ -74,3 +74,11 @@ def test_no_visible_string_is_blank_in_either_language(qtbot, zhiku_home):
     texts = [t for _, t in visible_texts(dialog)]
     assert "English" in texts and "简体中文" in texts and "确定" in texts
     dialog.close()
+
+
+def test_the_add_documents_dialog_offers_every_type_that_is_read():
+    from app.gui.main_window import file_filter
+
+    documents = file_filter().split(";;")[0]
+    for suffix in ("*.pdf", "*.docx", "*.pptx", "*.xlsx", "*.epub", "*.png", "*.jpg", "*.eml", "*.csv"):
+        assert suffix in documents.split("(")[1].rstrip(")").split(), suffix

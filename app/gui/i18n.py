@@ -14,6 +14,7 @@ ZH_CN = {
     "Rename": "重命名",
     "Delete": "删除",
     "Documents": "文档",
+    "All files": "所有文件",
     "Name": "名称",
     "Type": "类型",
     "Pages": "页数",

@@ -259,8 +259,7 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
 
     def add_documents_dialog(self) -> None:
         """Pick files to add."""
-        files, _ = QFileDialog.getOpenFileNames(self, tr("Add documents…"), str(Path.home()),
-                                                "Documents (*.pdf *.docx *.txt *.md *.markdown *.html *.htm);;* (*)")
+        files, _ = QFileDialog.getOpenFileNames(self, tr("Add documents…"), str(Path.home()), file_filter())
         if files:
             self.index_paths([Path(f) for f in files])
 
@@ -361,3 +360,12 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
                 self.llm.close()
                 self.llm = None
         self.check_models()
+
+
+def file_filter() -> str:
+    """The file dialog's filter: every type the loaders read (slides, sheets, e-books, images
+    too), then all files."""
+    from kb.knowledge_base import readable_suffixes
+
+    patterns = " ".join(f"*{s}" for s in readable_suffixes())
+    return f"{tr('Documents')} ({patterns});;{tr('All files')} (*)"
