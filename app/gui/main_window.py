@@ -119,7 +119,7 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
 
     def retranslate(self) -> None:
         """Set every visible text in the current language."""
-        self.setWindowTitle(f"{tr('Zhiku')} (Zhiku)" if tr("Zhiku") != "Zhiku" else "Zhiku 知库")
+        self._title()
         self.add_action.setText(tr("Add documents…"))
         self.link_action.setText(tr("Link folder…"))
         self.link_action.setToolTip(tr("Keep a folder in sync: new, changed, moved and deleted files are picked up"))
@@ -209,6 +209,11 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
         if self.kb is kb:
             self.kb = None
 
+    def _title(self) -> None:
+        # Qt adds the application's display name ("Zhiku 知库") after the title: the title itself
+        # is only the open knowledge base, so the window says Zhiku once
+        self.setWindowTitle(self.kb.name if self.kb is not None else "")
+
     def select_kb(self, name: str) -> None:
         """Show a knowledge base's documents and conversations."""
         from kb.knowledge_base import KnowledgeBase
@@ -228,6 +233,7 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
                 self.docs.set_kb(None)
                 return
         self.kb = self.kbs.get(name) if name else None
+        self._title()
         self.docs.set_kb(self.kb)
         self._on_kb_opened()
         if self.kb is not None and self.kb.embedder._model is None and self.warm is not None:
