@@ -128,3 +128,13 @@ def test_answers_show_the_pictures_of_their_cited_pages(qtbot, with_clip):
     image = w.chat.view.document().resource(QTextDocument.ImageResource, QUrl.fromLocalFile(thumbs[0]))
     assert image is not None and not image.isNull()  # the chat really loaded the thumbnail
     assert f"source:{len(w.chat.messages) - 1}:1" in w.chat.view.toHtml()
+
+
+def test_a_search_without_matches_says_so_and_what_to_try(qtbot, window):
+    from PySide6.QtCore import Qt
+
+    window.tabs.setCurrentWidget(window.images)
+    window.images.query.setText("独角兽在彩虹上")
+    qtbot.keyClick(window.images.query, Qt.Key_Return)
+    qtbot.waitUntil(lambda: "No pictures match" in window.images.notice.text(), timeout=30_000)
+    assert window.images.grid.count() == 0 and "Find similar" in window.images.notice.text()

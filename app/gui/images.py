@@ -143,6 +143,9 @@ class ImagesPanel(QWidget):
     def show_results(self, hits: list, warning: str = "") -> None:
         """Fill the grid with thumbnails, best first."""
         self.hits = hits
+        if not hits and not warning:
+            warning = tr("No pictures match. Try other words — what the picture shows, or words printed "
+                         "near it on its page — or “Find similar…” with an image you have.")
         self.notice.setText(warning)
         self._fill()
 
