@@ -21,7 +21,11 @@ def _open(name: str, create: bool = False, embedder_name: str | None = None):
     from models.embedder import Embedder
 
     if create and name not in list_names():
-        print(f"creating knowledge base {name!r}", file=sys.stderr)
+        import difflib
+
+        close = difflib.get_close_matches(name, list_names(), n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        print(f"creating a new knowledge base {name!r}{hint}", file=sys.stderr)
         return KnowledgeBase.create(name, Embedder.default(embedder_name) if embedder_name else None)
     return KnowledgeBase.open(name)
 

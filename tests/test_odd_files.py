@@ -187,3 +187,12 @@ def test_a_huge_text_file_is_refused_with_its_size(make_kb, tmp_path):
     report = kb.add([big])
     assert report.failed == [(str(big), f"text file too large to index (32 MB; text files are read up to "
                                          f"{MAX_TEXT_BYTES // 2**20} MB): split it into smaller files")]
+
+
+def test_adding_to_a_new_name_says_so_and_suggests_a_close_existing_one(tmp_path, zhiku_home, capsys):
+    (tmp_path / "a.txt").write_text("第一个知识库里的文件。", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("第二个知识库里的文件。", encoding="utf-8")
+    assert main(["add", "资料", str(tmp_path / "a.txt"), "--no-embed"]) == 0
+    capsys.readouterr()
+    assert main(["add", "资料库", str(tmp_path / "b.txt"), "--no-embed"]) == 0
+    assert "creating a new knowledge base '资料库' (did you mean '资料'?)" in capsys.readouterr().err

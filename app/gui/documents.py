@@ -53,6 +53,9 @@ class DocumentTree(QTreeWidget):
         self.setContextMenuPolicy(Qt.CustomContextMenu)
         self.header().setStretchLastSection(False)
         self.header().setSectionResizeMode(0, QHeaderView.Stretch)  # the name takes what the others leave
+        # "2023年度报告…终稿.pdf" says more than "2023年度报告…": a long name loses its middle (the
+        # tooltip has the whole path)
+        self.setTextElideMode(Qt.ElideMiddle)
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
         accept_files(event)
