@@ -41,6 +41,10 @@ class Files:
         with self.store._lock:
             return [r[0] for r in self.store.conn.execute("SELECT path FROM queue ORDER BY queued, rowid")]
 
+    def waiting(self) -> list[str]:
+        """Queued files, read without waiting for a job that is storing a document (for the window)."""
+        return [r[0] for r in self.store.listing("SELECT path FROM queue ORDER BY queued, rowid")]
+
     def dequeue(self, paths: Iterable[str]) -> None:
         """Forget queued files (done without storing anything, or given up)."""
         with self.store.transaction() as db:

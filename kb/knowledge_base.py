@@ -161,6 +161,14 @@ class KnowledgeBase:
         return self.indexer(ocr, time_limit_s).add(paths, progress=progress, cancel=cancel, password=password,
                                                    embed=embed)
 
+    def queue(self, paths) -> int:
+        """Put files and folders in line for the next job (listed as queued at once); how many files."""
+        from kb.files import collect
+
+        found, _skipped = collect(paths)
+        self.files.enqueue(found)
+        return len(found)
+
     def sync(self, progress=None, cancel=None, ocr: bool = True):
         """Bring the linked folders in: new, changed, moved and deleted files; see Indexer.sync."""
         return self.indexer(ocr).sync(progress=progress, cancel=cancel)

@@ -149,6 +149,12 @@ class Store:
         with self._lock:
             return self.conn.execute(sql, params).fetchall()
 
+    def listing(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Rows of a read-only SQL statement from the last commit, without waiting for a writer
+        (for the window's lists: see _reader)."""
+        with self._read_lock:
+            return self._reader().execute(sql, params).fetchall()
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic unit of work: everything in it commits together or not at all."""

@@ -98,3 +98,28 @@ def test_a_citation_on_a_scanned_page_highlights_its_ocr_lines(qtbot, make_kb, t
         assert len(boxes) == lines
         mine = boxes[[b[0] for b in boxes].index(text.index(passage))]  # the box that starts the passage
         assert abs(rect.top() / height - mine[3]) < 0.01 and mine[3] > boxes[0][3]
+
+
+def test_files_dropped_during_a_job_are_listed_as_queued_at_once_and_progress_only_moves_forward(
+        qtbot, window, tmp_path):  # noqa: F811
+    from fixtures import make_slow_pdf
+    from test_gui import _drop
+
+    first = tmp_path / "first"
+    first.mkdir()
+    make_slow_pdf(first / "slow.pdf", operators=60_000)  # a few seconds of parsing
+    for i in range(3):
+        (first / f"note{i}.txt").write_text(f"第{i}篇笔记：进度条只会向前走。" * 20, encoding="utf-8")
+    later = tmp_path / "later.md"
+    later.write_text("# 后来拖进来的文件\n\n任务进行中拖进来的文件马上显示为排队中。", encoding="utf-8")
+    values = []
+    _drop(window.docs.tree.viewport(), [first])
+    job = window.index_worker
+    assert job is not None and job.isRunning()
+    window.progress.valueChanged.connect(lambda v: values.append(v) if job.isRunning() else None)
+    assert window.status_label.text() == "Indexing…"
+    _drop(window.docs.tree.viewport(), [later])
+    assert window.docs.rows()["later.md"][0] == "queued"  # at once, before the running job ends
+    qtbot.waitUntil(lambda: window.index_worker.isFinished() and not window.jobs, timeout=300_000)
+    qtbot.waitUntil(lambda: window.docs.rows().get("later.md", ("",))[0] == "indexed", timeout=300_000)
+    assert values and all(b >= a for a, b in zip(values, values[1:])), values  # the first job's bar

@@ -159,6 +159,16 @@ class DocumentsPanel(QWidget):
                     item.setData(0, Qt.UserRole, d["path"])
                     self.tree.addTopLevelItem(item)
                 self._fill(item, d, indexing)
+            for path in self.kb.files.waiting():  # dropped, not read yet: listed at once
+                if path in seen:
+                    continue
+                seen.add(path)
+                item = self._items.get(path)
+                if item is None:
+                    item = self._items[path] = QTreeWidgetItem()
+                    item.setData(0, Qt.UserRole, path)
+                    self.tree.addTopLevelItem(item)
+                self._fill_queued(item, path)
             for path in [p for p in self._items if p not in seen]:
                 gone = self._items.pop(path)
                 self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(gone))
@@ -167,6 +177,15 @@ class DocumentsPanel(QWidget):
             self.tree.setUpdatesEnabled(True)
         if not self._sized:
             self._size_columns()
+
+    def _fill_queued(self, item: QTreeWidgetItem, path: str) -> None:
+        name = readable(Path(path).name)
+        if item.text(0) != name or item.text(3) != tr("queued"):
+            item.setText(0, name)
+            item.setText(1, Path(path).suffix.lstrip(".").upper())
+            item.setText(2, "")
+            item.setText(3, tr("queued"))
+            item.setToolTip(0, readable(path))
 
     def _fill(self, item: QTreeWidgetItem, d: dict, indexing: set[str]) -> None:
         status = d["status"]
@@ -199,7 +218,7 @@ class DocumentsPanel(QWidget):
         """Size the small columns once, from their header and widest likely value."""
         metrics = self.tree.fontMetrics()
         samples = {1: ["PPTX · OCR", tr("same file")], 2: ["9999"],
-                   3: [tr(s) for s in ("indexed", "indexing", "failed")]}
+                   3: [tr(s) for s in ("indexed", "indexing", "failed", "queued")]}
         header = self.tree.header()
         for col, values in samples.items():
             label = self.tree.headerItem().text(col)

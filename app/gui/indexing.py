@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox
 from app.gui.i18n import tr
 from app.gui.workers import IndexWorker, settle_heap
 from app.units import clock
+from kb.file_names import readable
 
 log = logging.getLogger("zhiku.gui")
 
@@ -62,7 +63,11 @@ class IndexingMixin:
     def _run_job(self, mode: str, paths: list, password: str | None) -> None:
         if self.index_worker and self.index_worker.isRunning():
             self.jobs.append((mode, paths, password))
+            if paths and self.kb is not None:  # listed as queued now, read when this job is done
+                self.kb.queue(paths)
+                self.docs.refresh()
             return
+        self._best, self._eta = 0, None  # this job's progress so far: never shown going back
         s = self.settings
         worker = IndexWorker(self.kb, paths, self, mode=mode, password=password, ocr=bool(s.ocr),
                              time_limit_s=s.parse_time_limit)
@@ -74,6 +79,8 @@ class IndexingMixin:
         self.progress.setRange(0, 0)
         self.progress.show()
         self.cancel_btn.show()
+        self.status_label.setText(tr("Indexing…") if mode == "add" else tr("Bringing linked folders up to date…")
+                                  if mode == "sync" else tr("Finishing the interrupted indexing…"))
         worker.start()
 
     def cancel_indexing(self) -> None:
@@ -94,13 +101,26 @@ class IndexingMixin:
     # ---- following and finishing ----------------------------------------------------------------
     def _on_index_progress(self, p) -> None:
         done, total = (p.files_done, p.files_total) if p.phase == "reading" else (p.chunks_done, p.chunks_total)
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
+        # one bar for the whole job: reading is the first half, embedding the second (pictures
+        # last); chunk totals grow while files are read, so the bar only ever moves forward
+        share = done / max(total, 1)
+        part = {"reading": 0.0, "embedding": 0.5, "pictures": 0.9}.get(p.phase, 0.5)
+        width = {"reading": 0.5, "embedding": 0.4, "pictures": 0.1}.get(p.phase, 0.4)
+        self._best = max(getattr(self, "_best", 0), int(1000 * (part + width * share)))
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(self._best)
         phase = {"reading": tr("Reading"), "pictures": tr("Pictures")}.get(p.phase, tr("Embedding"))
-        current = Path(p.current).name if p.current else ""
-        self.progress_text.setText(f"{phase} {done}/{total} · {tr('ETA')} {clock(p.eta_seconds)}  {current}")
+        current = readable(Path(p.current).name) if p.current else ""
+        self.progress_text.setText(f"{phase} {done}/{total} · {tr('ETA')} {clock(self._smooth_eta(p.eta_seconds))}"
+                                   f"  {current}")
         if p.phase == "reading" and done:
             self.docs.refresh_soon()
+
+    def _smooth_eta(self, eta: float | None) -> float | None:
+        """The ETA averaged over recent updates (a single slow file made it jump, then sit)."""
+        old = getattr(self, "_eta", None)
+        self._eta = eta if old is None or eta is None else 0.8 * old + 0.2 * eta
+        return self._eta
 
     def _on_index_done(self, report) -> None:
         self.docs.refresh()
