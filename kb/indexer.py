@@ -19,12 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
+
 from kb.document import LoadError, PasswordNeeded
 from kb.files import Files, collect, not_a_file
 from kb.parse_worker import Limits, ParserProcess
 from models.checksum import sha256_file
 
 WINDOW_BATCHES = 8  # batches of pending chunks read (and sorted by length) at a time
+# A batch is embedded in steps that each take about this long, looking for a cancel in between:
+# a whole batch of 128 took 37-60 s beside two busy processes (tests/test_cancel.py), so Cancel
+# seemed not to work; steps of 16 still took 3.8 s there. The step follows the measured time per
+# chunk: ~20 chunks on two idle cores, 2-3 on a loaded machine (the embedder batches 32 at most).
+CANCEL_WITHIN_S = 0.5
+MAX_STEP = 32
 READ_AHEAD = 256  # parsed files waiting to be committed
 
 
@@ -112,6 +120,8 @@ class Indexer:
         self._progress = None
         self._stats_ref: dict | None = None
         self._window: list[tuple[int, str]] = []
+        self._cancel: CancelToken | None = None  # the running job's, checked between small embedding steps
+        self._per_chunk_s = 0.05  # embedding time per chunk, measured as it goes
         tokenizer = getattr(kb.embedder, "tokenizer_file", None)
         chunker = kb.chunker
         self._chunking = (str(tokenizer), chunker.size, chunker.overlap) if tokenizer else None
@@ -127,6 +137,7 @@ class Indexer:
         """
         found, skipped = collect(paths)
         report = IndexReport(skipped=skipped)
+        self._cancel = cancel
         self.files.enqueue(found)
         todo = self.files.queued()
         reader_cancel = threading.Event()
@@ -386,7 +397,18 @@ class Indexer:
             remaining = max(stats["pending"], len(batch))
             progress(Progress("reading" if reading else "embedding", stats["files"], stats["todo"], done,
                               done + remaining, "", remaining / rate if rate else None))
-        vecs = self.kb.embedder.embed_passages([b[1] for b in batch])
+        parts, i = [], 0
+        while i < len(batch):
+            if self._cancel is not None and self._cancel.cancelled:
+                self._window = batch + self._window  # not stored: still pending for the next job
+                return True  # the caller sees the cancel at once
+            step = max(1, min(MAX_STEP, int(CANCEL_WITHIN_S / self._per_chunk_s)))
+            started = time.monotonic()
+            parts.append(self.kb.embedder.embed_passages([b[1] for b in batch[i:i + step]]))
+            took = (time.monotonic() - started) / len(parts[-1])
+            self._per_chunk_s = 0.5 * self._per_chunk_s + 0.5 * took
+            i += step
+        vecs = np.concatenate(parts)
         save = time.monotonic() - stats["saved"] > self.SAVE_EVERY_S
         self.store.add_vectors([b[0] for b in batch], vecs, save=save)
         if save:
@@ -422,6 +444,7 @@ class Indexer:
         """Embed every chunk that has no vector yet, committing one batch at a time."""
         report = report or IndexReport()
         stats = self._stats(0)
+        self._cancel = cancel
         while not (cancel and cancel.cancelled) and self._embed_one_batch(report, stats, progress, False):
             pass
         report.cancelled = bool(cancel and cancel.cancelled)
