@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (
     QTreeWidget,
     QWidget,
 )
-from test_gui import open_window
+from test_gui import window  # noqa: F401 (the fixture: waits for its threads before closing)
 
 
 def visible_texts(root: QWidget) -> list[tuple[str, str]]:
@@ -53,13 +53,11 @@ def _in(window, qtbot, lang: str) -> None:
     qtbot.wait(50)
 
 
-def test_no_visible_string_is_blank_in_either_language(qtbot, zhiku_home):
+def test_no_visible_string_is_blank_in_either_language(qtbot, window):  # noqa: F811
     from app.gui.settings_dialog import SettingsDialog
 
-    window = open_window(qtbot)
-    window.create_kb("语言")
     # Qt shows "<title> — Zhiku 知库": the title is the knowledge base, so Zhiku is said once
-    assert window.windowTitle() == "语言"
+    assert window.windowTitle() == "gui"
     seen = {}
     for lang in ("en", "zh_CN"):
         _in(window, qtbot, lang)
@@ -84,3 +82,28 @@ def test_the_add_documents_dialog_offers_every_type_that_is_read():
     documents = file_filter().split(";;")[0]
     for suffix in ("*.pdf", "*.docx", "*.pptx", "*.xlsx", "*.epub", "*.png", "*.jpg", "*.eml", "*.csv"):
         assert suffix in documents.split("(")[1].rstrip(")").split(), suffix
+
+
+def test_a_passage_is_found_through_ligatures_hyphenation_and_spacing():
+    from app.gui.viewer import locate
+
+    page = "The e\ufb03cient retrieval algo-\nrithm of the ﬁrst   system\u00adatic study"
+    at = locate(page, "efficient retrieval algorithm of the first systematic study")
+    assert at is not None and page[at[0]:at[1]].startswith("e\ufb03cient") and page[at[1] - 5:at[1]] == "study"
+    assert locate(page, "a sentence that is not there at all") is None
+
+
+def test_a_highlight_deep_in_a_long_text_is_scrolled_into_view(qtbot, window):  # noqa: F811
+    from PySide6.QtGui import QTextCursor
+
+    lines = [f"第{i}行：普通的内容。" for i in range(600)]
+    lines[420] = "被引用的段落在这里：知库把向量保存在 SQLite 里。"
+    text = "\n".join(lines)
+    window.viewer.show_source("/tmp/long.txt", 1, lines[420], text)
+    qtbot.waitUntil(lambda: window.viewer.text.verticalScrollBar().value() > 0, timeout=5_000)
+    qtbot.wait(50)
+    viewer = window.viewer.text
+    cursor = QTextCursor(viewer.document())
+    cursor.setPosition(text.index(lines[420]))
+    rect = viewer.cursorRect(cursor)
+    assert 0 <= rect.top() and rect.bottom() < viewer.viewport().height() * 0.6, rect

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, QUrl
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import (
     QColor,
     QDesktopServices,
@@ -30,29 +30,47 @@ from PySide6.QtWidgets import (
 from app.gui.i18n import tr
 from kb.file_names import readable
 
-_SPACE = re.compile(r"\s+")
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 
 
 def locate(haystack: str, needle: str) -> tuple[int, int] | None:
-    """Where `needle` occurs in `haystack`, ignoring differences in whitespace; (start, end) or None.
+    """Where `needle` occurs in `haystack`, ignoring whitespace, ligatures and line-end hyphens;
+    (start, end) or None.
 
     pypdf (which made the chunk) and PDFium (which shows the page) extract the same text with
-    different spaces and line breaks, so offsets are matched on the text without whitespace.
+    different spaces and line breaks, and LaTeX PDFs write "ﬁ" ligatures and "algo-\nrithm", so
+    both sides are compared as their letters only (NFKC), each mapped back to its offset.
     """
-    index = [i for i, ch in enumerate(haystack) if not ch.isspace()]
-    flat = "".join(haystack[i] for i in index)
-    target = _SPACE.sub("", needle)
+    flat, index = _letters(haystack)
+    target = "".join(_letters(needle)[0])
+    flat_text = "".join(flat)
     for probe in (target, target[:60], target[:25]):
         if probe:
-            at = flat.find(probe)
+            at = flat_text.find(probe)
             if at >= 0:
                 end = at + (len(target) if probe == target else len(probe))
                 end = min(end, len(index))
                 return index[at], index[end - 1] + 1
     return None
+
+
+def _letters(text: str) -> tuple[list[str], list[int]]:
+    """The text's characters without whitespace, soft hyphens and hyphens that end a line, each
+    compatibility-decomposed ("ﬁ" -> "f", "i"), with the offset each came from."""
+    flat: list[str] = []
+    index: list[int] = []
+    for i, ch in enumerate(text):
+        if ch.isspace() or ch == "\u00ad":
+            continue
+        if ch in "-\u2010" and text[i + 1:i + 2] in ("\n", "\r"):
+            continue  # "algo-\nrithm" is "algorithm"
+        for c in unicodedata.normalize("NFKC", ch) if ord(ch) > 0x7f else ch:
+            if not c.isspace():
+                flat.append(c)
+                index.append(i)
+    return flat, index
 
 
 class SourceViewer(QDialog):
@@ -221,11 +239,20 @@ class SourceViewer(QDialog):
             extra.format, extra.cursor = fmt, cursor
             selections.append(extra)
             self.text.setTextCursor(QTextCursor(cursor.document().findBlock(found[0])))
-            self.text.ensureCursorVisible()
+            # ensureCursorVisible() left the passage's first line at the bottom edge, the passage
+            # itself below it: put it a quarter down the view instead, once the text is laid out
+            QTimer.singleShot(0, lambda at=found[0]: self._scroll_to(at))
         self.text.setExtraSelections(selections)
         self.highlight_rects = []
         self.stack.setCurrentWidget(self.text)
         self.note.setText("" if found or not self.passage else tr("Not found in this document’s text"))
+
+    def _scroll_to(self, offset: int) -> None:
+        cursor = QTextCursor(self.text.document())
+        cursor.setPosition(offset)
+        bar = self.text.verticalScrollBar()
+        top = self.text.cursorRect(cursor).top()
+        bar.setValue(bar.value() + top - self.text.viewport().height() // 4)
 
     def highlighted_text(self) -> str:
         """The text under the highlight in text mode (for tests)."""
