@@ -1,6 +1,7 @@
 """The desktop app, driven through real widgets offscreen with a real KB and the small models."""
 
 import gc
+import re
 import sys
 import threading
 import time
@@ -193,6 +194,7 @@ def test_question_streams_an_answer_and_citation_opens_the_page(qtbot, window, t
     assert len(tokens) > 2 and "256" in answer["content"]
     assert answer["sources"][0]["name"] == "report.pdf" and answer["sources"][0]["page"] == 2
     assert "report.pdf" in window.chat.view.toPlainText()  # the source card
+    assert re.search(r"first word after \d+\.\d s · \d+ tokens/s", window.chat.view.toPlainText())
 
     window.chat.view.anchorClicked.emit(QUrl("source:1:1"))
     viewer = window.viewer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 
 from PySide6.QtCore import QEvent, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QCursor, QGuiApplication, QTextDocument
@@ -164,7 +165,8 @@ class ChatPanel(QWidget):
     def add_question(self, text: str) -> None:
         """Show the user's question and an empty, streaming answer under it."""
         self.messages.append({"role": "user", "content": text, "sources": []})
-        self.messages.append({"role": "assistant", "content": "", "sources": [], "streaming": True})
+        self.messages.append({"role": "assistant", "content": "", "sources": [], "streaming": True,
+                              "asked": time.monotonic(), "tokens": 0})
         self.render()
 
     def set_sources(self, sources: list[dict]) -> None:
@@ -178,7 +180,10 @@ class ChatPanel(QWidget):
         """Add streamed text to the running answer (redrawn at most every 50 ms)."""
         if not self._answering():
             return
-        self.messages[-1]["content"] += piece
+        last = self.messages[-1]
+        last["content"] += piece
+        last.setdefault("first", time.monotonic())
+        last["tokens"] = last.get("tokens", 0) + 1
         if not self._render_timer.isActive():
             self._render_timer.start()
 
@@ -198,6 +203,7 @@ class ChatPanel(QWidget):
         if stopped:
             last["content"] += " " + tr("(stopped)")
         last["streaming"] = False
+        last["ended"] = time.monotonic()
         self.render()
 
     def _answering(self) -> bool:
@@ -289,9 +295,22 @@ class ChatPanel(QWidget):
                 parts.append(f"<p style='color:{muted}'>{heading}</p>"
                              f"<table cellspacing='4' width='100%'>{''.join(cards)}</table>")
             if not m.get("streaming") and m["content"]:
-                parts.append(f"<p><a href='copy:{i}'>{tr('Copy answer')}</a></p>")
+                speed = timing_line(m)
+                parts.append(f"<p><a href='copy:{i}'>{tr('Copy answer')}</a>"
+                             + (f" &nbsp; <span style='color:{muted}'>{speed}</span>" if speed else "") + "</p>")
         bar = self.view.verticalScrollBar()
         at_end = bar.value() >= bar.maximum() - 4
         self.view.setHtml("".join(parts))
         if at_end:
             bar.setValue(bar.maximum())
+
+
+def timing_line(message: dict) -> str:
+    """"first word after 2.1 s · 14 tokens/s" for an answer streamed in this session, else ""."""
+    if "first" not in message or "ended" not in message:
+        return ""
+    ttft = message["first"] - message["asked"]
+    decoding = message["ended"] - message["first"]
+    rate = (message["tokens"] - 1) / decoding if message["tokens"] > 1 and decoding > 0 else None
+    line = tr("first word after {s} s", s=f"{ttft:.1f}")
+    return line + (" · " + tr("{n} tokens/s", n=f"{rate:.0f}") if rate else "")

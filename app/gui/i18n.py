@@ -15,6 +15,8 @@ ZH_CN = {
     "Delete": "删除",
     "Documents": "文档",
     "All files": "所有文件",
+    "first word after {s} s": "{s} 秒后开始回答",
+    "{n} tokens/s": "每秒 {n} 个词元",
     "No pictures match. Try other words — what the picture shows, or words printed near it on its page — "
     "or “Find similar…” with an image you have.":
         "没有匹配的图片。换个说法试试——写图片里画的是什么，或它所在页上的文字——也可以用“找相似图片…”按一张你有的图片搜索。",
