@@ -87,6 +87,25 @@ class Conversations:
                                bool(extra.get("related"))))
         return out
 
+    def markdown(self, conversation_id: int) -> str:
+        """The conversation as Markdown: each question, each answer, and the sources it cited
+        (file, page and the passage), so it reads on its own outside Zhiku."""
+        title = next((c.title for c in self.list() if c.id == conversation_id), "")
+        out = [f"# {title}", ""]
+        for m in self.messages(conversation_id):
+            if m.role == "user":
+                out += [f"## {m.content.strip()}", ""]
+                continue
+            out += [m.content.strip(), ""]
+            if m.sources:
+                out += ["Possibly related:" if m.related else "Sources:", ""]
+                for s in m.sources:
+                    passage = " ".join(str(s.get("text", "")).split())
+                    out.append(f"- [{s.get('number', '')}] {s.get('name', '')}, p. {s.get('page', '')}"
+                               + (f": {passage}" if passage else ""))
+                out.append("")
+        return "\n".join(out).rstrip() + "\n"
+
     def history(self, conversation_id: int, turns: int = 6) -> list[dict]:
         """The last `turns` messages as chat messages, for follow-up questions."""
         return [{"role": m.role, "content": m.content} for m in self.messages(conversation_id)[-turns:]]

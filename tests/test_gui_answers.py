@@ -72,3 +72,8 @@ def test_a_question_the_documents_cannot_answer_shows_possibly_related_passages(
     assert answer["content"] == "I couldn't find anything about this in your documents."
     assert answer["related"] and answer["sources"]
     assert "Possibly related" in window.chat.view.toPlainText()
+    # the conversation, saved as it ran, exports with its question and the related passages
+    assert window.chat.export_btn.isEnabled()
+    window.export_conversation(tmp_path / "chat.md")
+    md = (tmp_path / "chat.md").read_text(encoding="utf-8")
+    assert "## Who won the 1998 football world cup?" in md and "Possibly related:" in md

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 from app.gui.i18n import tr
 from app.gui.workers import AnswerWorker, ModelLoader
@@ -69,6 +70,26 @@ class AnsweringMixin:
         if self.kb and self.conversation is not None:
             Conversations(self.kb.store).delete(self.conversation)
         self.new_chat()
+
+    def export_chat_dialog(self) -> None:
+        """Ask where to save the current conversation as Markdown."""
+        from PySide6.QtWidgets import QFileDialog
+
+        if self.kb is None or self.conversation is None:
+            return
+        title = self.chat.chats.currentText().strip() or "conversation"
+        safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in title)[:60].strip() or "conversation"
+        path, _ = QFileDialog.getSaveFileName(self, tr("Export…"), str(Path.home() / f"{safe}.md"),
+                                              "Markdown (*.md)")
+        if path:
+            self.export_conversation(Path(path))
+
+    def export_conversation(self, path: Path) -> None:
+        """Write the current conversation, with its sources, as Markdown to `path`."""
+        from kb.conversations import Conversations
+
+        path.write_text(Conversations(self.kb.store).markdown(self.conversation), encoding="utf-8")
+        self.status_label.setText(tr("Saved {path}", path=str(path)))
 
     def show_conversation(self, conversation_id: int) -> None:
         """Show a stored conversation."""

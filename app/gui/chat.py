@@ -67,6 +67,7 @@ class ChatPanel(QWidget):
     open_support = Signal(int, int)  # message, sentence: the passage that backs a checked sentence
     new_chat = Signal()
     delete_chat = Signal()
+    export_chat = Signal()
     chat_selected = Signal(int)
 
     def __init__(self, parent=None) -> None:
@@ -76,14 +77,16 @@ class ChatPanel(QWidget):
         self.pictures_for = None  # sources -> sources with "pictures" (thumbnail paths of the cited pages)
         self.chats = QComboBox()
         self.chats.currentIndexChanged.connect(self._chat_changed)
-        self.new_btn, self.del_btn = QPushButton(), QPushButton()
+        self.new_btn, self.del_btn, self.export_btn = QPushButton(), QPushButton(), QPushButton()
         self.new_btn.clicked.connect(self.new_chat.emit)
         self.del_btn.clicked.connect(self.delete_chat.emit)
+        self.export_btn.clicked.connect(self.export_chat.emit)
         self.chats_label = QLabel()
         top = QHBoxLayout()
         top.addWidget(self.chats_label)
         top.addWidget(self.chats, 1)
         top.addWidget(self.new_btn)
+        top.addWidget(self.export_btn)
         top.addWidget(self.del_btn)
 
         self.banner = QFrame()  # first-run and model problems
@@ -128,6 +131,8 @@ class ChatPanel(QWidget):
         self.chats_label.setText(tr("Chats"))
         self.new_btn.setText(tr("New chat"))
         self.del_btn.setText(tr("Delete chat"))
+        self.export_btn.setText(tr("Export…"))
+        self.export_btn.setToolTip(tr("Save this conversation as Markdown, with its sources"))
         self.input.setPlaceholderText(tr("Ask a question about your documents…"))
         self.send_btn.setText(tr("Stop") if self.busy else tr("Send"))
         self.render()
@@ -148,6 +153,7 @@ class ChatPanel(QWidget):
         self.chats.setCurrentIndex(idx)
         self.chats.blockSignals(False)
         self.del_btn.setEnabled(current is not None)
+        self.export_btn.setEnabled(current is not None)
 
     def _chat_changed(self, index: int) -> None:
         if index >= 0:

@@ -15,6 +15,9 @@ ZH_CN = {
     "Delete": "删除",
     "Documents": "文档",
     "All files": "所有文件",
+    "Export…": "导出…",
+    "Save this conversation as Markdown, with its sources": "把这段对话连同出处保存为 Markdown",
+    "Saved {path}": "已保存 {path}",
     "first word after {s} s": "{s} 秒后开始回答",
     "{n} tokens/s": "每秒 {n} 个词元",
     "No pictures match. Try other words — what the picture shows, or words printed near it on its page — "

@@ -89,6 +89,7 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
         self.chat.open_support.connect(self.open_support)
         self.chat.new_chat.connect(self.new_chat)
         self.chat.delete_chat.connect(self.delete_chat)
+        self.chat.export_chat.connect(self.export_chat_dialog)
         self.chat.chat_selected.connect(self.show_conversation)
         self.chat.banner_button.clicked.connect(lambda: self.install_models())
         self.chat.banner_import.clicked.connect(self.import_models_dialog)
