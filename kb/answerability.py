@@ -14,6 +14,7 @@ see bench/README.md ("Answerability").
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 from kb.grounding import numbers
@@ -67,5 +68,10 @@ def absent_numbers(question: str, pages: Sequence[str]) -> list[str]:
     for text in pages:
         for values in numbers(text).values():
             held |= values
-    return [raw for raw, values in numbers(question).items()
+    asked = _ANSWER_SHAPE.sub(" ", question)  # "in 400 words", "用100字" say how to answer, not what
+    return [raw for raw, values in numbers(asked).items()
             if any(c.isdigit() for c in raw) and not values & held]
+
+
+_ANSWER_SHAPE = re.compile(r"\d+\s*(?:words?|sentences?|paragraphs?|points?|bullets?|lines?|items?|examples?|"
+                           r"个?字|句话?|段话?|个?要?点|条|个例子)", re.I)

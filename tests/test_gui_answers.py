@@ -77,3 +77,16 @@ def test_a_question_the_documents_cannot_answer_shows_possibly_related_passages(
     window.export_conversation(tmp_path / "chat.md")
     md = (tmp_path / "chat.md").read_text(encoding="utf-8")
     assert "## Who won the 1998 football world cup?" in md and "Possibly related:" in md
+    # reopening the app shows the conversation used last
+    from app.gui.main_window import MainWindow
+
+    window.save_state()
+    again = MainWindow()
+    qtbot.addWidget(again)
+    again.show()
+    try:
+        qtbot.waitUntil(lambda: bool(again.chat.messages), timeout=30_000)
+        assert again.chat.messages[0]["content"] == "Who won the 1998 football world cup?"
+    finally:
+        qtbot.waitUntil(lambda: again.warm is None or again.warm.isFinished(), timeout=120_000)
+        again.close()

@@ -54,3 +54,13 @@ def test_an_answer_the_documents_hold_is_answered_and_checked(kb, default_llm):
     checked = [c for c in result.checks if c.status != "skipped"]
     assert checked and checked[0].status == "supported", checked
     assert checked[0].support.name == "tennis.txt"
+
+
+def test_a_year_the_documents_never_mention_turns_the_question_away_but_answer_lengths_do_not():
+    from kb.answerability import absent_numbers
+
+    tennis = [DOCS["tennis.txt"]]
+    assert absent_numbers("2022年法网男单冠军是谁？", tennis) == ["2022"]
+    assert absent_numbers("纳达尔赢得过14次法网冠军吗？", tennis) == []  # 十四 is 14
+    assert absent_numbers("用100字介绍纳达尔", tennis) == []
+    assert absent_numbers("Explain in at least 400 words how bread is baked.", [DOCS["bread.md"]]) == []

@@ -56,6 +56,15 @@ class AnsweringMixin:
         chats = [(c.id, c.title) for c in Conversations(self.kb.store).list()] if self.kb else []
         self.chat.set_chats(chats, self.conversation)
 
+    def _restore_last_conversation(self) -> None:
+        """Reopening a knowledge base shows the conversation used last, where it was left."""
+        from kb.conversations import Conversations
+
+        latest = Conversations(self.kb.store).list()[:1] if self.kb is not None else []
+        if latest:
+            self.show_conversation(latest[0].id)
+            self._reload_chats()
+
     def new_chat(self) -> None:
         """Start an empty conversation."""
         self.conversation = None

@@ -242,6 +242,7 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
         self.conversation = None
         self._reload_chats()
         self.chat.set_messages([])
+        self._restore_last_conversation()
 
     def _shared_embedder(self, name: str):
         """Reuse one loaded embedder across knowledge bases built with the same model."""
