@@ -103,3 +103,17 @@ def test_a_pdf_whose_only_encrypted_part_is_an_attachment_is_read_without_a_pass
     f = make_attachment_encrypted_pdf(tmp_path / "mail.pdf", ["只有附件加密的文件，正文不需要口令也能读。"])
     assert PdfReader(str(f)).is_encrypted  # a password-protected file as far as pypdf knows
     assert "正文不需要口令也能读" in load(f).pages[0].text
+
+
+def test_a_brotli_compressed_pdf_is_read(tmp_path):
+    import brotli
+    from fixtures import _one_page_pdf
+
+    content = b"BT /F1 14 Tf 60 700 Td (Brotli compressed streams are read since PDF 2.0 writers use them.) Tj ET"
+    packed = brotli.compress(content)
+    font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+    data = _one_page_pdf(packed, [font]).replace(b"<< /Length %d >>" % len(packed),
+                                                 b"<< /Length %d /Filter /BrotliDecode >>" % len(packed))
+    f = tmp_path / "brotli.pdf"
+    f.write_bytes(data)
+    assert "Brotli compressed streams are read" in load(f).pages[0].text
