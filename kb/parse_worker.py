@@ -44,7 +44,7 @@ def _serve(conn) -> None:
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True).start()
     for name in ("pypdf", "PIL", "fontTools"):
         logging.getLogger(name).setLevel(logging.ERROR)  # broken files make them chatty on stderr
-    from kb import lexical, loaders
+    from kb import lexical, loaders  # noqa: F401 (loaders: imported before the first file arrives)
 
     # what every job needs, loaded before the first file arrives (bench: first keyword hit)
     lexical.terms("预热 warm up")

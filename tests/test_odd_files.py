@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from fixtures import make_pdf, make_slow_pdf
+from fixtures import make_slow_pdf
 
 from app.cli import main
 

@@ -19,7 +19,7 @@ OCR_SCALE = 2.0  # 144 dpi: enough for 9-point CJK, and 4x fewer pixels than 288
 def load(path: Path, options: Options | None = None) -> Document:
     """Read each page's text; encrypted files are tried with the given password, then the empty one."""
     from pypdf import PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError
 
     options = options or Options()
     with open(path, "rb") as f:
