@@ -107,3 +107,25 @@ def test_a_highlight_deep_in_a_long_text_is_scrolled_into_view(qtbot, window):  
     cursor.setPosition(text.index(lines[420]))
     rect = viewer.cursorRect(cursor)
     assert 0 <= rect.top() and rect.bottom() < viewer.viewport().height() * 0.6, rect
+
+
+def test_a_first_start_explains_the_three_steps_and_tries_the_sample_documents(qtbot, zhiku_home):
+    from PySide6.QtCore import QUrl
+    from test_gui import open_window
+
+    from kb.knowledge_base import list_names
+
+    w = open_window(qtbot)
+    try:
+        assert list_names() == []
+        text = w.chat.view.toPlainText()
+        assert "Welcome to Zhiku" in text and "Try with sample documents" in text
+        w.chat.view.anchorClicked.emit(QUrl("samples:"))
+        # no name asked for: a knowledge base under a default name, renamable later
+        assert list_names() == ["My documents"] and w.kb is not None and w.kb.name == "My documents"
+        qtbot.waitUntil(lambda: w.index_worker is not None and w.index_worker.isFinished(), timeout=300_000)
+        qtbot.waitUntil(lambda: "Welcome to Zhiku" not in w.chat.view.toPlainText(), timeout=10_000)
+        assert set(w.docs.rows()) == {"知库说明.txt", "model-notes.md", "demo-report.pdf"}
+        assert w.kb_list.default_name() == "My documents 2"
+    finally:
+        qtbot.waitUntil(lambda: w.warm is None or w.warm.isFinished(), timeout=120_000)

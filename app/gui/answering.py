@@ -56,6 +56,21 @@ class AnsweringMixin:
         chats = [(c.id, c.title) for c in Conversations(self.kb.store).list()] if self.kb else []
         self.chat.set_chats(chats, self.conversation)
 
+    def update_welcome(self) -> None:
+        """Show the three steps while the open knowledge base (or none) holds no documents."""
+        empty = self.kb is None or not self.kb.store.documents()
+        if self.chat.welcome != empty:
+            self.chat.welcome = empty
+            self.chat.render()
+
+    def try_samples(self) -> None:
+        """Index the demo's three documents into the open (or a new) knowledge base."""
+        from app.demo import write_documents
+        from models.paths import data_dir
+
+        if self._require_kb():
+            self.index_paths(write_documents(data_dir() / "samples"))
+
     def _restore_last_conversation(self) -> None:
         """Reopening a knowledge base shows the conversation used last, where it was left."""
         from kb.conversations import Conversations

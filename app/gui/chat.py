@@ -68,6 +68,7 @@ class ChatPanel(QWidget):
     new_chat = Signal()
     delete_chat = Signal()
     export_chat = Signal()
+    try_samples = Signal()
     chat_selected = Signal(int)
 
     def __init__(self, parent=None) -> None:
@@ -75,6 +76,7 @@ class ChatPanel(QWidget):
         self.messages: list[dict] = []  # {"role", "content", "sources": [dict], "streaming": bool}
         self.busy = False
         self.pictures_for = None  # sources -> sources with "pictures" (thumbnail paths of the cited pages)
+        self.welcome = False  # an empty knowledge base: the transcript explains the three steps
         self.chats = QComboBox()
         self.chats.currentIndexChanged.connect(self._chat_changed)
         self.new_btn, self.del_btn, self.export_btn = QPushButton(), QPushButton(), QPushButton()
@@ -248,6 +250,8 @@ class ChatPanel(QWidget):
             check = self.check_at(message, j)
             if check and check["status"] == "supported" and check.get("support"):
                 self.open_support.emit(message, j)
+        elif scheme == "samples":
+            self.try_samples.emit()
         elif scheme == "copy":
             QGuiApplication.clipboard().setText(self.messages[int(rest)]["content"])
 
@@ -271,6 +275,8 @@ class ChatPanel(QWidget):
         pal = self.palette()
         muted = pal.color(pal.ColorRole.PlaceholderText).name()
         card = pal.color(pal.ColorRole.AlternateBase).name()
+        if not self.messages and self.welcome:
+            parts.append(welcome_html(muted))
         for i, m in enumerate(self.messages):
             if m["role"] == "user":
                 parts.append(f"<p style='margin-top:14px'><b>{tr('You')}</b></p>"
@@ -320,3 +326,14 @@ def timing_line(message: dict) -> str:
     rate = (message["tokens"] - 1) / decoding if message["tokens"] > 1 and decoding > 0 else None
     line = tr("first word after {s} s", s=f"{ttft:.1f}")
     return line + (" · " + tr("{n} tokens/s", n=f"{rate:.0f}") if rate else "")
+
+
+def welcome_html(muted: str) -> str:
+    """What an empty knowledge base shows: the three steps, and a way to try it at once."""
+    steps = [tr("Drop files or folders anywhere on this window, or use “Add documents…” (PDF, Word, "
+                "PowerPoint, Excel, web pages, notes, e-books, images)."),
+             tr("Zhiku reads and indexes them on this computer; nothing leaves it."),
+             tr("Ask a question below: each answer cites the file and page it comes from.")]
+    return (f"<h3>{tr('Welcome to Zhiku')}</h3><ol>" + "".join(f"<li>{html.escape(s)}</li>" for s in steps)
+            + f"</ol><p><a href='samples:'>{tr('Try with sample documents')}</a>"
+            f" <span style='color:{muted}'>{tr('(three short documents in Chinese and English)')}</span></p>")

@@ -15,6 +15,15 @@ ZH_CN = {
     "Delete": "删除",
     "Documents": "文档",
     "All files": "所有文件",
+    "My documents": "我的资料",
+    "Welcome to Zhiku": "欢迎使用知库",
+    "Drop files or folders anywhere on this window, or use “Add documents…” (PDF, Word, PowerPoint, Excel, "
+    "web pages, notes, e-books, images).":
+        "把文件或文件夹拖到窗口任意位置，或点“添加文档…”（PDF、Word、PowerPoint、Excel、网页、笔记、电子书、图片）。",
+    "Zhiku reads and indexes them on this computer; nothing leaves it.": "知库在这台电脑上读取并索引它们，什么都不会上传。",
+    "Ask a question below: each answer cites the file and page it comes from.": "在下面提问：每个回答都会注明出自哪个文件哪一页。",
+    "Try with sample documents": "用示例文档试试",
+    "(three short documents in Chinese and English)": "（三篇简短的中英文文档）",
     "Export…": "导出…",
     "Save this conversation as Markdown, with its sources": "把这段对话连同出处保存为 Markdown",
     "Saved {path}": "已保存 {path}",

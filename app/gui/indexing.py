@@ -124,6 +124,7 @@ class IndexingMixin:
 
     def _on_index_done(self, report) -> None:
         self.docs.refresh()
+        self.update_welcome()
         self.kb_list.reload()
         summary = tr("{added} added, {updated} re-indexed, {unchanged} unchanged, {failed} failed",
                      added=len(report.added), updated=len(report.updated), unchanged=len(report.unchanged),

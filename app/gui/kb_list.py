@@ -96,9 +96,17 @@ class KBList(QWidget):
         self.delete_btn.setEnabled(bool(name))
         self.selected.emit(name)
 
+    def default_name(self) -> str:
+        """A free name for a new knowledge base: "My documents", then "My documents 2", ..."""
+        from kb.knowledge_base import list_names
+
+        taken, base = set(list_names()), tr("My documents")
+        return next(n for n in (base if i == 1 else f"{base} {i}" for i in range(1, 1000)) if n not in taken)
+
     def create(self) -> str:
-        """Ask for a name and create an empty knowledge base."""
-        name, ok = QInputDialog.getText(self, tr("New knowledge base"), tr("Name of the new knowledge base:"))
+        """Ask for a name (a free default filled in) and create an empty knowledge base."""
+        name, ok = QInputDialog.getText(self, tr("New knowledge base"), tr("Name of the new knowledge base:"),
+                                        text=self.default_name())
         if ok and name.strip():
             self.window().create_kb(name.strip())
             return name.strip()

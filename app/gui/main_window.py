@@ -90,6 +90,7 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
         self.chat.new_chat.connect(self.new_chat)
         self.chat.delete_chat.connect(self.delete_chat)
         self.chat.export_chat.connect(self.export_chat_dialog)
+        self.chat.try_samples.connect(self.try_samples)
         self.chat.chat_selected.connect(self.show_conversation)
         self.chat.banner_button.clicked.connect(lambda: self.install_models())
         self.chat.banner_import.clicked.connect(self.import_models_dialog)
@@ -243,6 +244,7 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
         self._reload_chats()
         self.chat.set_messages([])
         self._restore_last_conversation()
+        self.update_welcome()
 
     def _shared_embedder(self, name: str):
         """Reuse one loaded embedder across knowledge bases built with the same model."""
@@ -259,10 +261,10 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
 
     # ---- indexing ---------------------------------------------------------------------------
     def _require_kb(self) -> bool:
+        """A knowledge base to add to: the open one, else a new one under a default name (renamable)
+        — the first drop never stops at an empty name box."""
         if self.kb is None:
-            if not self.kb_list.create():
-                self.status_label.setText(tr("Create a knowledge base first"))
-                return False
+            self.create_kb(self.kb_list.default_name())
         return self.kb is not None
 
     def add_documents_dialog(self) -> None:
