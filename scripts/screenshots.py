@@ -76,6 +76,8 @@ def main(out: Path) -> int:
     w = MainWindow(AppSettings(ui_language="en"))
     w.resize(1360, 860)
     w.show()
+    app.processEvents()
+    w.grab().save(str(out / "welcome.png"))  # the first start: no knowledge base yet
     w.create_kb("Zhiku demo")
     folder = Path(tempfile.mkdtemp()) / "documents"
     docs = write_documents(folder)
@@ -130,6 +132,9 @@ def main(out: Path) -> int:
     wait(app, lambda: not w.chat.busy, 900)
     app.processEvents()
     w.grab().save(str(out / "not-found-chinese.png"))
+    w.create_kb("空白知识库")  # an empty one: the three steps, in Chinese
+    app.processEvents()
+    w.grab().save(str(out / "welcome-chinese.png"))
     w.apply_settings(AppSettings(**{**w.settings.__dict__, "ui_language": ""}))
     w.close()
     print("\n".join(str(p) for p in sorted(out.glob("*.png"))))
