@@ -38,8 +38,7 @@ class Files:
 
     def queued(self) -> list[str]:
         """Files still waiting to be indexed, oldest first."""
-        with self.store._lock:
-            return [r[0] for r in self.store.conn.execute("SELECT path FROM queue ORDER BY queued, rowid")]
+        return [r[0] for r in self.store.query("SELECT path FROM queue ORDER BY queued, rowid")]
 
     def waiting(self) -> list[str]:
         """Queued files, read without waiting for a job that is storing a document (for the window)."""
@@ -67,8 +66,7 @@ class Files:
 
     def folders(self) -> list[str]:
         """The linked folders."""
-        with self.store._lock:
-            return [r[0] for r in self.store.conn.execute("SELECT path FROM folders ORDER BY path")]
+        return [r[0] for r in self.store.query("SELECT path FROM folders ORDER BY path")]
 
     def under_folders(self) -> list[str]:
         """Every known path (documents and copies) inside a linked folder."""
@@ -78,29 +76,22 @@ class Files:
     # ---- documents by content -----------------------------------------------------------------
     def all_paths(self) -> list[str]:
         """Every path the KB lists: documents and their copies."""
-        with self.store._lock:
-            db = self.store.conn
-            return [r[0] for r in db.execute("SELECT path FROM documents UNION SELECT path FROM copies")]
+        return [r[0] for r in self.store.query("SELECT path FROM documents UNION SELECT path FROM copies")]
 
     def by_hash(self, sha256: str) -> tuple[int, str] | None:
         """The indexed document with this content: (id, path), if any."""
-        with self.store._lock:
-            row = self.store.conn.execute(
-                "SELECT id, path FROM documents WHERE sha256=? AND status!='failed' ORDER BY id LIMIT 1",
-                (sha256,)).fetchone()
-        return (row[0], row[1]) if row else None
+        rows = self.store.query(
+            "SELECT id, path FROM documents WHERE sha256=? AND status!='failed' ORDER BY id LIMIT 1", (sha256,))
+        return (rows[0][0], rows[0][1]) if rows else None
 
     def copies(self, doc_id: int) -> list[str]:
         """Other paths holding the same content as this document."""
-        with self.store._lock:
-            return [r[0] for r in self.store.conn.execute(
-                "SELECT path FROM copies WHERE doc_id=? ORDER BY path", (doc_id,))]
+        return [r[0] for r in self.store.query("SELECT path FROM copies WHERE doc_id=? ORDER BY path", (doc_id,))]
 
     def copy_owner(self, path: str) -> int | None:
         """The document a path is a copy of, if it is one."""
-        with self.store._lock:
-            row = self.store.conn.execute("SELECT doc_id FROM copies WHERE path=?", (path,)).fetchone()
-        return row[0] if row else None
+        rows = self.store.query("SELECT doc_id FROM copies WHERE path=?", (path,))
+        return rows[0][0] if rows else None
 
     def add_copy(self, path: str, doc_id: int) -> None:
         """List `path` under an already indexed document with the same content."""
@@ -125,27 +116,26 @@ class Files:
 
         Returns what happened: "copy", "promoted" or "removed" ("" when the path was unknown).
         """
-        with self.store._lock:
-            db = self.store.conn
-            if db.execute("SELECT 1 FROM copies WHERE path=?", (path,)).fetchone():
-                with self.store.transaction():
-                    db.execute("DELETE FROM copies WHERE path=?", (path,))
-                return "copy"
-            row = db.execute("SELECT id FROM documents WHERE path=?", (path,)).fetchone()
-            if row is None:
-                return ""
-            heir = db.execute("SELECT path FROM copies WHERE doc_id=? ORDER BY path LIMIT 1", (row[0],)).fetchone()
-            if heir is not None:
-                self.move(row[0], heir[0])
-                return "promoted"
-            self.store.remove_document(row[0])
-            return "removed"
+        # (called by the job that owns the writes: nothing changes these rows between the reads and
+        # the writes below)
+        if self.store.query("SELECT 1 FROM copies WHERE path=?", (path,)):
+            with self.store.transaction() as db:
+                db.execute("DELETE FROM copies WHERE path=?", (path,))
+            return "copy"
+        rows = self.store.query("SELECT id FROM documents WHERE path=?", (path,))
+        if not rows:
+            return ""
+        doc_id = rows[0][0]
+        if heirs := self.copies(doc_id):
+            self.move(doc_id, heirs[0])
+            return "promoted"
+        self.store.remove_document(doc_id)
+        return "removed"
 
     def _drop_document(self, db, path: str) -> None:
         row = db.execute("SELECT id FROM documents WHERE path=?", (path,)).fetchone()
         if row:
-            self.store._delete_content(row[0])
-            db.execute("DELETE FROM documents WHERE id=?", (row[0],))
+            self.store.drop_document(row[0])
 
 
 def collect(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[str, str]]]:

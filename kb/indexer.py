@@ -320,14 +320,11 @@ class Indexer:
         return self.ocr and "OCR" in error and "turn" in error
 
     def _ocr_ran(self, doc_id: int) -> bool:
-        with self.store._lock:
-            return self.store.conn.execute("SELECT 1 FROM pages WHERE doc_id=? AND ocr LIMIT 1",
-                                           (doc_id,)).fetchone() is not None
+        return bool(self.store.query("SELECT 1 FROM pages WHERE doc_id=? AND ocr LIMIT 1", (doc_id,)))
 
     def _sha_of(self, doc_id: int) -> str | None:
-        with self.store._lock:
-            row = self.store.conn.execute("SELECT sha256 FROM documents WHERE id=?", (doc_id,)).fetchone()
-        return row[0] if row else None
+        rows = self.store.query("SELECT sha256 FROM documents WHERE id=?", (doc_id,))
+        return rows[0][0] if rows else None
 
     # ---- the calling thread: commit -----------------------------------------------------------
     def _store(self, item: tuple, report: IndexReport) -> int:

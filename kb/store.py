@@ -273,11 +273,16 @@ class Store:
 
     def remove_document(self, doc_id: int) -> None:
         """Delete a document with its pages, chunks, vectors and FTS rows."""
-        with self.transaction() as db:
-            self._delete_content(doc_id)
-            db.execute("DELETE FROM documents WHERE id=?", (doc_id,))
+        with self.transaction():
+            self.drop_document(doc_id)
         self.save_index()
         self.pictures.prune()
+
+    def drop_document(self, doc_id: int) -> None:
+        """Delete a document and its content as part of the transaction the caller holds (a path
+        that now holds other content, a copy becoming a document)."""
+        self._delete_content(doc_id)
+        self.conn.execute("DELETE FROM documents WHERE id=?", (doc_id,))
 
     def _delete_content(self, doc_id: int) -> None:
         self._df.clear()
