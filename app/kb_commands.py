@@ -8,9 +8,11 @@ import json
 import shlex
 import sys
 import time
+from pathlib import Path
 
 from app.progress import ProgressPrinter
 from kb.answer import DEFAULT_CONTEXT_TOKENS
+from kb.document import part_name
 from kb.file_names import readable
 from kb.grounding import summary
 from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
@@ -198,10 +200,24 @@ def _hit_json(h) -> dict:
             "score": round(h.score, 6), "similarity": h.similarity, "text": h.text}
 
 
+def _scope(kb, only: list[str] | None) -> set[int] | None:
+    """--only FILE/FOLDER...: the documents to search (None: all; an empty set, said why, when none match)."""
+    if not only:
+        return None
+    documents = kb.scope([Path(p).expanduser().resolve() for p in only])
+    if not documents:
+        print(f"error: none of {', '.join(only)} is a document of this knowledge base "
+              "(`zhiku kb info` lists them)", file=sys.stderr)
+    return documents
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     """Print the best chunks for a query with file:page and a snippet."""
     kb = _open(args.kb)
-    hits = kb.search(args.query, k=args.k)
+    documents = _scope(kb, args.only)
+    if documents == set():
+        return 1
+    hits = kb.search(args.query, k=args.k, documents=documents)
     if args.json:
         print(json.dumps([_hit_json(h) for h in hits], ensure_ascii=False, indent=2))
         return 0
@@ -219,8 +235,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from models.llm import LocalLLM
 
     kb = _open(args.kb)
+    documents = _scope(kb, args.only)
+    if documents == set():
+        return 1
     llm = LocalLLM.default(args.llm, n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers)
-    stream = Answerer(kb, llm, top_k=args.k, context_tokens=args.context_tokens).ask(args.question)
+    stream = Answerer(kb, llm, top_k=args.k, context_tokens=args.context_tokens,
+                      documents=documents).ask(args.question)
     if args.json:
         stream.text()
         print(json.dumps(answer_json(stream.result), ensure_ascii=False, indent=2))
@@ -238,7 +258,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if result.related:
             print("\nPossibly related:")
             for s in result.related:
-                print(f"  {s.name}, page {s.page}: {' '.join(s.text.split())[:100]}")
+                print(f"  {s.name}, {part_name(s.path)} {s.page}: {' '.join(s.text.split())[:100]}")
         return 0
     if result.text.strip() != "".join(streamed).strip():  # markers out of range or a copied header went
         print(f"\n{result.text}")
@@ -251,7 +271,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if result.cited:
         print("\nSources:")
         for s in result.cited:
-            print(f"  [{s.number}] {s.name}, page {s.page}: {' '.join(s.text.split())[:100]}")
+            print(f"  [{s.number}] {s.name}, {part_name(s.path)} {s.page}: {' '.join(s.text.split())[:100]}")
     elif result.sources:
         print("\n(no source cited; consulted: " + ", ".join(f"{s.name}:{s.page}" for s in result.sources) + ")")
     return 0
@@ -328,6 +348,8 @@ def register(sub) -> None:
     s.add_argument("query")
     s.add_argument("-k", type=int, default=5)
     s.add_argument("--json", action="store_true")
+    s.add_argument("--only", nargs="+", metavar="PATH",
+                   help="search only these documents, or the documents under these folders")
     s.set_defaults(func=cmd_search)
     q = sub.add_parser("ask", help="a streamed answer citing file and page")
     q.add_argument("kb")
@@ -340,4 +362,6 @@ def register(sub) -> None:
     q.add_argument("--threads", type=int, help="llama.cpp threads (default: cores - 1)")
     q.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to the GPU")
     q.add_argument("--json", action="store_true")
+    q.add_argument("--only", nargs="+", metavar="PATH",
+                   help="search only these documents, or the documents under these folders")
     q.set_defaults(func=cmd_ask)

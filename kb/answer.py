@@ -188,9 +188,11 @@ class Answerer:
         sources = [dataclasses.replace(picked[i], number=n) for n, i in enumerate(prompt.kept, 1)]
         return prompt.messages, sources
 
-    def ask(self, question: str, history: Sequence[dict] = (), lang: str | None = None) -> AnswerStream:
+    def ask(self, question: str, history: Sequence[dict] = (), lang: str | None = None,
+            temperature: float | None = None) -> AnswerStream:
         """Retrieve and start answering; nothing above the floor means no LLM call at all."""
         lang = lang or language(question)
+        temperature = self.temperature if temperature is None else temperature
         dependent = self.depends_on(question, history)
         query = self.search_query(question, history) if dependent else question
         hits = self.retriever.search(query, self.top_k)
@@ -223,7 +225,7 @@ class Answerer:
                     yield NOT_FOUND[lang]
                     return
             said = []
-            for piece in self.llm.stream_chat(messages, max_tokens=self.reserve, temperature=self.temperature):
+            for piece in self.llm.stream_chat(messages, max_tokens=self.reserve, temperature=temperature):
                 said.append(piece)
                 yield piece
             if said and is_empty_answer("".join(said)) and not self.llm.stopped:
@@ -232,7 +234,7 @@ class Answerer:
                          {"role": "user", "content": RETRY[lang]}]
                 state["retry_from"] = len("".join(said)) + 1
                 yield "\n"
-                yield from self.llm.stream_chat(retry, max_tokens=self.reserve, temperature=self.temperature)
+                yield from self.llm.stream_chat(retry, max_tokens=self.reserve, temperature=temperature)
 
         def finish(text: str) -> AnswerResult:
             self._thread = [*messages, {"role": "assistant", "content": text}]

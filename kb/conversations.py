@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from kb.document import part_name
 from kb.store import Store
 
 
@@ -75,6 +76,12 @@ class Conversations:
             db.execute("UPDATE conversations SET updated=? WHERE id=?", (now, conversation_id))
         return Message(mid, role, content, sources or [], now, checks or [], related)
 
+    def truncate(self, conversation_id: int, from_message: int) -> None:
+        """Delete message `from_message` and every later one (an edited question, a regenerated answer)."""
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM messages WHERE conversation_id=? AND id>=?", (conversation_id, from_message))
+            db.execute("UPDATE conversations SET updated=? WHERE id=?", (time.time(), conversation_id))
+
     def messages(self, conversation_id: int) -> list[Message]:
         """A conversation's messages in order."""
         rows = self.store.query(
@@ -101,7 +108,7 @@ class Conversations:
                 out += ["Possibly related:" if m.related else "Sources:", ""]
                 for s in m.sources:
                     passage = " ".join(str(s.get("text", "")).split())
-                    out.append(f"- [{s.get('number', '')}] {s.get('name', '')}, p. {s.get('page', '')}"
+                    out.append(f"- [{s.get('number', '')}] {s.get('name', '')}, {part_name(s.get('path', ''))} {s.get('page', '')}"
                                + (f": {passage}" if passage else ""))
                 out.append("")
         return "\n".join(out).rstrip() + "\n"

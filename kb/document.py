@@ -14,6 +14,17 @@ class PasswordNeeded(LoadError):
     """An encrypted file that the given password (or none) does not open."""
 
 
+# read as text and cut into sections (kb.loaders.text)
+TEXT_SUFFIXES = (".txt", ".text", ".md", ".markdown", ".rst", ".org", ".tex", ".log", ".json", ".ndjson",
+                 ".jsonl", ".xml", ".yaml", ".yml")
+
+
+def part_name(path) -> str:
+    """What a "page" of this file is called in a citation: page, section (text files) or slide."""
+    suffix = Path(path).suffix.lower()
+    return "section" if suffix in TEXT_SUFFIXES else "slide" if suffix == ".pptx" else "page"
+
+
 @dataclass
 class Box:
     """Where a stretch of OCR text sits on its page: character offsets, and the box as page fractions."""

@@ -197,6 +197,20 @@ class KnowledgeBase:
 
         return Retriever(self.store, self.embedder, **settings).search(query, k, apply_floor)
 
+    def scope(self, paths) -> set[int]:
+        """The documents a list of files and folders names: a folder stands for every document
+        under it, an identical copy for the document it was indexed as; files that failed are left out."""
+        wanted = [str(p) for p in paths]
+        folders = [w.rstrip("/\\") + sep for w in wanted for sep in ("/", "\\")]
+        ids = set()
+        for d in self.store.documents():
+            if d["status"] == "failed":  # nothing of it can be cited
+                continue
+            names = [d["path"], *(d["copies"] or "").split("\n")]
+            if any(n in wanted or n.startswith(tuple(folders)) for n in names if n):
+                ids.add(d["id"])
+        return ids
+
     def as_retriever(self, k: int = 5, **settings):
         """A LangChain BaseRetriever over this knowledge base."""
         from kb.langchain_retriever import KBRetriever

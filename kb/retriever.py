@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Collection
 
 import numpy as np
 
@@ -123,8 +124,10 @@ class Retriever:
                  dense_weight: float = DEFAULTS["dense_weight"], rrf_k: int = DEFAULTS["rrf_k"],
                  candidates: int = DEFAULTS["candidates"], doc_weight: float = DEFAULTS["doc_weight"],
                  min_margin: float | None = None, min_margin_cross: float | None = None,
-                 min_term_coverage: float = DEFAULTS["min_term_coverage"]) -> None:
+                 min_term_coverage: float = DEFAULTS["min_term_coverage"],
+                 documents: Collection[int] | None = None) -> None:
         self.store, self.embedder = store, embedder
+        self.documents = documents  # a scope: only these documents' chunks are searched (None: all)
         self.lexical_weight, self.dense_weight = lexical_weight, dense_weight
         self.rrf_k, self.candidates, self.doc_weight = rrf_k, candidates, doc_weight
         same, cross = default_margins(store.get_meta("embed_model_id") or "")
@@ -140,12 +143,12 @@ class Retriever:
         """
         lex_job = None
         if self.lexical_weight > 0:
-            lex_job = _pool().submit(self.store.lexical_search, query, self.candidates)
+            lex_job = _pool().submit(self.store.lexical_search, query, self.candidates, self.documents)
         dense, qvec, baseline = [], None, 0.0
         if self.dense_weight > 0:
             qvec = self.embedder.embed_query(query)  # before touching the store: it is locked meanwhile
             if self.store.index.count > 0:
-                dense = self.store.dense_search(qvec, self.candidates)
+                dense = self.store.dense_search(qvec, self.candidates, self.documents)
                 baseline = float((null_vectors(self.embedder) @ qvec).mean())
             else:
                 qvec = None

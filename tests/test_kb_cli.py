@@ -92,3 +92,25 @@ def test_seed_documents_answer_how_clip_is_trained(capsys):
             assert s["support"]["name"].endswith(".txt") and s["support"]["text"]
         if s["status"] == "unsupported":
             assert s["reason"]
+
+
+def test_only_limits_search_to_named_documents_and_folders(tmp_path, capsys):
+    d = _docs(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "chunks.txt").write_text("The chunk size of the old system was 512 tokens.", encoding="utf-8")
+    main(["add", "笔记", str(d), str(other)])
+    capsys.readouterr()
+
+    assert main(["search", "笔记", "chunk size tokens", "--json", "--only", str(other)]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits and {h["file"] for h in hits} == {"chunks.txt"}
+    assert main(["search", "笔记", "chunk size tokens", "--json", "--only", str(d / "report.pdf")]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits and {h["file"] for h in hits} == {"report.pdf"}
+    # unscoped, both are found
+    assert main(["search", "笔记", "chunk size tokens", "--json"]) == 0
+    assert {h["file"] for h in json.loads(capsys.readouterr().out)} >= {"report.pdf", "chunks.txt"}
+
+    assert main(["search", "笔记", "chunk size", "--only", str(tmp_path / "nowhere")]) == 1
+    assert "is a document of this knowledge base" in capsys.readouterr().err

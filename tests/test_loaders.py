@@ -104,3 +104,25 @@ def test_encrypted_pdf_with_empty_user_password_opens(tmp_path):
 
     assert PdfReader(str(pdf)).is_encrypted
     assert "no password needed" in loaders.load(pdf).pages[0].text
+
+
+def test_long_markdown_is_cut_at_headings_and_long_text_near_3000_characters(tmp_path):
+    from kb.loaders.text import SECTION_CHARS
+
+    intro = "# Handbook\nA short opening line.\n\n"
+    setup = "## Setup\n" + "Install the package and run it once. " * 60 + "\n\n"
+    usage = "## Usage\n```\n# a comment in code, not a heading\n```\n" + "Ask a question and read the sources. " * 30
+    md = tmp_path / "handbook.md"
+    md.write_text(intro + setup + usage, encoding="utf-8")
+    pages = loaders.load(md).pages
+    assert [p.text.splitlines()[0] for p in pages] == ["# Handbook", "## Usage"]  # the short opening stays
+    assert "## Setup" in pages[0].text and "# a comment in code" in pages[1].text
+    assert "".join(p.text for p in pages) == md.read_text(encoding="utf-8")
+
+    txt = tmp_path / "长文.txt"
+    paragraphs = ["第{}段。".format(i) + "这是一个很长的段落，用来测试切分。" * 20 for i in range(40)]
+    txt.write_text("\n\n".join(paragraphs), encoding="utf-8")
+    pages = loaders.load(txt).pages
+    assert len(pages) >= 4 and all(len(p.text) <= SECTION_CHARS for p in pages)
+    assert all(p.text.startswith("第") for p in pages[1:])  # cut between paragraphs, not inside one
+    assert "".join(p.text for p in pages) == txt.read_text(encoding="utf-8")

@@ -9,6 +9,10 @@ from pathlib import Path
 from app.gui.i18n import tr
 from app.gui.workers import AnswerWorker, ModelLoader
 
+# Regenerate samples more freely than a first answer (0.2): at 0.2 the 1.5B model gave the
+# same answer again, word for word, so the button looked broken.
+REGENERATE_TEMPERATURE = 0.7
+
 
 class AnsweringMixin:
     """Mixed into MainWindow: everything between a question typed and a cited answer shown."""
@@ -21,6 +25,8 @@ class AnsweringMixin:
         self.answer_worker: AnswerWorker | None = None
         self.pending_question: str | None = None
         self.conversation: int | None = None
+        self.scope: set[int] | None = None  # "ask only these documents" (None: all of them)
+        self.temperature: float | None = None  # of the next answer only (Regenerate)
 
     def load_llm(self) -> None:
         """Start loading the chat model in the background (once)."""
@@ -123,9 +129,48 @@ class AnsweringMixin:
             return
         self.conversation = conversation_id
         msgs = Conversations(self.kb.store).messages(conversation_id)
-        self.chat.set_messages([{"role": m.role, "content": m.content, "sources": m.sources, "checks": m.checks,
-                                 "related": m.related} for m in msgs])
+        self.chat.set_messages([{"id": m.id, "role": m.role, "content": m.content, "sources": m.sources,
+                                 "checks": m.checks, "related": m.related} for m in msgs])
         self.chat.del_btn.setEnabled(True)
+
+    def ask_only(self, paths: list[str]) -> None:
+        """Limit questions to these documents (and those under these folders) until cleared."""
+        if self.kb is None:
+            return
+        self.scope = self.kb.scope(paths) or None
+        names = sorted(d["name"] for d in self.kb.store.documents() if self.scope and d["id"] in self.scope)
+        self.chat.set_scope(names)
+        self.chat.input.setFocus()
+
+    def clear_scope(self) -> None:
+        """Ask the whole knowledge base again."""
+        self.scope = None
+        self.chat.set_scope([])
+
+    def regenerate(self) -> None:
+        """Answer the last question again (a little more freely), replacing the last answer."""
+        msgs = self.chat.messages
+        if self.chat.busy or len(msgs) < 2 or msgs[-1]["role"] != "assistant":
+            return
+        self.temperature = REGENERATE_TEMPERATURE
+        self.resend(len(msgs) - 2, msgs[-2]["content"])
+
+    def resend(self, index: int, question: str) -> None:
+        """Replace question `index` and everything after it with `question`, and answer it."""
+        from kb.conversations import Conversations
+
+        msgs = self.chat.messages
+        if self.chat.busy or not (0 <= index < len(msgs)):
+            return
+        if self.kb is not None and self.conversation is not None:
+            conv = Conversations(self.kb.store)
+            if msgs[index].get("id") is not None:
+                conv.truncate(self.conversation, msgs[index]["id"])
+            if index == 0:
+                conv.rename(self.conversation, question)
+        self.chat.messages = msgs[:index]
+        self.ask(question)
+        self._reload_chats()
 
     def ask(self, question: str) -> None:
         """Answer a question from the current knowledge base (loading the model first if needed)."""
@@ -147,16 +192,20 @@ class AnsweringMixin:
         history = conv.history(self.conversation) if self.conversation is not None else []
         if self.conversation is None:
             self.conversation = conv.create(question).id
-        conv.add(self.conversation, "user", question)
+        asked = conv.add(self.conversation, "user", question)
+        if len(self.chat.messages) >= 2:
+            self.chat.messages[-2]["id"] = asked.id  # so Edit can cut the conversation from here
         lang = None if self.settings.answer_language == "auto" else self.settings.answer_language
         # one answerer per conversation: a follow-up then extends the prompt llama.cpp has cached
-        key = (id(self.kb), id(self.llm), self.conversation, self.settings.top_k, self.settings.context_tokens)
+        key = (id(self.kb), id(self.llm), self.conversation, self.settings.top_k, self.settings.context_tokens,
+               frozenset(self.scope or ()))
         if self.answerer is None or self.answerer_key != key:
             self.answerer = Answerer(self.kb, self.llm, top_k=self.settings.top_k,
-                                     context_tokens=self.settings.context_tokens)
+                                     context_tokens=self.settings.context_tokens, documents=self.scope)
             self.answerer_key = key
         answerer = self.answerer
-        worker = AnswerWorker(answerer, question, history, lang, self)
+        worker = AnswerWorker(answerer, question, history, lang, self, temperature=self.temperature)
+        self.temperature = None
         worker.sources.connect(lambda srcs: self.chat.set_sources([dataclasses.asdict(s) for s in srcs]))
         worker.token.connect(self.chat.append_token)
         worker.done.connect(self._on_answer_done)
@@ -182,8 +231,8 @@ class AnsweringMixin:
         self.chat.finish(result.text, stopped=result.stopped, checks=checks, related=related)
         if self.kb is not None and self.conversation is not None:
             last = self.chat.messages[-1]
-            Conversations(self.kb.store).add(self.conversation, "assistant", self.chat.last_answer(),
-                                             last["sources"], checks, bool(last.get("related")))
+            last["id"] = Conversations(self.kb.store).add(self.conversation, "assistant", self.chat.last_answer(),
+                                                          last["sources"], checks, bool(last.get("related"))).id
             self._reload_chats()
 
     def open_support(self, message: int, sentence: int) -> None:

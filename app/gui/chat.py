@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.checked_answer import checked_html, summary_line, tooltip
-from app.gui.i18n import tr
+from app.gui.i18n import place, tr
 
 _CITE = re.compile(r"[\[【](\d+)[\]】]")
 _BODY = re.compile(r"<body[^>]*>(.*)</body>", re.S)
@@ -70,6 +70,9 @@ class ChatPanel(QWidget):
     export_chat = Signal()
     try_samples = Signal()
     chat_selected = Signal(int)
+    regenerate = Signal()  # answer the last question again
+    resend = Signal(int, str)  # message index of an edited question, its new text
+    clear_scope = Signal()  # "Ask all documents"
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -77,6 +80,7 @@ class ChatPanel(QWidget):
         self.busy = False
         self.pictures_for = None  # sources -> sources with "pictures" (thumbnail paths of the cited pages)
         self.welcome = False  # an empty knowledge base: the transcript explains the three steps
+        self.editing: int | None = None  # the message index of a question being edited
         self.chats = QComboBox()
         self.chats.currentIndexChanged.connect(self._chat_changed)
         self.new_btn, self.del_btn, self.export_btn = QPushButton(), QPushButton(), QPushButton()
@@ -111,9 +115,30 @@ class ChatPanel(QWidget):
         self.input.setAcceptDrops(False)  # dropped files go to the window, not into the question
         self.input.setFixedHeight(72)
         self.input.submitted.connect(self.submit)
-        self.input.escape.connect(self.stop.emit)
+        self.input.escape.connect(self._escape)
         self.send_btn = QPushButton()
         self.send_btn.clicked.connect(self._send_or_stop)
+        # "ask only these documents": what the questions are limited to, and the way back
+        self.scope_bar = QFrame()
+        self.scope_text = QLabel()
+        self.scope_text.setTextFormat(Qt.PlainText)
+        self.scope_all = QPushButton()
+        self.scope_all.clicked.connect(self.clear_scope.emit)
+        sb = QHBoxLayout(self.scope_bar)
+        sb.setContentsMargins(0, 0, 0, 0)
+        sb.addWidget(self.scope_text, 1)
+        sb.addWidget(self.scope_all)
+        self.scope_bar.hide()
+        self.scope_names: list[str] = []
+        self.edit_bar = QFrame()  # shown while a question is being edited
+        self.edit_text = QLabel()
+        self.edit_cancel = QPushButton()
+        self.edit_cancel.clicked.connect(self.cancel_edit)
+        eb = QHBoxLayout(self.edit_bar)
+        eb.setContentsMargins(0, 0, 0, 0)
+        eb.addWidget(self.edit_text, 1)
+        eb.addWidget(self.edit_cancel)
+        self.edit_bar.hide()
         bottom = QHBoxLayout()
         bottom.addWidget(self.input, 1)
         bottom.addWidget(self.send_btn)
@@ -122,6 +147,8 @@ class ChatPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.banner)
         layout.addWidget(self.view, 1)
+        layout.addWidget(self.scope_bar)
+        layout.addWidget(self.edit_bar)
         layout.addLayout(bottom)
         self._render_timer = QTimer(self, singleShot=True, interval=50)
         self._render_timer.timeout.connect(self.render)
@@ -135,9 +162,47 @@ class ChatPanel(QWidget):
         self.del_btn.setText(tr("Delete chat"))
         self.export_btn.setText(tr("Export…"))
         self.export_btn.setToolTip(tr("Save this conversation as Markdown, with its sources"))
-        self.input.setPlaceholderText(tr("Ask a question about your documents…"))
         self.send_btn.setText(tr("Stop") if self.busy else tr("Send"))
+        self.edit_text.setText(tr("Editing your question: sending it replaces it and everything after it."))
+        self.edit_cancel.setText(tr("Cancel"))
+        self.scope_all.setText(tr("Ask all documents"))
+        self.set_scope(self.scope_names)
         self.render()
+
+    def set_scope(self, names: list[str]) -> None:
+        """Show which documents questions are limited to (none: the whole knowledge base)."""
+        self.scope_names = list(names)
+        self.scope_bar.setVisible(bool(names))
+        if names:
+            shown = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
+            self.scope_text.setText(tr("Asking only {n} documents: {names}", n=len(names), names=shown))
+            self.scope_text.setToolTip("\n".join(names))
+            self.input.setPlaceholderText(tr("Ask a question about the selected documents…"))
+        else:
+            self.input.setPlaceholderText(tr("Ask a question about your documents…"))
+
+    def edit(self, index: int) -> None:
+        """Put question `index` back in the box; sending it replaces it and what came after."""
+        if self.busy or not (0 <= index < len(self.messages)) or self.messages[index]["role"] != "user":
+            return
+        self.editing = index
+        self.input.setPlainText(self.messages[index]["content"])
+        self.input.moveCursor(self.input.textCursor().MoveOperation.End)
+        self.input.setFocus()
+        self.edit_bar.show()
+
+    def cancel_edit(self) -> None:
+        """Leave editing; the question box is emptied."""
+        if self.editing is not None:
+            self.editing = None
+            self.input.clear()
+        self.edit_bar.hide()
+
+    def _escape(self) -> None:
+        if self.editing is not None:
+            self.cancel_edit()
+        else:
+            self.stop.emit()
 
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         if event.type() == QEvent.LanguageChange:
@@ -164,6 +229,7 @@ class ChatPanel(QWidget):
     # ---- messages ---------------------------------------------------------------------------
     def set_messages(self, messages: list[dict]) -> None:
         """Show a stored conversation."""
+        self.cancel_edit()
         self.messages = [dict(m, streaming=False) for m in messages]
         if self.pictures_for is not None:
             for m in self.messages:
@@ -222,6 +288,7 @@ class ChatPanel(QWidget):
         """Switch the Send button into Stop while an answer runs."""
         self.busy = busy
         self.send_btn.setText(tr("Stop") if busy else tr("Send"))
+        self.render()  # Edit and Regenerate are offered only between answers
 
     def last_answer(self) -> str:
         """The text of the latest answer."""
@@ -231,8 +298,13 @@ class ChatPanel(QWidget):
         """Send the question in the box."""
         text = self.input.toPlainText().strip()
         if text and not self.busy:
+            editing, self.editing = self.editing, None
             self.input.clear()
-            self.ask.emit(text)
+            self.edit_bar.hide()
+            if editing is not None:
+                self.resend.emit(editing, text)
+            else:
+                self.ask.emit(text)
 
     def _send_or_stop(self) -> None:
         if self.busy:
@@ -254,6 +326,10 @@ class ChatPanel(QWidget):
             self.try_samples.emit()
         elif scheme == "copy":
             QGuiApplication.clipboard().setText(self.messages[int(rest)]["content"])
+        elif scheme == "edit":
+            self.edit(int(rest))
+        elif scheme == "regenerate" and not self.busy:
+            self.regenerate.emit()
 
     def check_at(self, message: int, j: int) -> dict | None:
         """Sentence `j`'s check in message `message`, if there is one."""
@@ -279,7 +355,9 @@ class ChatPanel(QWidget):
             parts.append(welcome_html(muted))
         for i, m in enumerate(self.messages):
             if m["role"] == "user":
-                parts.append(f"<p style='margin-top:14px'><b>{tr('You')}</b></p>"
+                edit = "" if self.busy else (f" &nbsp; <a href='edit:{i}' style='font-weight:normal'>"
+                                             f"{tr('Edit')}</a>")
+                parts.append(f"<p style='margin-top:14px'><b>{tr('You')}</b>{edit}</p>"
                              f"<p>{html.escape(m['content']).replace(chr(10), '<br>')}</p>")
                 continue
             if m.get("checks") and not m.get("streaming"):
@@ -301,14 +379,16 @@ class ChatPanel(QWidget):
                     cards.append(
                         f"<tr><td style='background:{card}; padding:6px'>"
                         f"<a href='source:{i}:{s['number']}'>[{s['number']}] {html.escape(s['name'])}</a>"
-                        f" · {tr('page {n}', n=s['page'])}<br><span style='color:{muted}'>{snippet}</span>"
+                        f" · {place(s['path'], s['page'])}<br><span style='color:{muted}'>{snippet}</span>"
                         + (f"<br>{thumbs}" if thumbs else "") + "</td></tr>")
                 heading = tr("Possibly related") if m.get("related") else tr("Sources")
                 parts.append(f"<p style='color:{muted}'>{heading}</p>"
                              f"<table cellspacing='4' width='100%'>{''.join(cards)}</table>")
             if not m.get("streaming") and m["content"]:
                 speed = timing_line(m)
-                parts.append(f"<p><a href='copy:{i}'>{tr('Copy answer')}</a>"
+                again = (f" &nbsp; <a href='regenerate:'>{tr('Regenerate')}</a>"
+                         if i == len(self.messages) - 1 and not self.busy else "")
+                parts.append(f"<p><a href='copy:{i}'>{tr('Copy answer')}</a>{again}"
                              + (f" &nbsp; <span style='color:{muted}'>{speed}</span>" if speed else "") + "</p>")
         bar = self.view.verticalScrollBar()
         at_end = bar.value() >= bar.maximum() - 4

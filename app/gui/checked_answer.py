@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 
-from app.gui.i18n import tr
+from app.gui.i18n import place, tr
 
 _CITE = re.compile(r"\s*[\[【](\d+(?:\s*[,，、]\s*\d+)*)[\]】]")
 UNSUPPORTED_FG = "#b3261e"
@@ -66,5 +66,6 @@ def tooltip(check: dict) -> str:
         return tr("Not backed by your documents: {reason}", reason=check.get("reason") or "")
     support = check.get("support") or {}
     if support:
-        return tr("Backed by {name}, page {n} — click to open", name=support.get("name", ""), n=support.get("page", ""))
+        return tr("Backed by {name}, {place} — click to open", name=support.get("name", ""),
+                  place=place(support.get("path", ""), support.get("page", "")))
     return ""

@@ -39,6 +39,7 @@ def accept_files(event) -> list[Path]:
 
 
 QUEUED_ROWS = 30  # queued files shown as rows; the progress line counts the rest
+NAME_MIN_CHARS = 12  # the name column's least width, in widths of "M", before others make room
 
 
 class DocumentTree(QTreeWidget):
@@ -60,6 +61,27 @@ class DocumentTree(QTreeWidget):
         # tooltip has the whole path)
         self.setTextElideMode(Qt.ElideMiddle)
 
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self.fit_columns()
+
+    def fit_columns(self) -> None:
+        """In a narrow pane the name keeps room for a readable name: Type goes first, then Pages.
+
+        With all four columns in a 300-pixel pane the name column got 40 pixels ("Nan").
+        """
+        header = self.header()
+        room = self.viewport().width() - header.sectionSize(3)
+        name_min = self.fontMetrics().horizontalAdvance("M") * NAME_MIN_CHARS
+        for col in (2, 1):  # Pages is hidden last: it is the smaller one
+            header.setSectionHidden(col, False)
+        for col, rest in ((1, 2), (2, None)):
+            wanted = header.sectionSize(col) + (header.sectionSize(rest) if rest is not None else 0)
+            if room - wanted < name_min:
+                header.setSectionHidden(col, True)
+            else:
+                break
+
     def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt override)
         accept_files(event)
 
@@ -77,6 +99,7 @@ class DocumentsPanel(QWidget):
     add_requested = Signal(list)
     remove_requested = Signal(list)
     reindex_requested = Signal(list)
+    scope_requested = Signal(list)  # "Ask only these documents"
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -230,6 +253,7 @@ class DocumentsPanel(QWidget):
             width = max(metrics.horizontalAdvance(v) for v in values + [label]) + 24
             header.resizeSection(col, width)
         self._sized = True
+        self.tree.fit_columns()
 
     def rows(self) -> dict[str, tuple[str, str]]:
         """name -> (status text, tooltip) for every listed document (used by tests and screenshots)."""
@@ -247,6 +271,12 @@ class DocumentsPanel(QWidget):
         if not paths:
             return
         menu = QMenu(self)
+        menu.addAction(tr("Ask only these documents") if len(paths) > 1 else tr("Ask only this document"),
+                       lambda: self.scope_requested.emit(paths))
+        folder = Path(paths[0]).parent
+        menu.addAction(tr("Ask only the documents in “{folder}”", folder=readable(folder.name) or str(folder)),
+                       lambda: self.scope_requested.emit([str(folder)]))
+        menu.addSeparator()
         menu.addAction(tr("Remove"), lambda: self.remove_requested.emit(paths))
         menu.addAction(tr("Re-index"), lambda: self.reindex_requested.emit(paths))
         menu.addAction(tr("Show in folder"),

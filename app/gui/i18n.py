@@ -53,13 +53,24 @@ ZH_CN = {
     "New chat": "新对话",
     "Delete chat": "删除对话",
     "Copy answer": "复制回答",
+    "Regenerate": "重新回答",
+    "Edit": "编辑",
+    "Editing your question: sending it replaces it and everything after it.": "正在编辑问题：发送后将替换它及其后的全部对话。",
+    "Ask all documents": "询问全部文档",
+    "Asking only {n} documents: {names}": "只询问 {n} 个文档：{names}",
+    "Ask a question about the selected documents…": "就选中的文档提问……",
+    "Ask only these documents": "只询问这些文档",
+    "Ask only this document": "只询问这个文档",
+    "Ask only the documents in “{folder}”": "只询问“{folder}”中的文档",
     "Sources": "来源",
     "Possibly related": "可能相关的内容",
     "{n} of {m} sentences could not be checked against your documents": "{m} 句中有 {n} 句无法在你的文档中核实",
     "Every sentence was checked against your documents": "每一句都已在你的文档中核实",
     "Not backed by your documents: {reason}": "文档中找不到依据：{reason}",
-    "Backed by {name}, page {n} — click to open": "依据：{name} 第{n}页（点击打开）",
+    "Backed by {name}, {place} — click to open": "依据：{name} {place}（点击打开）",
     "page {n}": "第{n}页",
+    "section {n}": "第{n}节",
+    "slide {n}": "第{n}张幻灯片",
     "Settings": "设置",
     "Settings…": "设置…",
     "Open in default app": "用默认程序打开",
@@ -212,3 +223,10 @@ def tr(text: str, **fields) -> str:
     """Translate a UI string, then fill its {fields}."""
     out = QCoreApplication.translate("zhiku", text)
     return out.format(**fields) if fields else out
+
+
+def place(path: str, n) -> str:
+    """"page 3", "section 3" (a text file's part) or "slide 3", in the UI language."""
+    from kb.document import part_name
+
+    return tr(f"{part_name(path)} {{n}}", n=n)

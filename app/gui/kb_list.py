@@ -29,6 +29,10 @@ class KBList(QWidget):
         self.title = QLabel()
         self.title.setStyleSheet("font-weight: 600;")
         self.list = QListWidget()
+        # "3 documents · 4.0 KB" is longer in English than in Chinese: a narrow sidebar wraps it
+        # rather than cutting the counts off
+        self.list.setWordWrap(True)
+        self.list.setTextElideMode(Qt.ElideNone)
         self.list.currentItemChanged.connect(self._changed)
         self.new_btn, self.rename_btn, self.delete_btn = QPushButton(), QPushButton(), QPushButton()
         self.new_btn.clicked.connect(self.create)
@@ -82,6 +86,7 @@ class KBList(QWidget):
                 detail = str(e)
             item = QListWidgetItem(f"{name}\n{detail}")
             item.setData(Qt.UserRole, name)
+            item.setToolTip(f"{name}\n{detail}")
             self.list.addItem(item)
             if name == keep:
                 self.list.setCurrentItem(item)

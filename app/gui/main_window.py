@@ -92,6 +92,10 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
         self.chat.export_chat.connect(self.export_chat_dialog)
         self.chat.try_samples.connect(self.try_samples)
         self.chat.chat_selected.connect(self.show_conversation)
+        self.chat.regenerate.connect(self.regenerate)
+        self.chat.resend.connect(self.resend)
+        self.chat.clear_scope.connect(self.clear_scope)
+        self.docs.scope_requested.connect(self.ask_only)
         self.chat.banner_button.clicked.connect(lambda: self.install_models())
         self.chat.banner_import.clicked.connect(self.import_models_dialog)
         self._make_actions()
@@ -241,6 +245,7 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
         if self.kb is not None and self.kb.embedder._model is None and self.warm is not None:
             self.warm_up()
         self.conversation = None
+        self.clear_scope()
         self._reload_chats()
         self.chat.set_messages([])
         self._restore_last_conversation()

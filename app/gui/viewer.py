@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from app.gui.i18n import tr
+from app.gui.i18n import place, tr
 from kb.file_names import readable
 
 
@@ -150,7 +150,7 @@ class SourceViewer(QDialog):
         self.page = max(1, min(page, count))
         self.prev_btn.setEnabled(self.pdf is not None and self.page > 1)
         self.next_btn.setEnabled(self.pdf is not None and self.page < count)
-        self.header.setText(f"{readable(self.path.name)} · {tr('page {n}', n=self.page)}")
+        self.header.setText(f"{readable(self.path.name)} · {place(str(self.path), self.page)}")
         if self.pdf is not None:
             self._show_pdf_page()
         elif self.boxes and self.path.suffix.lower() in IMAGE_SUFFIXES:

@@ -118,9 +118,11 @@ class AnswerWorker(QThread):
     done = Signal(object)  # kb.answer.AnswerResult
     failed = Signal(str)
 
-    def __init__(self, answerer, question: str, history: list[dict], lang: str | None, parent=None) -> None:
+    def __init__(self, answerer, question: str, history: list[dict], lang: str | None, parent=None,
+                 temperature: float | None = None) -> None:
         super().__init__(parent)
         self.answerer, self.question, self.history, self.lang = answerer, question, history, lang
+        self.temperature = temperature
 
     def stop(self) -> None:
         """End the generation now (llama.cpp aborts mid-decode)."""
@@ -128,7 +130,7 @@ class AnswerWorker(QThread):
 
     def run(self) -> None:  # noqa: D102 (QThread)
         try:
-            stream = self.answerer.ask(self.question, self.history, self.lang)
+            stream = self.answerer.ask(self.question, self.history, self.lang, temperature=self.temperature)
             self.sources.emit(stream.sources)
             for piece in stream:
                 self.token.emit(piece)

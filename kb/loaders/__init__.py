@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from kb.document import Document, LoadError, PasswordNeeded
+from kb.document import TEXT_SUFFIXES, Document, LoadError, PasswordNeeded
 from kb.loaders import docx, email, epub, html, image, odt, pdf, rtf, sheet, slides, text
 from kb.loaders.options import Options
 
-_TEXT = (".txt", ".text", ".md", ".markdown", ".rst", ".org", ".tex", ".log", ".json", ".ndjson",
-         ".jsonl", ".xml", ".yaml", ".yml")
 
 LOADERS: dict[str, Callable[..., Document]] = {
     ".pdf": pdf.load,
@@ -27,7 +25,7 @@ LOADERS: dict[str, Callable[..., Document]] = {
     ".odt": odt.load,
     ".rtf": rtf.load,
     ".eml": email.load,
-    **{s: text.load for s in _TEXT},
+    **{s: text.load for s in TEXT_SUFFIXES},
     **{s: image.load for s in image.SUFFIXES},
 }
 # loaders that take the job's options (OCR, password, page progress)

@@ -18,6 +18,17 @@ _CHINESE = ("gb18030", "big5")
 # instead (32 MB is about ten thousand pages of Chinese).
 MAX_TEXT_BYTES = 32 * 2**20
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+# A long note was one "page 1" of everything: a citation could not say where in the file it was,
+# and the viewer opened the whole file. Files are cut into sections that a citation names: at
+# Markdown headings (a heading opens a section once the current one has MIN_SECTION characters,
+# so a title and its short intro stay together), and any section past SECTION_CHARS (about two
+# printed pages of English, one and a half of Chinese) at the paragraph, line or sentence end
+# closest before that size.
+SECTION_CHARS = 3000
+MIN_SECTION = 200
+_HEADING = re.compile(r"^ {0,3}#{1,6}\s")
+_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+_BREAKS = (re.compile(r"\n\s*\n"), re.compile(r"\n"), re.compile(r"(?<=[。！？.!?;；])\s*"))
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -68,6 +79,42 @@ def load(path: Path) -> Document:
             raise LoadError("binary file, not text")
     text, _enc = decode(data)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    sections = text.split("\f") if "\f" in text else [text]
     kind = "markdown" if Path(path).suffix.lower() in (".md", ".markdown") else "text"
+    parts = text.split("\f") if "\f" in text else (by_headings(text) if kind == "markdown" else [text])
+    sections = [piece for part in parts for piece in cut(part) if piece.strip()] or [text]
     return Document(Path(path), kind, [Page(i, s) for i, s in enumerate(sections, start=1)])
+
+
+def by_headings(text: str) -> list[str]:
+    """Markdown split before its headings (not inside code blocks), short openings kept with what follows."""
+    sections, current, fenced = [], [], False
+    size = 0
+    for line in text.splitlines(keepends=True):
+        if _FENCE.match(line):
+            fenced = not fenced
+        if not fenced and _HEADING.match(line) and size >= MIN_SECTION:
+            sections.append("".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line.strip())
+    sections.append("".join(current))
+    return sections
+
+
+def cut(text: str, limit: int = SECTION_CHARS) -> list[str]:
+    """`text` in pieces of at most about `limit` characters, each ending at the latest paragraph,
+    line or sentence end that fits (a hard cut only where none is)."""
+    pieces = []
+    while len(text) > limit:
+        end = 0
+        for pattern in _BREAKS:
+            ends = [m.end() for m in pattern.finditer(text, limit // 3, limit)]
+            if ends:
+                end = ends[-1]
+                break
+        end = end or limit
+        pieces.append(text[:end])
+        text = text[end:]
+    if text.strip() or not pieces:
+        pieces.append(text)
+    return pieces
