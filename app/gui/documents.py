@@ -39,7 +39,7 @@ def accept_files(event) -> list[Path]:
 
 
 QUEUED_ROWS = 30  # queued files shown as rows; the progress line counts the rest
-NAME_MIN_CHARS = 12  # the name column's least width, in widths of "M", before others make room
+NAME_MIN_CHARS = 9  # the name column's least width, in widths of "M" (about 100 px), before others make room
 
 
 class DocumentTree(QTreeWidget):
