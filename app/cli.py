@@ -47,6 +47,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
             state = "installed, verified"
         else:
             state = f"installed, FAILS VERIFICATION: {r.problem}"
+        if r.installed and r.verified and r.origin == "catalog" and by_name(r.name).int8:
+            state += _int8_state(r.path)
         tag = " (yours)" if r.origin == "user" else ""
         size = human_size(r.size) if r.size else "—"
         print(f"{r.name + tag:38} {r.role:10} {size:>9}  {state}")
@@ -54,6 +56,14 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         print(f"{'(CLIP image search)':38} {'clip':10} {'—':>9}  "
               "not installed — add one with `zhiku models add PATH --role clip`")
     return 0
+
+
+def _int8_state(path) -> str:
+    from models import onnx_int8
+    from models.checksum import folder_model_id
+
+    why = onnx_int8.problem(path, folder_model_id(path))
+    return "; int8 variant in use for new knowledge bases" if why is None else f"; {why}"
 
 
 def cmd_models_verify(args: argparse.Namespace) -> int:
@@ -95,6 +105,7 @@ def cmd_models_install(args: argparse.Namespace) -> int:
     from models.checksum import ChecksumError
     from models.downloader import DownloadError
     from models.installer import SourceMissing, install
+    from models.onnx_int8 import Int8Error
 
     if args.names:
         specs = [by_name(n) for n in args.names]
@@ -115,7 +126,7 @@ def cmd_models_install(args: argparse.Namespace) -> int:
         try:
             path = install(spec, progress=progress, force=args.force)
             print(f"\r{spec.name}: installed and verified at {path}")
-        except (SourceMissing, ValueError, OSError, DownloadError, ChecksumError) as e:
+        except (SourceMissing, ValueError, OSError, DownloadError, ChecksumError, Int8Error) as e:
             failed += 1
             print(f"\r{spec.name}: FAILED — {e}", file=sys.stderr)
     return 1 if failed else 0

@@ -152,7 +152,8 @@ def open_or_build_kb(dataset: str, passages: dict, embedder, chunk_tokens: int, 
     from kb.knowledge_base import KnowledgeBase
 
     corpus = "+".join(Path(f).parts[-2] for f in DATASETS[dataset][0]) if dataset in DATASETS else dataset
-    key = f"{corpus}-{len(passages)}-{chunk_tokens}-{overlap}-{embedder.model_id.split('@')[-1][:8]}"
+    model = embedder.model_id.split('@')[-1]
+    key = f"{corpus}-{len(passages)}-{chunk_tokens}-{overlap}-{model[:8]}{'-int8' if model.endswith('+int8') else ''}"
     folder = CACHE / key if cache else Path(tempfile.mkdtemp(prefix="zhiku-bench-"))
     os.environ["ZHIKU_HOME"] = str(folder / "home")
     if (folder / "done").exists():
@@ -207,6 +208,8 @@ def main(argv=None) -> int:
     p.add_argument("--systems", nargs="+", default=["ours", "lexical", "dense", "naive"])
     p.add_argument("--chunk-tokens", type=int, default=DEFAULT_CHUNK_TOKENS)
     p.add_argument("--overlap-tokens", type=int, default=DEFAULT_OVERLAP_TOKENS)
+    p.add_argument("--variant", choices=["float", "int8"],
+                   help="the embedder's float model or its int8 variant (default: what the app uses)")
     p.add_argument("--fresh", action="store_true", help="ingest again instead of reusing bench/cache")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = p.parse_args(argv)
@@ -217,7 +220,7 @@ def main(argv=None) -> int:
     from models.embedder import Embedder
     from models.llm import LocalLLM
 
-    embedder = Embedder.default()
+    embedder = Embedder.default(int8={"float": False, "int8": True}.get(args.variant))
     llm = LocalLLM.default("qwen2.5-coder-1.5b-instruct-q4_k_m", n_ctx=512)  # its tokenizer sizes budgets
     count_tokens = lru_cache(maxsize=None)(llm.count_tokens)
     rows = []

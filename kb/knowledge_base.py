@@ -93,7 +93,11 @@ class KnowledgeBase:
         store = Store(folder)
         built_with = store.get_meta("embed_model_id")
         if embedder is None:
-            embedder = Embedder.default(built_with.split("@")[0])
+            try:
+                embedder = Embedder.for_model_id(built_with)
+            except FileNotFoundError as e:
+                store.close()
+                raise StoreError(f"knowledge base {name!r}: {e}") from None
         if embedder.model_id != built_with:
             store.close()
             raise ModelMismatch(

@@ -82,6 +82,7 @@ class ModelSpec:
     license: str = ""
     notes: str = ""
     prompts: dict = field(default_factory=dict)
+    int8: bool = False  # an int8 ONNX variant is derived at install and embeds new knowledge bases
 
     @property
     def size(self) -> int:
@@ -114,6 +115,7 @@ CATALOG: tuple[ModelSpec, ...] = (
         languages="zh, en, +98",
         license="MIT",
         prompts={"query": "query: ", "passage": "passage: "},
+        int8=True,
     ),
     ModelSpec(
         name="all-minilm-l6-v2",

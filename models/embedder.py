@@ -21,8 +21,9 @@ class Embedder:
     """Embeds passages and queries with a sentence-transformers model; loads it on first use."""
 
     def __init__(self, path: Path, model_id: str | None = None, device: str = "cpu",
-                 batch_size: int = 32) -> None:
+                 batch_size: int = 32, int8: bool = False) -> None:
         self.path = Path(path)
+        self.int8 = int8  # run the model's int8 ONNX variant (models.onnx_int8) instead of PyTorch
         if not (self.path / "modules.json").exists() and not (self.path / "config.json").exists():
             raise FileNotFoundError(f"{self.path}: not a sentence-transformers model folder")
         self.device = device
@@ -33,12 +34,27 @@ class Embedder:
         self._lock = threading.Lock()
 
     @classmethod
-    def default(cls, name: str | None = None, **kwargs) -> "Embedder":
-        """The catalog's default embedding model (or `name`), verified before use."""
+    def default(cls, name: str | None = None, int8: bool | None = None, **kwargs) -> "Embedder":
+        """The catalog's default embedding model (or `name`), verified before use; its int8 variant
+        when one is installed, unless `int8` says otherwise."""
+        from models import onnx_int8
         from models.inventory import resolve
 
         found = resolve(name=name, role="embedding")
-        return cls(found.path, model_id=found.model_id, **kwargs)
+        if int8 is None:
+            int8 = onnx_int8.problem(found.path, found.model_id) is None
+        return cls(found.path, model_id=found.model_id, int8=int8, **kwargs)
+
+    @classmethod
+    def for_model_id(cls, model_id: str, **kwargs) -> "Embedder":
+        """The embedder whose vectors carry `model_id` (as a knowledge base records it)."""
+        from models import onnx_int8
+
+        int8 = model_id.endswith(onnx_int8.SUFFIX)
+        embedder = cls.default(model_id.split("@")[0], int8=int8, **kwargs)
+        if int8 and (why := onnx_int8.problem(embedder.path, embedder.base_id)):
+            raise FileNotFoundError(why)
+        return embedder
 
     @property
     def model(self):
@@ -46,9 +62,14 @@ class Embedder:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    from sentence_transformers import SentenceTransformer
+                    if self.int8:
+                        from models.onnx_int8 import OnnxEncoder, variant_dir
 
-                    m = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
+                        m = OnnxEncoder(variant_dir(self.path))
+                    else:
+                        from sentence_transformers import SentenceTransformer
+
+                        m = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
                     if not m.prompts.get("query") and not m.prompts.get("passage"):
                         for key, prompts in _KNOWN_PROMPTS.items():
                             if key in self.path.name.lower():
@@ -67,11 +88,19 @@ class Embedder:
         return int(self.model.max_seq_length)
 
     @property
-    def model_id(self) -> str:
-        """A stable id (folder name + weights hash) stored with every index built by this model."""
+    def base_id(self) -> str:
+        """The float model's id (folder name + weights hash)."""
         if self._model_id is None:
             self._model_id = folder_model_id(self.path)
         return self._model_id
+
+    @property
+    def model_id(self) -> str:
+        """A stable id stored with every index built by this model: the float model's, plus "+int8"
+        for the int8 variant, whose vectors differ slightly."""
+        from models.onnx_int8 import SUFFIX
+
+        return self.base_id + (SUFFIX if self.int8 else "")
 
     @property
     def prompts(self) -> dict:

@@ -64,6 +64,7 @@ def install(spec: ModelSpec, progress: Progress | None = None, force: bool = Fal
         from models.inventory import problems
 
         if not problems(spec):
+            _derive_int8(spec)
             return model_path(spec)
     stage = dest.parent / f".{spec.name}.partial"
     if stage.exists():
@@ -81,7 +82,20 @@ def install(spec: ModelSpec, progress: Progress | None = None, force: bool = Fal
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+    _derive_int8(spec)
     return model_path(spec)
+
+
+def _derive_int8(spec: ModelSpec) -> None:
+    """Make the int8 ONNX variant of an embedding model that has one, unless it is there and sound."""
+    from models import onnx_int8
+    from models.checksum import folder_model_id
+
+    if not spec.int8:
+        return
+    source_id = folder_model_id(model_dir(spec))
+    if onnx_int8.problem(model_dir(spec), source_id):
+        onnx_int8.derive(model_dir(spec), source_id)
 
 
 def _build(spec: ModelSpec, stage: Path, progress: Progress | None) -> None:

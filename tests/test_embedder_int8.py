@@ -1,0 +1,66 @@
+"""The embedder's int8 ONNX variant: made at install, close to the float model, used for new
+knowledge bases, and never mixed with float vectors."""
+
+import shutil
+
+import numpy as np
+import pytest
+from conftest import real_model
+from test_embedder import MIXED
+
+from kb.knowledge_base import KnowledgeBase
+from kb.store import ModelMismatch
+from models import onnx_int8
+from models.embedder import Embedder
+
+
+@pytest.fixture(scope="module")
+def int8():
+    e = Embedder(real_model("multilingual-e5-small"), int8=True)
+    assert onnx_int8.problem(e.path, e.base_id) is None, "make test installs the int8 variant"
+    return e
+
+
+def test_int8_vectors_stay_within_one_percent_of_the_float_model(int8, e5):
+    for embed in ("embed_passages", "embed_symmetric"):
+        ours, ref = getattr(int8, embed)(MIXED), getattr(e5, embed)(MIXED)
+        cos = (ours * ref).sum(axis=1)
+        assert cos.min() >= 0.98 and cos.mean() >= 0.99, (embed, cos.min(), cos.mean())
+        assert np.allclose(np.linalg.norm(ours, axis=1), 1, atol=1e-4)
+    # a query finds the same passage first with either
+    ours, ref = int8.embed_passages(MIXED), e5.embed_passages(MIXED)
+    for q in ("CLIP 是什么模型？", "Where is the source of truth kept?", "GPT-3 有多少参数", "科幻小说的作者"):
+        assert np.argmax(ours @ int8.embed_query(q)) == np.argmax(ref @ e5.embed_query(q)), q
+    assert int8.dim == e5.dim and int8.max_tokens == e5.max_tokens
+    assert {k: int8.prompts[k] for k in ("query", "passage")} == {k: e5.prompts[k] for k in ("query", "passage")}
+
+
+def test_new_knowledge_bases_use_int8_and_reopen_with_it_but_never_mix(int8, e5, zhiku_home, tmp_path):
+    assert Embedder.default().model_id == int8.model_id == e5.model_id + "+int8"
+    (tmp_path / "a.txt").write_text("知库把向量保存在 SQLite 里，FAISS 只是缓存。", encoding="utf-8")
+    kb = KnowledgeBase.create("quick")
+    kb.add([tmp_path / "a.txt"])
+    assert kb.store.get_meta("embed_model_id").endswith("+int8")
+    kb.close()
+    again = KnowledgeBase.open("quick")
+    assert again.embedder.int8 and again.search("向量保存在哪里？", k=1)[0].name == "a.txt"
+    again.close()
+    with pytest.raises(ModelMismatch, match=r"\+int8"):
+        KnowledgeBase.open("quick", e5)
+    # a float knowledge base stays float
+    KnowledgeBase.create("float", e5).close()
+    assert not KnowledgeBase.open("float").embedder.int8
+
+
+def test_a_damaged_or_stale_variant_is_reported_and_not_used(int8, tmp_path):
+    source = tmp_path / "multilingual-e5-small"
+    source.mkdir()
+    copy = shutil.copytree(onnx_int8.variant_dir(int8.path), onnx_int8.variant_dir(source))
+    assert onnx_int8.problem(source, int8.base_id) is None
+    assert "made from" in onnx_int8.problem(source, "multilingual-e5-small@000000000000")
+    with open(copy / "model.onnx", "r+b") as f:
+        f.seek(1 << 20)
+        byte = f.read(1)
+        f.seek(1 << 20)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    assert "damaged" in onnx_int8.problem(source, int8.base_id)
