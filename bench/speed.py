@@ -10,7 +10,10 @@
   same conversation vs that cold question (target <= 0.5; absolute target <= 3 s);
 - GUI: seconds from starting `zhiku gui` to its first paint.
 
-    python bench/speed.py [--llm NAME] [--parts ingest lexical decode ttft gui]
+- under load: prompt and decode tokens/s with one CPU-bound process beside, threads fixed vs
+  chosen from the free cores (models.cpu_load).
+
+    python bench/speed.py [--llm NAME] [--parts ingest lexical decode ttft gui load]
 """
 
 from __future__ import annotations
@@ -86,6 +89,53 @@ def ingest(embedder, passages: int) -> dict:
     out["bare_chunks_per_s"] = round(len(texts) / (time.perf_counter() - t0), 1)
     out["int8_vs_float"] = round(out["int8_chunks_per_s"] / out["float_chunks_per_s"], 3)
     out["float_vs_bare"] = round(out["float_chunks_per_s"] / out["bare_chunks_per_s"], 3)
+    return out
+
+
+def under_load(llm, runs: int = 3) -> dict:
+    """Prompt and decode tokens/s with one CPU-bound process beside: threads fixed at the start
+    (before models.cpu_load) vs chosen from the free cores at each answer."""
+    import subprocess
+
+    from models.cpu_load import INTERVAL_S, WINDOW
+
+    text = sorted(SEEDS.glob("*"))[0].read_text(encoding="utf-8")[:700]
+    messages = [{"role": "user", "content": f"{text}\n\n用三句话概括上文。"}]
+    prompt_tokens = len(llm.tokenize_prompt(messages))
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    fitted = llm.fit_threads
+
+    def fixed() -> tuple[int, int]:
+        import llama_cpp
+
+        llama_cpp.llama_set_n_threads(llm._llm._ctx.ctx, llm.max_threads, llm.max_threads_batch)
+        llm.n_threads, llm.n_threads_batch = llm.max_threads, llm.max_threads_batch
+        return llm.n_threads, llm.n_threads_batch
+
+    out: dict = {"prompt_tokens": prompt_tokens}
+    try:
+        time.sleep(INTERVAL_S * (WINDOW + 2))
+        for name, fit in (("fixed", fixed), ("fitted", fitted)) * runs:
+            llm.fit_threads = fit
+            llm._llm.reset()
+            t0 = time.perf_counter()
+            first, n = None, 0
+            for _ in llm.stream_chat(messages, max_tokens=48, temperature=0):
+                n += 1
+                first = first or time.perf_counter()
+            end = time.perf_counter()
+            row = out.setdefault(name, {"threads": [llm.n_threads, llm.n_threads_batch], "prompt_tok_s": [],
+                                        "decode_tok_s": []})
+            row["prompt_tok_s"].append(prompt_tokens / (first - t0))
+            row["decode_tok_s"].append((n - 1) / (end - first) if n > 1 else 0.0)
+    finally:
+        busy.kill()
+        llm.fit_threads = fitted
+    for name in ("fixed", "fitted"):
+        for key in ("prompt_tok_s", "decode_tok_s"):
+            out[name][key] = round(statistics.median(out[name][key]), 1)
+    out["decode_ratio"] = round(out["fitted"]["decode_tok_s"] / max(out["fixed"]["decode_tok_s"], 0.01), 2)
+    out["prompt_ratio"] = round(out["fitted"]["prompt_tok_s"] / max(out["fixed"]["prompt_tok_s"], 0.01), 2)
     return out
 
 
@@ -249,7 +299,7 @@ def gui_first_paint(runs: int = 3) -> dict:
 def main(argv=None) -> int:
     """Run the chosen measurements; print and save JSON."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--parts", nargs="+", default=["ingest", "lexical", "decode", "ttft", "gui"])
+    p.add_argument("--parts", nargs="+", default=["ingest", "lexical", "decode", "ttft", "gui", "load"])
     p.add_argument("--llm", default=None, help="chat model name (default: the catalog's default)")
     p.add_argument("--passages", type=int, default=300, help="CMRC passages for the ingestion ratio")
     p.add_argument("--questions", type=int, default=len(QUESTIONS), help="questions for the LLM timings")
@@ -267,6 +317,11 @@ def main(argv=None) -> int:
     if "lexical" in args.parts:
         results["first_lexical_hit"] = first_lexical_hit(embedder)
         print(json.dumps({"first_lexical_hit": results["first_lexical_hit"]}), flush=True)
+    if "load" in args.parts:
+        llm = LocalLLM.default(args.llm)
+        results["under_load"] = under_load(llm)
+        print(json.dumps({"under_load": results["under_load"]}), flush=True)
+        llm.close()
     if {"decode", "ttft"} & set(args.parts):
         import llama_cpp
 

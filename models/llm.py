@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -9,6 +10,7 @@ import threading
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from models import cpu_load
 from models.checksum import verify_file
 
 GGUF_MAGIC = b"GGUF"
@@ -92,7 +94,34 @@ class LocalLLM:
         if "chat_template.default" in self._llm._chat_handlers:
             self._llm.chat_format = "chat_template.default"
         self.n_threads, self.n_threads_batch = threads, batch_threads
+        self.max_threads, self.max_threads_batch = threads, batch_threads  # fewer when cores are busy
         self.n_gpu_layers = n_gpu_layers
+        self.load = cpu_load.shared()
+
+    @contextlib.contextmanager
+    def _working(self) -> Iterator[None]:
+        """Hold the model for one piece of work, on as many threads as there are free cores."""
+        with self._busy:
+            self._stop.clear()
+            self.fit_threads()
+            self.load.generating = True
+            try:
+                yield
+            finally:
+                self.load.generating = False
+
+    def fit_threads(self) -> tuple[int, int]:
+        """Use only the cores other processes leave free (models.cpu_load): (decode, prompt) threads."""
+        free = self.load.free_cores()
+        wanted = (min(self.max_threads, free), min(self.max_threads_batch, free))
+        if wanted != (self.n_threads, self.n_threads_batch):
+            import llama_cpp
+
+            llama_cpp.llama_set_n_threads(self._llm._ctx.ctx, *wanted)
+            self.n_threads, self.n_threads_batch = wanted
+            log.info("llama.cpp threads: %d decode, %d prompt (%.1f cores busy elsewhere)",
+                     *wanted, self.load.busy_cores())
+        return wanted
 
     @classmethod
     def default(cls, name: str | None = None, **kwargs) -> "LocalLLM":
@@ -159,8 +188,7 @@ class LocalLLM:
         marker = "\x1f"
         text = self.format_prompt([*messages, {"role": "user", "content": marker}])
         tokens = self._llm.tokenize(text[: text.index(marker)].encode("utf-8"), add_bos=False, special=True)
-        with self._busy:
-            self._stop.clear()
+        with self._working():
             self._llm.reset()
             self._llm.eval(tokens)
         return len(tokens)
@@ -177,8 +205,7 @@ class LocalLLM:
         tokens = self.tokenize_prompt(messages)
         firsts = {k: {self._llm.tokenize(s.encode("utf-8"), add_bos=False, special=False)[0] for s in v}
                   for k, v in options.items()}
-        with self._busy:
-            self._stop.clear()
+        with self._working():
             llm = self._llm
             keep = 0
             for a, b in zip(llm._input_ids, tokens[:-1]):  # at least the last token is evaluated
@@ -209,8 +236,7 @@ class LocalLLM:
     def stream_chat(self, messages: Sequence[dict], max_tokens: int = 512, temperature: float = 0.2,
                     top_p: float = 0.9, stop: Sequence[str] | None = None) -> Iterator[str]:
         """Yield the reply to `messages` piece by piece, formatted with the GGUF's chat template."""
-        with self._busy:
-            self._stop.clear()
+        with self._working():
             try:
                 chunks = self._llm.create_chat_completion(
                     messages=list(messages), max_tokens=max_tokens, temperature=temperature,

@@ -107,3 +107,28 @@ def test_prime_caches_the_system_prefix_that_every_prompt_starts_with(small_llm)
     full = small_llm.tokenize_prompt([*system, {"role": "user", "content": "你好"}])
     assert full[:n] == small_llm._llm._input_ids[:n].tolist()
     assert small_llm.n_threads_batch >= small_llm.n_threads
+
+
+def test_threads_shrink_to_the_free_cores_when_other_processes_are_busy(small_llm):
+    import os
+    import subprocess
+    import sys
+
+    from models.cpu_load import INTERVAL_S, WINDOW
+
+    settle = INTERVAL_S * (WINDOW + 1.5)
+    cores = os.cpu_count() or 1
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        time.sleep(settle)
+        assert small_llm.load.busy_cores() >= cores - 0.6
+        small_llm.chat([{"role": "user", "content": "Say hi."}], max_tokens=2)
+        assert (small_llm.n_threads, small_llm.n_threads_batch) == (1, 1)
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    time.sleep(settle)
+    small_llm.chat([{"role": "user", "content": "Say hi."}], max_tokens=2)
+    if cores >= 2 and small_llm.load.busy_cores() < 0.5:  # nothing else ran meanwhile
+        assert small_llm.n_threads_batch == small_llm.max_threads_batch >= 2
