@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 from models.catalog import CATALOG, ModelSpec, by_name
-from models.checksum import ChecksumError, remember, sha256_file
+from models import onnx_int8
+from models.checksum import ChecksumError, folder_model_id, remember, sha256_file
 from models.installer import MANIFEST, _swap_into_place, model_dir
 from models.paths import models_dir
 
@@ -45,6 +46,9 @@ def write(dest: Path, names: list[str] | None = None) -> list[str]:
         tar.addfile(info, io.BytesIO(index))
         for spec in specs:
             tar.add(model_dir(spec), arcname=spec.name)
+            variant = onnx_int8.variant_dir(model_dir(spec))
+            if spec.int8 and onnx_int8.problem(model_dir(spec), folder_model_id(model_dir(spec))) is None:
+                tar.add(variant, arcname=variant.name)  # so the other machine need not derive it
     tmp.replace(dest)
     return [s.name for s in specs]
 
@@ -90,9 +94,29 @@ def import_bundle(path: Path, progress: Callable[[str, int, int], None] | None =
                 shutil.rmtree(stage, ignore_errors=True)
                 shutil.rmtree(root / f".{spec.name}.unpack", ignore_errors=True)
                 raise
+            if spec.int8:
+                _import_int8(tar, spec, root)
             if progress:
                 progress(spec.name, n, len(specs))
     return [s.name for s in specs]
+
+
+def _import_int8(tar: tarfile.TarFile, spec: ModelSpec, root: Path) -> None:
+    """Unpack the int8 variant a bundle carries, kept only if its manifest names the model just
+    installed and its files match that manifest; otherwise the next install derives it anew."""
+    name = onnx_int8.variant_dir(model_dir(spec)).name
+    members = [m for m in tar.getmembers() if m.name == name or m.name.startswith(name + "/")]
+    if not members or any(not (m.isfile() or m.isdir()) or ".." in Path(m.name).parts for m in members):
+        return
+    unpack = root / f".{name}.unpack"
+    shutil.rmtree(unpack, ignore_errors=True)
+    tar.extractall(unpack, members=members, filter="data")
+    dest = root / name
+    shutil.rmtree(dest, ignore_errors=True)
+    (unpack / name).rename(dest)
+    shutil.rmtree(unpack, ignore_errors=True)
+    if onnx_int8.problem(model_dir(spec), folder_model_id(model_dir(spec))):
+        shutil.rmtree(dest, ignore_errors=True)
 
 
 def _verify(spec: ModelSpec, folder: Path) -> dict[str, str]:

@@ -74,3 +74,22 @@ def test_the_first_run_panel_takes_a_bundle(qtbot, first_run_bundle, scratch_mod
     w.install_models(bundle=str(first_run_bundle))  # what "Import models bundle…" does with the file
     qtbot.waitUntil(lambda: not w.chat.banner.isVisible(), timeout=120_000)
     assert (scratch_models / "multilingual-e5-small" / "model.safetensors").is_file()
+
+
+def test_a_bundle_carries_the_int8_variant_so_the_other_machine_need_not_derive_it(tmp_path, scratch_models,
+                                                                                  monkeypatch, capsys):
+    from conftest import REAL_MODELS
+
+    from models import onnx_int8
+    from models.checksum import folder_model_id
+
+    path = tmp_path / "e5.tar"
+    monkeypatch.setenv("ZHIKU_MODELS", str(REAL_MODELS))
+    assert main(["models", "bundle", str(path), "multilingual-e5-small"]) == 0
+    with tarfile.open(path) as tar:
+        assert "multilingual-e5-small-int8/model.onnx" in tar.getnames()
+    monkeypatch.setenv("ZHIKU_MODELS", str(scratch_models))
+    assert main(["models", "import", str(path)]) == 0
+    e5 = scratch_models / "multilingual-e5-small"
+    assert onnx_int8.problem(e5, folder_model_id(e5)) is None
+    assert not [p for p in scratch_models.glob(".*") if p.is_dir()]
