@@ -7,7 +7,8 @@
 - decode: tokens per second after the first token through the answer path vs bare
   llama-cpp-python on the same GGUF, prompt and threads (target >= 0.95);
 - time to first token: a typical question (system prompt primed at load), and a follow-up in the
-  same conversation vs that cold question (target <= 0.5; absolute target <= 3 s);
+  same conversation vs that cold question (target <= 0.5; absolute target <= 3 s); and the same
+  question prefilled while typed (`Answerer.prefill`), with the CPU seconds the prefill cost;
 - GUI: seconds from starting `zhiku gui` to its first paint.
 
 - under load: prompt and decode tokens/s with one CPU-bound process beside, threads fixed vs
@@ -241,7 +242,7 @@ def ttft(kb, llm, questions) -> dict:
     from kb.answer import Answerer
     from kb.prompt import SYSTEM
 
-    cold, follow, unprimed, sizes = [], [], [], []
+    cold, follow, unprimed, sizes, typed, typing_cpu = [], [], [], [], [], []
     for question, follow_up in questions:
         llm.prime([{"role": "system", "content": SYSTEM["zh"]}])  # what the app does after loading
         answerer = Answerer(kb, llm, temperature=0.0, reserve=200)
@@ -271,11 +272,27 @@ def ttft(kb, llm, questions) -> dict:
         llm.stop()
         for _ in stream:
             pass
+        # typed: the question's text prefilled while it was typed (what the window does after a
+        # pause in typing), then sent; the CPU seconds that prefill cost this process
+        llm.prime([{"role": "system", "content": SYSTEM["zh"]}])
+        answerer = Answerer(kb, llm, temperature=0.0, reserve=200)
+        cpu0 = time.process_time()
+        answerer.prefill(question)
+        typing_cpu.append(time.process_time() - cpu0)
+        t0 = time.perf_counter()
+        stream = answerer.ask(question)
+        next(iter(stream))
+        typed.append(time.perf_counter() - t0)
+        llm.stop()
+        for _ in stream:
+            pass
     c, f = statistics.median(cold), statistics.median(follow)
     return {"questions": len(cold), "prompt_tokens_median": statistics.median(sizes),
             "cold_ttft_s": round(c, 2), "follow_up_ttft_s": round(f, 2), "follow_up_ratio": round(f / c, 3),
             "unprimed_ttft_s": round(statistics.median(unprimed), 2), "model": llm.model_name,
-            "batch_threads": llm.n_threads_batch}
+            "batch_threads": llm.n_threads_batch, "typed_ttft_s": round(statistics.median(typed), 2),
+            "typed_vs_cold": round(statistics.median(typed) / c, 3),
+            "typing_cpu_s": round(statistics.median(typing_cpu), 1)}
 
 
 def gui_first_paint(runs: int = 3) -> dict:

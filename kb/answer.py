@@ -18,7 +18,7 @@ from kb.evidence import pack
 from kb.follow_up import refers_back
 from kb.grounding import Checker, SentenceCheck, cited_numbers
 from kb.lexical import query_terms
-from kb.prompt import SourceText, build, follow_up_body, language
+from kb.prompt import HEADINGS, SourceText, build, follow_up_body, language, neutralise
 from kb.retriever import DEFAULT_TOP_K, Hit, Retriever
 
 # Prompt tokens of evidence for a new question (bench/README.md: answer-recall vs time to first token).
@@ -187,6 +187,22 @@ class Answerer:
                        self.llm.count_tokens, self.llm.n_ctx, self.reserve, history, lang)
         sources = [dataclasses.replace(picked[i], number=n) for n, i in enumerate(prompt.kept, 1)]
         return prompt.messages, sources
+
+    def prefill(self, text: str, history: Sequence[dict] = (), lang: str | None = None) -> int:
+        """While the question is typed: retrieve for the text so far and process the prompt up to
+        the question into the model's cache, so that if the question sent is answered from the
+        same evidence only its own tokens remain. Returns the tokens processed (-1: model busy).
+
+        Not for follow-ups: they extend the conversation's cached prompt already.
+        """
+        lang = lang or language(text)
+        if self.depends_on(text, history):
+            return 0
+        hits = self.retriever.search(text, self.top_k)
+        if not hits:
+            return 0
+        messages, _ = self.prompt(text, text, hits, (), lang)
+        return self.llm.prefill(messages, f"{HEADINGS[lang][2]}: {neutralise(text).strip()}")
 
     def ask(self, question: str, history: Sequence[dict] = (), lang: str | None = None,
             temperature: float | None = None) -> AnswerStream:

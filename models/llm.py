@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import logging
@@ -97,11 +98,60 @@ class LocalLLM:
         self.max_threads, self.max_threads_batch = threads, batch_threads  # fewer when cores are busy
         self.n_gpu_layers = n_gpu_layers
         self.load = cpu_load.shared()
+        self._prefilling: list[int] | None = None  # the tokens a running prefill is processing
+        # (tokens found in llama.cpp's cache, prompt tokens) of each recent prompt: the log and tests
+        self.reuse_log: collections.deque = collections.deque(maxlen=16)
+
+    def prefill(self, messages: Sequence[dict], cut: str) -> int:
+        """Process the prompt of `messages` up to the last `cut` in it into llama.cpp's cache now,
+        while the user is still typing; returns the tokens processed (-1: the model was busy).
+
+        A later prompt that starts with the same text then only pays for the rest. An answer that
+        arrives meanwhile stops this unless its prompt begins with what is being processed.
+        """
+        text = self.format_prompt(messages)
+        at = text.rfind(cut)
+        if at <= 0:
+            return 0
+        tokens = self._llm.tokenize(text[:at].encode("utf-8"), add_bos=False, special=True)
+        if not self._busy.acquire(blocking=False):
+            return -1  # answering: type-ahead waits
+        self._busy.release()
+        with self._working(prefilling=tokens):
+            keep = self._cached_prefix(tokens)
+            if keep >= len(tokens):
+                return 0
+            self._llm.n_tokens = keep
+            try:
+                self._llm.eval(tokens[keep:])
+            except RuntimeError as e:
+                if not (self._stop.is_set() and "returned 2" in str(e)):
+                    raise
+            return int(self._llm.n_tokens) - keep
+
+    def _cached_prefix(self, tokens: Sequence[int]) -> int:
+        """How many of `tokens` llama.cpp holds already (from the start)."""
+        keep = 0
+        for a, b in zip(self._llm._input_ids[: self._llm.n_tokens], tokens):
+            if a != b:
+                break
+            keep += 1
+        return keep
+
+    def _give_way(self, tokens: Sequence[int] | None) -> None:
+        """A prefill that does not lead into `tokens` is stopped, so this work need not wait for it."""
+        target = self._prefilling
+        if target is not None and (tokens is None or list(tokens[: len(target)]) != list(target)):
+            self._stop.set()
 
     @contextlib.contextmanager
-    def _working(self) -> Iterator[None]:
+    def _working(self, prefilling: Sequence[int] | None = None,
+                 tokens: Sequence[int] | None = None) -> Iterator[None]:
         """Hold the model for one piece of work, on as many threads as there are free cores."""
+        if prefilling is None:
+            self._give_way(tokens)
         with self._busy:
+            self._prefilling = list(prefilling) if prefilling is not None else None
             self._stop.clear()
             self.fit_threads()
             self.load.generating = True
@@ -109,6 +159,7 @@ class LocalLLM:
                 yield
             finally:
                 self.load.generating = False
+                self._prefilling = None
 
     def fit_threads(self) -> tuple[int, int]:
         """Use only the cores other processes leave free (models.cpu_load): (decode, prompt) threads."""
@@ -205,13 +256,10 @@ class LocalLLM:
         tokens = self.tokenize_prompt(messages)
         firsts = {k: {self._llm.tokenize(s.encode("utf-8"), add_bos=False, special=False)[0] for s in v}
                   for k, v in options.items()}
-        with self._working():
+        with self._working(tokens=tokens):
             llm = self._llm
-            keep = 0
-            for a, b in zip(llm._input_ids, tokens[:-1]):  # at least the last token is evaluated
-                if a != b:
-                    break
-                keep += 1
+            keep = self._cached_prefix(tokens[:-1])  # at least the last token is evaluated
+            self.reuse_log.append((keep, len(tokens)))
             llm.n_tokens = keep
             llm.eval(tokens[keep:])
             logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float64)
@@ -236,7 +284,9 @@ class LocalLLM:
     def stream_chat(self, messages: Sequence[dict], max_tokens: int = 512, temperature: float = 0.2,
                     top_p: float = 0.9, stop: Sequence[str] | None = None) -> Iterator[str]:
         """Yield the reply to `messages` piece by piece, formatted with the GGUF's chat template."""
-        with self._working():
+        prompt = self.tokenize_prompt(messages)
+        with self._working(tokens=prompt):
+            self.reuse_log.append((self._cached_prefix(prompt), len(prompt)))
             try:
                 chunks = self._llm.create_chat_completion(
                     messages=list(messages), max_tokens=max_tokens, temperature=temperature,

@@ -113,7 +113,7 @@ def window(qtbot, zhiku_home):
     qtbot.waitUntil(lambda: w.warm is not None and w.warm.isFinished() and w.kb.embedder._model is not None,
                     timeout=120_000)
     yield w
-    for worker in (w.index_worker, w.answer_worker, w.loader, w.warm):
+    for worker in (w.index_worker, w.answer_worker, w.prefill_worker, w.loader, w.warm):
         if worker is not None and worker.isRunning():
             if hasattr(worker, "cancel"):
                 worker.cancel()

@@ -93,3 +93,21 @@ def test_a_narrow_documents_pane_gives_the_name_room_first(qtbot, window, tmp_pa
     assert header.sectionSize(0) >= tree.fontMetrics().horizontalAdvance("report.pdf")
     pane(600)
     assert not header.isSectionHidden(1)
+
+
+def test_a_pause_in_typing_prefills_the_prompt_so_enter_only_processes_the_question(
+        qtbot, window, tmp_path):  # noqa: F811
+    _index(qtbot, window, [_docs(tmp_path)])
+    window.load_llm()
+    qtbot.waitUntil(lambda: window.llm is not None, timeout=120_000)
+    question = "What is the default chunk size?"
+    qtbot.keyClicks(window.chat.input, question)  # typed, then a pause
+    qtbot.waitUntil(lambda: window.prefill_worker is not None, timeout=5_000)
+    qtbot.waitUntil(lambda: window.prefill_worker.isFinished(), timeout=120_000)
+    assert window.prefill_worker.tokens > 50  # the system prompt and the evidence
+    before = len(window.llm.reuse_log)
+    qtbot.keyClick(window.chat.input, Qt.Key_Return)
+    qtbot.waitUntil(lambda: not window.chat.busy and bool(window.chat.messages[-1]["content"]), timeout=180_000)
+    reused, total = list(window.llm.reuse_log)[before]  # the answer's first prompt
+    assert total - reused < 60  # only the question and the reminder were left to process
+    assert "256" in window.chat.messages[-1]["content"]

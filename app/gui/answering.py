@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from app.gui.i18n import tr
-from app.gui.workers import AnswerWorker, ModelLoader
+from app.gui.workers import AnswerWorker, ModelLoader, PrefillWorker
 
 # Regenerate samples more freely than a first answer (0.2): at 0.2 the 1.5B model gave the
 # same answer again, word for word, so the button looked broken.
@@ -27,6 +27,8 @@ class AnsweringMixin:
         self.conversation: int | None = None
         self.scope: set[int] | None = None  # "ask only these documents" (None: all of them)
         self.temperature: float | None = None  # of the next answer only (Regenerate)
+        self.prefill_worker: PrefillWorker | None = None
+        self.typed: str | None = None  # text typed while a prefill ran: prefilled next
 
     def load_llm(self) -> None:
         """Start loading the chat model in the background (once)."""
@@ -133,6 +135,42 @@ class AnsweringMixin:
                                  "checks": m.checks, "related": m.related} for m in msgs])
         self.chat.del_btn.setEnabled(True)
 
+    def prefill(self, text: str) -> None:
+        """Start on the question being typed: retrieve and process its prompt into the model's cache."""
+        if self.kb is None or self.llm is None or self.chat.busy:
+            return
+        if self.prefill_worker is not None and self.prefill_worker.isRunning():
+            self.typed = text  # one at a time; the latest text goes next
+            return
+        from kb.conversations import Conversations
+
+        history = Conversations(self.kb.store).history(self.conversation) if self.conversation is not None else []
+        worker = PrefillWorker(self._answerer(), text, history, self._answer_language(), self)
+        worker.finished.connect(self._prefill_done)
+        self.prefill_worker = worker
+        worker.start()
+
+    def _prefill_done(self) -> None:
+        text, self.typed = self.typed, None
+        if text and not self.chat.busy:
+            self.prefill(text)
+
+    def _answer_language(self) -> str | None:
+        return None if self.settings.answer_language == "auto" else self.settings.answer_language
+
+    def _answerer(self):
+        """The answerer of the open conversation (one per conversation: a follow-up then extends
+        the prompt llama.cpp has cached)."""
+        from kb.answer import Answerer
+
+        key = (id(self.kb), id(self.llm), self.conversation, self.settings.top_k, self.settings.context_tokens,
+               frozenset(self.scope or ()))
+        if self.answerer is None or self.answerer_key != key:
+            self.answerer = Answerer(self.kb, self.llm, top_k=self.settings.top_k,
+                                     context_tokens=self.settings.context_tokens, documents=self.scope)
+            self.answerer_key = key
+        return self.answerer
+
     def ask_only(self, paths: list[str]) -> None:
         """Limit questions to these documents (and those under these folders) until cleared."""
         if self.kb is None:
@@ -185,7 +223,6 @@ class AnsweringMixin:
         self._start_answer(question)
 
     def _start_answer(self, question: str) -> None:
-        from kb.answer import Answerer
         from kb.conversations import Conversations
 
         conv = Conversations(self.kb.store)
@@ -195,16 +232,8 @@ class AnsweringMixin:
         asked = conv.add(self.conversation, "user", question)
         if len(self.chat.messages) >= 2:
             self.chat.messages[-2]["id"] = asked.id  # so Edit can cut the conversation from here
-        lang = None if self.settings.answer_language == "auto" else self.settings.answer_language
-        # one answerer per conversation: a follow-up then extends the prompt llama.cpp has cached
-        key = (id(self.kb), id(self.llm), self.conversation, self.settings.top_k, self.settings.context_tokens,
-               frozenset(self.scope or ()))
-        if self.answerer is None or self.answerer_key != key:
-            self.answerer = Answerer(self.kb, self.llm, top_k=self.settings.top_k,
-                                     context_tokens=self.settings.context_tokens, documents=self.scope)
-            self.answerer_key = key
-        answerer = self.answerer
-        worker = AnswerWorker(answerer, question, history, lang, self, temperature=self.temperature)
+        lang = self._answer_language()
+        worker = AnswerWorker(self._answerer(), question, history, lang, self, temperature=self.temperature)
         self.temperature = None
         worker.sources.connect(lambda srcs: self.chat.set_sources([dataclasses.asdict(s) for s in srcs]))
         worker.token.connect(self.chat.append_token)

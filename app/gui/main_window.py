@@ -93,6 +93,7 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
         self.chat.try_samples.connect(self.try_samples)
         self.chat.chat_selected.connect(self.show_conversation)
         self.chat.regenerate.connect(self.regenerate)
+        self.chat.typing.connect(self.prefill)
         self.chat.resend.connect(self.resend)
         self.chat.clear_scope.connect(self.clear_scope)
         self.docs.scope_requested.connect(self.ask_only)
@@ -180,6 +181,9 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
         if self.answer_worker and self.answer_worker.isRunning():
             self.answer_worker.stop()
             self.answer_worker.wait(2000)
+        if self.prefill_worker and self.prefill_worker.isRunning():
+            self.prefill_worker.stop()
+            self.prefill_worker.wait(2000)
         self.stop_indexing_for_quit()
         super().closeEvent(event)
 

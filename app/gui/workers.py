@@ -140,6 +140,25 @@ class AnswerWorker(QThread):
             self.failed.emit(f"{type(e).__name__}: {e}")
 
 
+class PrefillWorker(QThread):
+    """Processes the question typed so far into the model's cache (kb.answer.Answerer.prefill)."""
+
+    def __init__(self, answerer, text: str, history: list[dict], lang: str | None, parent=None) -> None:
+        super().__init__(parent)
+        self.answerer, self.text, self.history, self.lang = answerer, text, history, lang
+        self.tokens = 0
+
+    def stop(self) -> None:
+        """Abandon the prefill (llama.cpp aborts within a graph node)."""
+        self.answerer.llm.stop()
+
+    def run(self) -> None:  # noqa: D102 (QThread)
+        try:
+            self.tokens = self.answerer.prefill(self.text, self.history, self.lang)
+        except Exception:  # type-ahead is an optimisation: a failure only costs the saving
+            log.warning("prefill failed: %s", traceback.format_exc())
+
+
 class InstallWorker(QThread):
     """Installs models from their packages, a download or a models bundle, with progress."""
 
