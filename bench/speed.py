@@ -82,6 +82,13 @@ def ingest(embedder, passages: int) -> dict:
         kb.close()
         out["chunks"] = report.chunks_embedded
         out[f"{name}_chunks_per_s"] = round(len(texts) / seconds, 1)
+        questions = [q["question"] for q in load_dataset("cmrc", 1000, 50)[1]]
+        times = []
+        for q in questions:  # what every search pays before the index is touched
+            t0 = time.perf_counter()
+            side.embed_query(q)
+            times.append(time.perf_counter() - t0)
+        out[f"{name}_query_embed_ms_p50"] = round(1000 * statistics.median(times), 1)
     bare = SentenceTransformer(str(embedder.path), device="cpu", local_files_only=True)
     bare.encode(["passage: warm up"])
     prefix = sides["float"].prompts.get("passage", "")
