@@ -108,7 +108,7 @@ class Conversations:
                 out += ["Possibly related:" if m.related else "Sources:", ""]
                 for s in m.sources:
                     passage = " ".join(str(s.get("text", "")).split())
-                    out.append(f"- [{s.get('number', '')}] {s.get('name', '')}, {part_name(s.get('path', ''))} {s.get('page', '')}"
+                    out.append(f"- [{s.get('number', '')}] {s.get('name', '')}, {part_name(s.get('path') or s.get('name', ''))} {s.get('page', '')}"
                                + (f": {passage}" if passage else ""))
                 out.append("")
         return "\n".join(out).rstrip() + "\n"

@@ -16,5 +16,5 @@ def test_a_conversation_exports_as_markdown_with_its_questions_answers_and_sourc
     md = convs.markdown(c.id)
     assert md.startswith("# CLIP 是怎么训练的？\n")
     assert "## CLIP 是怎么训练的？\n\nCLIP 用四亿对图文做对比学习[1]。\n\nSources:\n\n" \
-           "- [1] clip.txt, p. 3: CLIP 用从网络收集的 四亿对图片和文字训练。" in md
-    assert "Possibly related:\n\n- [1] tennis.txt, p. 1" in md
+           "- [1] clip.txt, section 3: CLIP 用从网络收集的 四亿对图片和文字训练。" in md
+    assert "Possibly related:\n\n- [1] tennis.txt, section 1" in md
