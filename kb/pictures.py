@@ -10,6 +10,7 @@ disagrees with SQLite; image counts are small, so it is always an exact (flat) i
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -48,6 +49,7 @@ class Pictures:
         self.index_path = Path(store.folder) / INDEX_NAME
         self._index: VectorIndex | None = None
         self._stamp: dict | None = None
+        self._lock = threading.RLock()
 
     # ---- rows and thumbnails ------------------------------------------------------------------
     def thumb_path(self, sha256: str) -> Path:
@@ -65,9 +67,8 @@ class Pictures:
             tmp.write_bytes(pic.thumb)
             os.replace(tmp, dest)
 
-    def insert(self, doc_id: int, pictures) -> None:
-        """Add a document's pictures; call inside the store's transaction (after write_thumbs)."""
-        db = self.store.conn
+    def insert(self, db, doc_id: int, pictures) -> None:
+        """Add a document's pictures through `db`, the store's open transaction (after write_thumbs)."""
         db.executemany("INSERT OR IGNORE INTO images(doc_id, page, sha256, width, height) VALUES (?,?,?,?,?)",
                        [(doc_id, p.page, p.sha256, p.width, p.height) for p in pictures])
         db.execute("UPDATE documents SET pictures=? WHERE id=?", (len(pictures), doc_id))
@@ -78,12 +79,11 @@ class Pictures:
         with self.store.transaction() as db:
             if db.execute("SELECT 1 FROM documents WHERE id=?", (doc_id,)).fetchone() is None:
                 return  # removed meanwhile
-            self.delete(doc_id)
-            self.insert(doc_id, pictures)
+            self.delete(db, doc_id)
+            self.insert(db, doc_id, pictures)
 
-    def delete(self, doc_id: int) -> None:
-        """Drop a document's pictures and their vectors; call inside the store's transaction."""
-        db = self.store.conn
+    def delete(self, db, doc_id: int) -> None:
+        """Drop a document's pictures and their vectors through `db`, the store's open transaction."""
         had = db.execute("SELECT COUNT(*) FROM image_vectors WHERE image_id IN "
                          "(SELECT id FROM images WHERE doc_id=?)", (doc_id,)).fetchone()[0]
         db.execute("DELETE FROM images WHERE doc_id=?", (doc_id,))  # vectors cascade
@@ -94,8 +94,7 @@ class Pictures:
         """Delete thumbnails no picture uses any more; returns how many."""
         if not self.folder.exists():
             return 0
-        with self.store._lock:
-            used = {r[0] for r in self.store.conn.execute("SELECT DISTINCT sha256 FROM images")}
+        used = {r[0] for r in self.store.query("SELECT DISTINCT sha256 FROM images")}
         removed = 0
         for f in self.folder.glob("*/*.jpg"):
             if f.stem not in used:
@@ -105,37 +104,33 @@ class Pictures:
 
     def count(self) -> int:
         """Pictures in the knowledge base (a picture in two documents counts twice)."""
-        with self.store._lock:
-            return self.store.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+        return self.store.query("SELECT COUNT(*) FROM images")[0][0]
 
     def rows(self, ids) -> dict[int, PictureRow]:
         """Stored pictures by id, with their document's path and name."""
         ids = list(ids)
         if not ids:
             return {}
-        with self.store._lock:
-            cur = self.store.conn.execute(
-                "SELECT i.id, i.doc_id, d.path, d.name, i.page, i.sha256, i.width, i.height FROM images i "
-                f"JOIN documents d ON d.id=i.doc_id WHERE i.id IN ({','.join('?' * len(ids))})", ids)
-            return {r[0]: PictureRow(*r, thumb=self.thumb_path(r[5])) for r in cur}
+        rows = self.store.query(
+            "SELECT i.id, i.doc_id, d.path, d.name, i.page, i.sha256, i.width, i.height FROM images i "
+            f"JOIN documents d ON d.id=i.doc_id WHERE i.id IN ({','.join('?' * len(ids))})", tuple(ids))
+        return {r[0]: PictureRow(*r, thumb=self.thumb_path(r[5])) for r in rows}
 
     def on_pages(self, pages) -> list[PictureRow]:
         """The pictures on the given (doc_id, page) pairs, in that order."""
         out: list[PictureRow] = []
-        with self.store._lock:
-            for doc_id, page in pages:
-                ids = [r[0] for r in self.store.conn.execute(
-                    "SELECT id FROM images WHERE doc_id=? AND page=? ORDER BY id", (doc_id, page))]
-                found = self.rows(ids)
-                out += [found[i] for i in ids]
+        for doc_id, page in pages:
+            ids = [r[0] for r in self.store.query(
+                "SELECT id FROM images WHERE doc_id=? AND page=? ORDER BY id", (doc_id, page))]
+            found = self.rows(ids)
+            out += [found[i] for i in ids if i in found]  # (removed between the two reads)
         return out
 
     def missing_documents(self) -> list[tuple[int, str]]:
         """Indexed documents read before pictures were collected: (id, path)."""
-        with self.store._lock:
-            return self.store.conn.execute(
-                "SELECT id, path FROM documents WHERE pictures IS NULL AND status!='failed' AND kind IN "
-                f"({','.join('?' * len(PICTURE_KINDS))}) ORDER BY id", PICTURE_KINDS).fetchall()
+        return self.store.query(
+            "SELECT id, path FROM documents WHERE pictures IS NULL AND status!='failed' AND kind IN "
+            f"({','.join('?' * len(PICTURE_KINDS))}) ORDER BY id", tuple(PICTURE_KINDS))
 
     # ---- CLIP vectors -------------------------------------------------------------------------
     @property
@@ -155,25 +150,23 @@ class Pictures:
 
     def count_pending(self) -> int:
         """Pictures that have no vector yet."""
-        with self.store._lock:
-            return self.store.conn.execute(
-                "SELECT COUNT(*) FROM images i LEFT JOIN image_vectors v ON v.image_id=i.id "
-                "WHERE v.image_id IS NULL").fetchone()[0]
+        return self.store.query(
+            "SELECT COUNT(*) FROM images i LEFT JOIN image_vectors v ON v.image_id=i.id "
+            "WHERE v.image_id IS NULL")[0][0]
 
     def pending(self, limit: int) -> list[tuple[int, str]]:
         """(id, sha256) of pictures without a vector, oldest first."""
-        with self.store._lock:
-            return self.store.conn.execute(
-                "SELECT i.id, i.sha256 FROM images i LEFT JOIN image_vectors v ON v.image_id=i.id "
-                "WHERE v.image_id IS NULL ORDER BY i.id LIMIT ?", (limit,)).fetchall()
+        return self.store.query(
+            "SELECT i.id, i.sha256 FROM images i LEFT JOIN image_vectors v ON v.image_id=i.id "
+            "WHERE v.image_id IS NULL ORDER BY i.id LIMIT ?", (limit,))
 
     def _known(self, shas: list[str]) -> dict[str, bytes]:
         """Vectors already computed for the same picture in another document, by hash."""
         if not shas:
             return {}
-        rows = self.store.conn.execute(
+        rows = self.store.query(
             "SELECT i.sha256, v.vec FROM images i JOIN image_vectors v ON v.image_id=i.id "
-            f"WHERE i.sha256 IN ({','.join('?' * len(shas))})", shas).fetchall()
+            f"WHERE i.sha256 IN ({','.join('?' * len(shas))})", tuple(shas))
         return dict(rows)
 
     def add_vectors(self, ids: list[int], vecs: np.ndarray) -> None:
@@ -200,8 +193,7 @@ class Pictures:
             todo = self.pending(batch)
             if not todo:
                 break
-            with self.store._lock:
-                known = self._known(list({sha for _, sha in todo}))
+            known = self._known(list({sha for _, sha in todo}))
             ids, images, copied = [], [], []
             for image_id, sha in todo:
                 if sha in known:
@@ -231,8 +223,7 @@ class Pictures:
         self.store.set_meta("image_generation", int(self.store.get_meta("image_generation", 0)) + 1)
 
     def _current_stamp(self) -> dict:
-        with self.store._lock:
-            count = self.store.conn.execute("SELECT COUNT(*) FROM image_vectors").fetchone()[0]
+        count = self.store.query("SELECT COUNT(*) FROM image_vectors")[0][0]
         return {"generation": int(self.store.get_meta("image_generation", 0)), "count": count,
                 "model": self.model_id}
 
@@ -242,7 +233,7 @@ class Pictures:
         stamp = self._current_stamp()
         if stamp["count"] == 0:
             return None
-        with self.store._lock:
+        with self._lock:  # one load or rebuild at a time
             if self._index is None or self._stamp != stamp:
                 dim = int(self.store.get_meta("clip_dim"))
                 self._index = VectorIndex.load(self.index_path, stamp, dim)
@@ -254,8 +245,8 @@ class Pictures:
 
     def _rebuild(self, dim: int) -> VectorIndex:
         index = VectorIndex(dim, "flat")
-        cur = self.store.conn.execute("SELECT image_id, vec FROM image_vectors ORDER BY image_id")
-        while rows := cur.fetchmany(8192):
+        rows = self.store.query("SELECT image_id, vec FROM image_vectors ORDER BY image_id")
+        if rows:  # pictures number thousands, not millions: read at once
             ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
             vecs = np.frombuffer(b"".join(r[1] for r in rows), np.float16).reshape(len(rows), -1)
             index.add(ids, vecs.astype(np.float32))
@@ -272,6 +263,5 @@ class Pictures:
 
     def vector(self, image_id: int) -> np.ndarray | None:
         """The stored CLIP vector of a picture."""
-        with self.store._lock:
-            row = self.store.conn.execute("SELECT vec FROM image_vectors WHERE image_id=?", (image_id,)).fetchone()
-        return np.frombuffer(row[0], np.float16).astype(np.float32) if row else None
+        rows = self.store.query("SELECT vec FROM image_vectors WHERE image_id=?", (image_id,))
+        return np.frombuffer(rows[0][0], np.float16).astype(np.float32) if rows else None

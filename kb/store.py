@@ -243,7 +243,7 @@ class Store:
             db.executemany("INSERT INTO pages(doc_id, number, text, ocr, boxes) VALUES (?,?,?,?,?)",
                            [(doc_id, p.number, p.text, int(p.ocr), _boxes_json(p)) for p in doc.pages])
             db.execute("DELETE FROM queue WHERE path=?", (path,))
-            self.pictures.insert(doc_id, doc.pictures)
+            self.pictures.insert(db, doc_id, doc.pictures)
             for c, terms in zip(chunks, fts_rows, strict=True):
                 cid = db.execute("INSERT INTO chunks(doc_id, page, start, end, text, tokens) "
                                  "VALUES (?,?,?,?,?,?)",
@@ -298,7 +298,7 @@ class Store:
                 if self._index is not None:
                     self._index.remove(ids)
         self.conn.execute("DELETE FROM pages WHERE doc_id=?", (doc_id,))
-        self.pictures.delete(doc_id)
+        self.pictures.delete(self.conn, doc_id)
 
     # ---- vectors ----------------------------------------------------------------------------
     def pending_chunks(self, limit: int) -> list[tuple[int, str]]:
