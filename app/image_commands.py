@@ -34,7 +34,7 @@ def cmd_images(args: argparse.Namespace) -> int:
         print(f"error: {args.like}: no such image file", file=sys.stderr)
         return 1
     kb = KnowledgeBase.open(args.kb)
-    kb.clip = clip_or_none(args.clip)
+    kb.use_clip(clip_or_none(args.clip))
     if kb.clip is not None and (kb.pictures.count_pending() or kb.pictures.missing_documents()):
         kb.indexer().index_pictures(progress=ProgressPrinter())  # a CLIP model added since the last job
     search = kb.image_search()

@@ -39,23 +39,15 @@ def cmd_kb_create(args: argparse.Namespace) -> int:
 
     kb = KnowledgeBase.create(args.name, Embedder.default(args.embedder, int8=args.int8),
                               args.chunk_tokens, args.overlap_tokens)
-    print(f"created {kb.name!r} in {kb.store.folder} (embedding model {kb.embedder.model_id})")
+    print(f"created {kb.name!r} in {kb.folder} (embedding model {kb.embedder.model_id})")
     return 0
 
 
 def cmd_kb_list(args: argparse.Namespace) -> int:
     """List knowledge bases with document counts and sizes."""
-    from kb.knowledge_base import kbs_dir, list_names
-    from kb.store import Store
+    from kb.knowledge_base import list_names, summary
 
-    rows = []
-    for name in list_names():
-        store = Store(kbs_dir() / name)
-        docs = store.documents()
-        rows.append({"name": name, "documents": len(docs), "chunks": store.count("chunks"),
-                     "bytes": sum(d["size"] or 0 for d in docs),
-                     "failed": sum(d["status"] == "failed" for d in docs)})
-        store.close()
+    rows = [{k: v for k, v in summary(name).items() if k != "embedding_model"} for name in list_names()]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     elif not rows:
@@ -88,7 +80,7 @@ def cmd_kb_info(args: argparse.Namespace) -> int:
     kb = _open(args.name)
     info = kb.info()
     info["documents_list"] = [{**{k: d[k] for k in ("name", "kind", "pages", "status", "error", "chunks")},
-                               "path": readable(d["path"])} for d in kb.store.documents()]
+                               "path": readable(d["path"])} for d in kb.documents()]
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
         return 0
@@ -100,7 +92,7 @@ def cmd_kb_info(args: argparse.Namespace) -> int:
                   f"(`zhiku add {shlex.quote(info['name'])}` embeds them)")
     for folder in info["linked_folders"]:
         print(f"{'linked folder':16} {folder}")
-    copies = {d["path"]: d["copies"] for d in kb.store.documents() if d["copies"]}
+    copies = {d["path"]: d["copies"] for d in kb.documents() if d["copies"]}
     for d in info["documents_list"]:
         extra = f" — {d['error']}" if d["error"] else ""
         extra += "".join(f"\n      also at {readable(c)}" for c in (copies.get(d["path"]) or "").split("\n") if c)
@@ -140,7 +132,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         from app.image_commands import clip_or_none
 
         try:  # with a CLIP model registered, pictures are embedded in the same job
-            kb.clip = clip_or_none()
+            kb.use_clip(clip_or_none())
         except Exception as e:  # a moved or damaged CLIP model must not stop the documents going in
             print(f"warning: image search model not used ({e}); pictures are kept for later", file=sys.stderr)
     started = time.monotonic()
@@ -183,11 +175,9 @@ def print_report(report, took: float) -> None:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     """Remove a document from a knowledge base."""
-    from kb.indexer import Indexer
-
     kb = _open(args.kb)
     try:
-        path = Indexer(kb).remove(args.doc)
+        path = kb.remove(args.doc)
     except KeyError as e:
         print(f"error: {e.args[0]}", file=sys.stderr)
         return 2

@@ -213,7 +213,7 @@ def swapped(rows: list[dict], kb, checker, rng: random.Random) -> dict:
     from kb.grounding import key_tokens
 
     vocab_numbers, vocab_latin = set(), set()
-    for text in kb.store.query("SELECT text FROM chunks ORDER BY id LIMIT 400"):
+    for text in kb.store.db.query("SELECT text FROM chunks ORDER BY id LIMIT 400"):
         vocab_numbers |= set(re.findall(r"\d{2,4}", text[0]))
         vocab_latin |= set(re.findall(r"\b[A-Z][a-z]{3,}\b", text[0]))
     vocab_numbers, vocab_latin = sorted(vocab_numbers), sorted(vocab_latin)

@@ -32,9 +32,9 @@ NOISE_COS = 0.9
 
 def base_rows(store) -> tuple[list[tuple], np.ndarray]:
     """The real KB's chunks (doc_id, page, start, end, text, tokens, fts terms) and vectors."""
-    rows = store.conn.execute(
+    rows = store.db.query(
         "SELECT c.id, c.doc_id, c.page, c.start, c.end, c.text, c.tokens, f.terms, v.vec FROM chunks c "
-        "JOIN chunks_fts f ON f.rowid=c.id JOIN vectors v ON v.chunk_id=c.id ORDER BY c.id").fetchall()
+        "JOIN chunks_fts f ON f.rowid=c.id JOIN vectors v ON v.chunk_id=c.id ORDER BY c.id")
     vecs = np.frombuffer(b"".join(r[8] for r in rows), np.float16).reshape(len(rows), -1).astype(np.float32)
     return [r[1:8] for r in rows], vecs
 
@@ -59,7 +59,7 @@ def grow(folder: Path, size: int, rows: list[tuple], vecs: np.ndarray, dim: int,
         noisy = vecs[: len(take)] + rng.normal(0, sigma, (len(take), dim)).astype(np.float32)
         noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
         half = noisy.astype(np.float16)
-        with store.transaction() as db:
+        with store.db.transaction() as db:
             doc_base = copy * n_docs
             docs = sorted({r[0] for r in take})
             db.executemany("INSERT INTO documents(id, path, name, kind, status, pages) VALUES (?,?,?,?,?,1)",
@@ -118,10 +118,9 @@ def measure(store, embedder, questions: list[str]) -> dict:
 
 def ivf_recall(store, embedder, questions: list[str]) -> float:
     """How many of the exact top-10 neighbours the IVF index returns (mean over questions)."""
-    vecs = np.frombuffer(b"".join(r[0] for r in store.conn.execute(
-        "SELECT vec FROM vectors ORDER BY chunk_id")), np.float16).reshape(store.count("vectors"), -1).astype(np.float32)
-    ids = np.fromiter((r[0] for r in store.conn.execute("SELECT chunk_id FROM vectors ORDER BY chunk_id")),
-                      np.int64)
+    rows = store.db.query("SELECT chunk_id, vec FROM vectors ORDER BY chunk_id")
+    vecs = np.frombuffer(b"".join(r[1] for r in rows), np.float16).reshape(len(rows), -1).astype(np.float32)
+    ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
     found = 0
     for q in questions:
         qv = embedder.embed_query(q)

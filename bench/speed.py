@@ -78,7 +78,7 @@ def ingest(embedder, passages: int) -> dict:
         t0 = time.perf_counter()
         report = kb.add([docs])
         seconds = time.perf_counter() - t0
-        texts = [r[0] for r in kb.store.query("SELECT text FROM chunks ORDER BY id")]
+        texts = [r[0] for r in kb.store.db.query("SELECT text FROM chunks ORDER BY id")]
         kb.close()
         out["chunks"] = report.chunks_embedded
         out[f"{name}_chunks_per_s"] = round(len(texts) / seconds, 1)

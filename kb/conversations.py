@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from kb.document import part_name
-from kb.store import Store
+from kb.database import Database
 
 
 @dataclass
@@ -36,31 +36,31 @@ class Conversation:
 class Conversations:
     """List, create, delete conversations and append messages."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def list(self) -> list[Conversation]:
         """All conversations, most recently used first."""
-        rows = self.store.query("SELECT id, title, created, updated FROM conversations ORDER BY updated DESC, id DESC")
+        rows = self.db.query("SELECT id, title, created, updated FROM conversations ORDER BY updated DESC, id DESC")
         return [Conversation(*r) for r in rows]
 
     def create(self, title: str) -> Conversation:
         """Start a conversation (titled after its first question, usually)."""
         now = time.time()
         title = " ".join(title.split())[:80] or "…"
-        with self.store.transaction() as db:
+        with self.db.transaction() as db:
             cid = db.execute("INSERT INTO conversations(title, created, updated) VALUES (?,?,?)",
                              (title, now, now)).lastrowid
         return Conversation(cid, title, now, now)
 
     def rename(self, conversation_id: int, title: str) -> None:
         """Give a conversation another title."""
-        with self.store.transaction() as db:
+        with self.db.transaction() as db:
             db.execute("UPDATE conversations SET title=? WHERE id=?", (title, conversation_id))
 
     def delete(self, conversation_id: int) -> None:
         """Delete a conversation and its messages."""
-        with self.store.transaction() as db:
+        with self.db.transaction() as db:
             db.execute("DELETE FROM conversations WHERE id=?", (conversation_id,))
 
     def add(self, conversation_id: int, role: str, content: str, sources: list[dict] | None = None,
@@ -68,7 +68,7 @@ class Conversations:
         """Append a message (an answer with its sources, sentence checks and not-found flag)."""
         now = time.time()
         extra = json.dumps({"checks": checks or [], "related": related}, ensure_ascii=False)
-        with self.store.transaction() as db:
+        with self.db.transaction() as db:
             mid = db.execute("INSERT INTO messages(conversation_id, role, content, sources, created, checks) "
                              "VALUES (?,?,?,?,?,?)", (conversation_id, role, content,
                                                        json.dumps(sources or [], ensure_ascii=False), now,
@@ -78,13 +78,13 @@ class Conversations:
 
     def truncate(self, conversation_id: int, from_message: int) -> None:
         """Delete message `from_message` and every later one (an edited question, a regenerated answer)."""
-        with self.store.transaction() as db:
+        with self.db.transaction() as db:
             db.execute("DELETE FROM messages WHERE conversation_id=? AND id>=?", (conversation_id, from_message))
             db.execute("UPDATE conversations SET updated=? WHERE id=?", (time.time(), conversation_id))
 
     def messages(self, conversation_id: int) -> list[Message]:
         """A conversation's messages in order."""
-        rows = self.store.query(
+        rows = self.db.query(
             "SELECT id, role, content, sources, created, checks FROM messages WHERE conversation_id=? ORDER BY id",
             (conversation_id,))
         out = []

@@ -26,27 +26,27 @@ class Files:
     """Path bookkeeping for one store."""
 
     def __init__(self, store: Store) -> None:
-        self.store = store
+        self.store, self.db = store, store.db
 
     # ---- the indexing queue -------------------------------------------------------------------
     def enqueue(self, paths: Iterable[str]) -> None:
         """Remember files to index, so that an interrupted job can be resumed."""
         now = time.time()
-        with self.store.transaction() as db:
+        with self.db.transaction() as db:
             db.executemany("INSERT OR IGNORE INTO queue(path, queued) VALUES (?, ?)",
                            [(str(p), now) for p in paths])
 
     def queued(self) -> list[str]:
         """Files still waiting to be indexed, oldest first."""
-        return [r[0] for r in self.store.query("SELECT path FROM queue ORDER BY queued, rowid")]
+        return [r[0] for r in self.db.query("SELECT path FROM queue ORDER BY queued, rowid")]
 
     def waiting(self) -> list[str]:
         """Queued files, read without waiting for a job that is storing a document (for the window)."""
-        return [r[0] for r in self.store.listing("SELECT path FROM queue ORDER BY queued, rowid")]
+        return [r[0] for r in self.db.listing("SELECT path FROM queue ORDER BY queued, rowid")]
 
     def dequeue(self, paths: Iterable[str]) -> None:
         """Forget queued files (done without storing anything, or given up)."""
-        with self.store.transaction() as db:
+        with self.db.transaction() as db:
             db.executemany("DELETE FROM queue WHERE path=?", [(str(p),) for p in paths])
 
     # ---- linked folders -----------------------------------------------------------------------
@@ -55,18 +55,18 @@ class Files:
         path = str(Path(folder).expanduser().resolve())
         if not Path(path).is_dir():
             raise NotADirectoryError(f"not a folder: {path}")
-        with self.store.transaction() as db:
+        with self.db.transaction() as db:
             db.execute("INSERT OR IGNORE INTO folders(path, added) VALUES (?, ?)", (path, time.time()))
         return path
 
     def unlink(self, folder: str) -> None:
         """Stop syncing a folder (its documents stay)."""
-        with self.store.transaction() as db:
+        with self.db.transaction() as db:
             db.execute("DELETE FROM folders WHERE path=?", (str(folder),))
 
     def folders(self) -> list[str]:
         """The linked folders."""
-        return [r[0] for r in self.store.query("SELECT path FROM folders ORDER BY path")]
+        return [r[0] for r in self.db.query("SELECT path FROM folders ORDER BY path")]
 
     def under_folders(self) -> list[str]:
         """Every known path (documents and copies) inside a linked folder."""
@@ -76,26 +76,26 @@ class Files:
     # ---- documents by content -----------------------------------------------------------------
     def all_paths(self) -> list[str]:
         """Every path the KB lists: documents and their copies."""
-        return [r[0] for r in self.store.query("SELECT path FROM documents UNION SELECT path FROM copies")]
+        return [r[0] for r in self.db.query("SELECT path FROM documents UNION SELECT path FROM copies")]
 
     def by_hash(self, sha256: str) -> tuple[int, str] | None:
         """The indexed document with this content: (id, path), if any."""
-        rows = self.store.query(
+        rows = self.db.query(
             "SELECT id, path FROM documents WHERE sha256=? AND status!='failed' ORDER BY id LIMIT 1", (sha256,))
         return (rows[0][0], rows[0][1]) if rows else None
 
     def copies(self, doc_id: int) -> list[str]:
         """Other paths holding the same content as this document."""
-        return [r[0] for r in self.store.query("SELECT path FROM copies WHERE doc_id=? ORDER BY path", (doc_id,))]
+        return [r[0] for r in self.db.query("SELECT path FROM copies WHERE doc_id=? ORDER BY path", (doc_id,))]
 
     def copy_owner(self, path: str) -> int | None:
         """The document a path is a copy of, if it is one."""
-        rows = self.store.query("SELECT doc_id FROM copies WHERE path=?", (path,))
+        rows = self.db.query("SELECT doc_id FROM copies WHERE path=?", (path,))
         return rows[0][0] if rows else None
 
     def add_copy(self, path: str, doc_id: int) -> None:
         """List `path` under an already indexed document with the same content."""
-        with self.store.transaction() as db:
+        with self.db.transaction() as db:
             if db.execute("SELECT 1 FROM documents WHERE path=?", (path,)).fetchone():
                 self._drop_document(db, path)  # it held other content before
             db.execute("INSERT OR REPLACE INTO copies(path, doc_id) VALUES (?, ?)", (path, doc_id))
@@ -103,7 +103,7 @@ class Files:
 
     def move(self, doc_id: int, new_path: str, mtime: float | None = None) -> None:
         """Give a document a new path (a moved or renamed file); chunks and vectors stay."""
-        with self.store.transaction() as db:
+        with self.db.transaction() as db:
             if db.execute("SELECT 1 FROM documents WHERE path=? AND id!=?", (new_path, doc_id)).fetchone():
                 self._drop_document(db, new_path)
             db.execute("DELETE FROM copies WHERE path=?", (new_path,))
@@ -118,11 +118,11 @@ class Files:
         """
         # (called by the job that owns the writes: nothing changes these rows between the reads and
         # the writes below)
-        if self.store.query("SELECT 1 FROM copies WHERE path=?", (path,)):
-            with self.store.transaction() as db:
+        if self.db.query("SELECT 1 FROM copies WHERE path=?", (path,)):
+            with self.db.transaction() as db:
                 db.execute("DELETE FROM copies WHERE path=?", (path,))
             return "copy"
-        rows = self.store.query("SELECT id FROM documents WHERE path=?", (path,))
+        rows = self.db.query("SELECT id FROM documents WHERE path=?", (path,))
         if not rows:
             return ""
         doc_id = rows[0][0]
@@ -135,7 +135,7 @@ class Files:
     def _drop_document(self, db, path: str) -> None:
         row = db.execute("SELECT id FROM documents WHERE path=?", (path,)).fetchone()
         if row:
-            self.store.drop_document(row[0])
+            self.store.drop_document(db, row[0])
 
 
 def collect(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[str, str]]]:

@@ -1,10 +1,10 @@
 """Indexing: files in, chunks and vectors out, in batches that each commit on their own.
 
-A job is a small pipeline. A reader thread hashes each file and has it parsed in a separate
-process (kb.parse_worker: time and memory limits, crashes contained), then chunks it; the calling
-thread commits each parsed file's chunks and FTS rows (keyword search works at once) and, while
-no parsed file is waiting, embeds pending chunks one committed batch at a time, so the model is
-never idle waiting for a parser. The files of a job are queued in the KB database first: a crash
+A job is a small pipeline. A reader thread (kb.file_reader) hashes each file and has it parsed in a
+separate process (kb.parse_worker: time and memory limits, crashes contained), then chunks it; the
+calling thread commits each parsed file's chunks and FTS rows (keyword search works at once) and,
+while no parsed file is waiting, embeds pending chunks one committed batch at a time, so the model
+is never idle waiting for a parser. The files of a job are queued in the KB database first: a crash
 or a quit resumes at the next start, losing at most the batch in flight.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import queue
-import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,10 +20,13 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from kb.document import LoadError, PasswordNeeded
-from kb.files import Files, collect, not_a_file
+from kb.document import LoadError
+from kb.file_reader import DONE, Failed, FileReader, Gone, Outcome, Parsed, SameContent, Unchanged
+from kb.files import Files, collect
+from kb.index_report import CancelToken, IndexReport, Progress
 from kb.parse_worker import Limits, ParserProcess
-from models.checksum import sha256_file
+
+__all__ = ["CancelToken", "IndexReport", "Indexer", "Progress"]
 
 WINDOW_BATCHES = 8  # batches of pending chunks read (and sorted by length) at a time
 # A batch is embedded in steps that each take about this long, looking for a cancel in between:
@@ -36,72 +38,32 @@ MAX_STEP = 32
 READ_AHEAD = 256  # parsed files waiting to be committed
 
 
-# reasons whose text after the first ": " names this file's particular defect
-_DETAILED = ("damaged", "could not read", "cannot read", "not a ", "parser failed", "encrypted PDF: cannot")
+@dataclass
+class Job:
+    """One run of add / embed_pending: its counts, its progress callback and its cancel token."""
 
-
-class CancelToken:
-    """Set from any thread; the indexer stops between files and between batches."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.keep_queue = False
-
-    def cancel(self, keep_queue: bool = False) -> None:
-        """Ask the running job to stop at the next safe point; keep_queue resumes it at the next start."""
-        self.keep_queue = keep_queue
-        self._event.set()
+    report: IndexReport
+    todo: int = 0  # files to read
+    files: int = 0  # files read so far
+    embedded: int = 0
+    pending: int = 0  # chunks without a vector
+    reading: bool = False
+    progress: Callable[[Progress], None] | None = None
+    cancel: CancelToken | None = None
+    started: float = field(default_factory=time.monotonic)
+    saved: float = field(default_factory=time.monotonic)  # the FAISS file was last written
+    window: list[tuple[int, str]] = field(default_factory=list)  # pending chunks, sorted by length
 
     @property
     def cancelled(self) -> bool:
-        """True once cancel() was called."""
-        return self._event.is_set()
+        """True once the job's cancel token fired."""
+        return self.cancel is not None and self.cancel.cancelled
 
-
-@dataclass
-class Progress:
-    """Where an indexing job is."""
-
-    phase: str  # "reading" (files still parsed; embedding alongside), "embedding", or "pictures" (CLIP)
-    files_done: int
-    files_total: int
-    chunks_done: int
-    chunks_total: int
-    current: str = ""
-    eta_seconds: float | None = None
-
-
-@dataclass
-class IndexReport:
-    """What an indexing job did."""
-
-    added: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    password_needed: list[str] = field(default_factory=list)  # among failed: ask the user, try again
-    moved: list[tuple[str, str]] = field(default_factory=list)  # (old path, new path): vectors kept
-    copies: list[str] = field(default_factory=list)  # same content as an indexed file: listed, not re-embedded
-    removed: list[str] = field(default_factory=list)  # gone from a linked folder
-    notes: list[tuple[str, str]] = field(default_factory=list)  # indexed, with something to know ("a PNG named .pdf")
-
-    def by_reason(self) -> dict[str, int]:
-        """Failed and skipped files counted by reason, file-specific details folded together."""
-        counts: dict[str, int] = {}
-        for _path, why in self.failed + self.skipped:
-            key = why
-            if why.startswith(_DETAILED):
-                key = why.split(": ", 1)[0]
-            counts[key] = counts.get(key, 0) + 1
-        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-    chunks_added: int = 0
-    chunks_embedded: int = 0
-    pictures_embedded: int = 0
-    cancelled: bool = False
-
-
-_DONE = object()
+    def tell(self, phase: str, current: str = "", eta: float | None = None) -> None:
+        """Report progress (if anyone listens)."""
+        if self.progress:
+            self.progress(Progress(phase, self.files, self.todo, self.embedded, self.embedded + self.pending,
+                                   current, eta))
 
 
 class Indexer:
@@ -117,14 +79,10 @@ class Indexer:
         self.kb, self.store, self.batch_size = kb, kb.store, batch_size
         self.ocr, self.limits = ocr, limits or Limits()
         self.files = Files(kb.store)
-        self._progress = None
-        self._stats_ref: dict | None = None
-        self._window: list[tuple[int, str]] = []
-        self._cancel: CancelToken | None = None  # the running job's, checked between small embedding steps
-        self._per_chunk_s = 0.05  # embedding time per chunk, measured as it goes
-        tokenizer = getattr(kb.embedder, "tokenizer_file", None)
-        chunker = kb.chunker
-        self._chunking = (str(tokenizer), chunker.size, chunker.overlap) if tokenizer else None
+        self._per_chunk_s = 0.05  # embedding time per chunk, measured as it goes (across jobs)
+
+    def _job(self, todo: int, progress, cancel) -> Job:
+        return Job(IndexReport(), todo=todo, pending=self.store.count_pending(), progress=progress, cancel=cancel)
 
     def add(self, paths: Iterable[Path], progress: Callable[[Progress], None] | None = None,
             cancel: CancelToken | None = None, password: str | None = None, embed: bool = True) -> IndexReport:
@@ -136,71 +94,71 @@ class Indexer:
         their vectors are computed by the next job or `embed_pending`.
         """
         found, skipped = collect(paths)
-        report = IndexReport(skipped=skipped)
-        self._cancel = cancel
         self.files.enqueue(found)
         todo = self.files.queued()
-        reader_cancel = threading.Event()
+        job = self._job(len(todo), progress, cancel)
+        job.report.skipped, job.reading = skipped, True
+
+        def pages(path: str, done: int, total: int) -> None:  # a long file (a scan being OCR'd), from the reader
+            if total >= 20 and not done % 5:
+                job.tell("reading", f"{path} ({done}/{total})")
+
+        reader = FileReader(self.kb, self.files, self.ocr, self.limits, password, pages)
+        stop = threading.Event()
         # Parsing runs ahead of embedding: on two cores one batch takes ~30 s, and files parsed
         # meanwhile wait here (committed, keyword-searchable, between batches) instead of stalling
         # the parser. The bound only keeps memory in check on huge folders.
         parsed: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
-        self._progress, self._stats_ref = progress, None
-        reader = threading.Thread(target=self._read, args=(todo, parsed, reader_cancel, password),
-                                  name="zhiku-reader", daemon=True)
-        reader.start()
-        stats = self._stats(len(todo))
-        self._stats_ref = stats
-        reading = True
+        thread = threading.Thread(target=reader.run, args=(todo, parsed, stop), name="zhiku-reader", daemon=True)
+        thread.start()
         try:
-            while True:
-                if cancel and cancel.cancelled:
-                    report.cancelled = True
-                    break
-                try:
-                    item = parsed.get_nowait()
-                except queue.Empty:
-                    item = None
-                if item is None and embed and self._embed_one_batch(report, stats, progress, reading):
-                    continue  # nothing parsed was waiting: the model worked meanwhile
-                if item is None:
-                    try:
-                        item = parsed.get(timeout=0.2)
-                    except queue.Empty:
-                        continue
-                if item is _DONE:
-                    reading = False
-                    if not embed or not self._embed_one_batch(report, stats, progress, reading):
-                        break
-                    while self._embed_one_batch(report, stats, progress, reading):
-                        if cancel and cancel.cancelled:
-                            report.cancelled = True
-                            break
-                    break
-                stats["pending"] += self._store(item, report)
-                stats["files"] += 1
-                if progress:
-                    elapsed = time.monotonic() - stats["started"]
-                    n = stats["files"]
-                    progress(Progress("reading", n, len(todo), stats["embedded"],
-                                      stats["embedded"] + stats["pending"], item[1],
-                                      elapsed / n * (len(todo) - n)))
+            self._commit_and_embed(job, parsed, embed)
         finally:
-            reader_cancel.set()
-            while reader.is_alive():  # unblock a reader waiting to hand over a file
+            stop.set()
+            while thread.is_alive():  # unblock a reader waiting to hand over a file
                 try:
                     parsed.get(timeout=0.1)
                 except queue.Empty:
                     pass
-            reader.join()
-            self._finish_index(stats["embedded"])
+            thread.join()
+            self._finish_index(job.embedded)
+        report = job.report
         if report.cancelled and not (cancel and cancel.keep_queue):
             self.files.dequeue(self.files.queued())
-        if progress:
-            progress(Progress("embedding", len(todo), len(todo), stats["embedded"], stats["embedded"], ""))
-        if embed and not report.cancelled and getattr(self.kb, "clip", None) is not None:
+        job.files, job.pending = job.todo, 0
+        job.tell("embedding")
+        if embed and not report.cancelled and self.kb.clip is not None:
             report.pictures_embedded = self.index_pictures(progress, cancel)
         return report
+
+    def _commit_and_embed(self, job: Job, parsed: queue.Queue, embed: bool) -> None:
+        """Store what the reader hands over; embed a batch whenever nothing waits."""
+        while True:
+            if job.cancelled:
+                job.report.cancelled = True
+                return
+            try:
+                item = parsed.get_nowait()
+            except queue.Empty:
+                item = None
+            if item is None and embed and self._embed_one_batch(job):
+                continue  # nothing parsed was waiting: the model worked meanwhile
+            if item is None:
+                try:
+                    item = parsed.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+            if item is DONE:
+                job.reading = False
+                while embed and self._embed_one_batch(job):
+                    if job.cancelled:
+                        job.report.cancelled = True
+                        break
+                return
+            job.pending += self._store(item, job.report)
+            job.files += 1
+            elapsed = time.monotonic() - job.started
+            job.tell("reading", item.path, elapsed / job.files * (job.todo - job.files))
 
     # ---- pictures (CLIP) ------------------------------------------------------------------------
     def index_pictures(self, progress: Callable[[Progress], None] | None = None,
@@ -210,7 +168,6 @@ class Indexer:
         Documents read before pictures were collected are read again for their pictures first
         (without OCR: the text is already indexed).
         """
-        clip = self.kb.clip
         pictures = self.store.pictures
         missing = pictures.missing_documents()
         if missing:
@@ -231,12 +188,7 @@ class Indexer:
             if progress:
                 progress(Progress("pictures", 0, 0, done, total, ""))
 
-        return pictures.embed_pending(clip, report, cancel)
-
-    def _stats(self, todo: int) -> dict:
-        now = time.monotonic()
-        return {"files": 0, "todo": todo, "embedded": 0, "pending": self.store.count_pending(),
-                "started": now, "saved": now}
+        return pictures.embed_pending(self.kb.clip, report, cancel)
 
     def resume(self, progress: Callable[[Progress], None] | None = None,
                cancel: CancelToken | None = None) -> IndexReport:
@@ -247,122 +199,44 @@ class Indexer:
         """True when an earlier job was interrupted (files queued or chunks not yet embedded)."""
         return bool(self.files.queued()) or self.store.count_pending() > 0
 
-    # ---- the reader thread: hash, decide, parse, chunk -----------------------------------------
-    def _read(self, todo: list[str], out: queue.Queue, stop: threading.Event, password: str | None) -> None:
-        seen: dict[str, str] = {}  # sha256 -> path parsed in this job (duplicates within the job)
-        parser = ParserProcess.shared()  # started and warm from the previous job (or the app's warm-up)
-        try:
-            for path in todo:
-                if stop.is_set():
-                    return
-                item = self._prepare(Path(path), parser, password, seen, stop)
-                while not stop.is_set():
-                    try:
-                        out.put(item, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-        finally:
-            if not stop.is_set():
-                out.put(_DONE)
-
-    def _prepare(self, f: Path, parser: ParserProcess, password: str | None, seen: dict[str, str],
-                 stop: threading.Event | None = None) -> tuple:
-        path = str(f)
-        try:
-            st = f.stat()
-            if not stat.S_ISREG(st.st_mode):  # queued by an older version, or replaced since: never opened
-                return ("failed", path, not_a_file(f) or "not a regular file", None, None, False)
-            sha = sha256_file(f)
-        except FileNotFoundError:
-            return ("gone", path)
-        except OSError as e:
-            return ("failed", path, f"cannot read file: {e.strerror or e}", None, None, False)
-        row = self.store.document(path)
-        if row is not None and row["sha256"] == sha:
-            if not self._retry(row, password):
-                return ("unchanged", path, row["error"] if row["status"] == "failed" else None)
-        else:  # read again only if it is not the content of a file already indexed
-            owner = self.files.copy_owner(path)
-            if owner is not None and self._sha_of(owner) == sha:
-                return ("unchanged", path, None)
-            if sha in seen or self.files.by_hash(sha) is not None:
-                return ("same", path, sha, st.st_mtime)
-        try:
-            doc, chunks, terms = parser.parse(f, ocr=self.ocr, password=password, chunking=self._chunking,
-                                              progress=lambda done, total: self._page_progress(f, done, total),
-                                              limits=self.limits, stop=stop)
-            if chunks is None:  # a model without a tokenizer.json: chunk here, with the model
-                chunks, terms = self.kb.chunker.split(doc), None
-        except PasswordNeeded as e:
-            return ("failed", path, str(e), sha, st, True)
-        except LoadError as e:
-            return ("failed", path, str(e), sha, st, False)
-        seen[sha] = path
-        return ("doc", path, doc, chunks, terms, sha, st)
-
-    def _page_progress(self, f: Path, done: int, total: int) -> None:
-        """Pages of a long file (a scan being OCR'd): shown as the current file, from the reader thread."""
-        stats = self._stats_ref
-        if self._progress is None or stats is None or total < 20 or done % 5:
-            return
-        self._progress(Progress("reading", stats["files"], stats["todo"], stats["embedded"],
-                                stats["embedded"] + stats["pending"], f"{f} ({done}/{total})"))
-
-    def _retry(self, row, password: str | None) -> bool:
-        """A failed file with unchanged content is read again only if what failed it changed."""
-        if row["status"] != "failed":
-            # an image read with OCR off was kept as a picture only: read its text now that OCR is on
-            return self.ocr and row["kind"] == "image" and not self._ocr_ran(row["id"])
-        error = row["error"] or ""
-        if error.startswith("encrypted") and password:
-            return True
-        return self.ocr and "OCR" in error and "turn" in error
-
-    def _ocr_ran(self, doc_id: int) -> bool:
-        return bool(self.store.query("SELECT 1 FROM pages WHERE doc_id=? AND ocr LIMIT 1", (doc_id,)))
-
-    def _sha_of(self, doc_id: int) -> str | None:
-        rows = self.store.query("SELECT sha256 FROM documents WHERE id=?", (doc_id,))
-        return rows[0][0] if rows else None
-
     # ---- the calling thread: commit -----------------------------------------------------------
-    def _store(self, item: tuple, report: IndexReport) -> int:
-        """Commit one file's outcome; returns how many chunks it added."""
-        kind, path = item[0], item[1]
-        if kind == "gone":  # queued by an interrupted job, deleted since
+    def _store(self, item: Outcome, report: IndexReport) -> int:
+        """Commit one file's outcome; returns how many of its chunks need a vector."""
+        path = item.path
+        if isinstance(item, Gone):
             self.files.dequeue([path])
             report.skipped.append((path, "no longer exists (queued by an earlier job)"))
-        elif kind == "unchanged":
+        elif isinstance(item, Unchanged):
             self.files.dequeue([path])
-            if item[2]:
-                report.failed.append((path, item[2]))
+            if item.error:
+                report.failed.append((path, item.error))
             else:
                 report.unchanged.append(path)
-        elif kind == "same":
-            self._same_content(path, item[2], item[3], report)
-        elif kind == "failed":
-            _, _, reason, sha, st, password = item
-            self.store.put_failure(path, reason, sha, st.st_size if st else None, st.st_mtime if st else None,
+        elif isinstance(item, SameContent):
+            self._same_content(item, report)
+        elif isinstance(item, Failed):
+            self.store.put_failure(path, item.reason, item.sha256, item.size, item.mtime,
                                    Path(path).suffix.lower().lstrip("."))
-            report.failed.append((path, reason))
-            if password:
+            report.failed.append((path, item.reason))
+            if item.password_needed:
                 report.password_needed.append(path)
-        else:
-            _, _, doc, chunks, terms, sha, st = item
+        elif isinstance(item, Parsed):
             existed = self.store.document(path) is not None or self.files.copy_owner(path) is not None
             if self.files.copy_owner(path) is not None:
                 self.files.forget(path)  # it was a copy of other content; now it has its own
-            self.store.put_document(path, doc, chunks, sha, st.st_size, st.st_mtime, terms)
+            _, pending = self.store.put_document(path, item.doc, item.chunks, item.sha256, item.size,
+                                                 item.mtime, item.terms)
             (report.updated if existed else report.added).append(path)
-            if doc.note:
-                report.notes.append((path, doc.note))
-            report.chunks_added += len(chunks)
-            return len(chunks)
+            if item.doc.note:
+                report.notes.append((path, item.doc.note))
+            report.chunks_added += len(item.chunks)
+            report.chunks_reused += len(item.chunks) - pending
+            return pending
         return 0
 
-    def _same_content(self, path: str, sha: str, mtime: float, report: IndexReport) -> None:
-        owner = self.files.by_hash(sha)
+    def _same_content(self, item: SameContent, report: IndexReport) -> None:
+        path = item.path
+        owner = self.files.by_hash(item.sha256)
         if owner is None:  # the first file with this content failed meanwhile
             self.files.dequeue([path])
             report.failed.append((path, "same content as a file that could not be indexed"))
@@ -372,32 +246,28 @@ class Indexer:
             self.files.dequeue([path])
             report.unchanged.append(path)
         elif not os.path.exists(owner_path):
-            self.files.move(doc_id, path, mtime)
+            self.files.move(doc_id, path, item.mtime)
             report.moved.append((owner_path, path))
         else:
             self.files.add_copy(path, doc_id)
             report.copies.append(path)
 
-    def _embed_one_batch(self, report: IndexReport, stats: dict, progress, reading: bool) -> bool:
+    def _embed_one_batch(self, job: Job) -> bool:
         """Embed and commit one batch of pending chunks; False when none are pending."""
-        if not self._window:
+        if not job.window:
             # a window of pending chunks sorted by length: similar lengths pad little (bench:
             # ingestion vs bare encode); each batch still commits on its own
-            self._window = sorted(self.store.pending_chunks(self.batch_size * WINDOW_BATCHES),
-                                  key=lambda b: len(b[1]))
-            if not self._window:
+            job.window = sorted(self.store.pending_chunks(self.batch_size * WINDOW_BATCHES), key=lambda b: len(b[1]))
+            if not job.window:
                 return False
-        batch, self._window = self._window[:self.batch_size], self._window[self.batch_size:]
-        if progress:
-            done = stats["embedded"]
-            rate = done / (time.monotonic() - stats["started"]) if done else 0
-            remaining = max(stats["pending"], len(batch))
-            progress(Progress("reading" if reading else "embedding", stats["files"], stats["todo"], done,
-                              done + remaining, "", remaining / rate if rate else None))
+        batch, job.window = job.window[:self.batch_size], job.window[self.batch_size:]
+        rate = job.embedded / (time.monotonic() - job.started) if job.embedded else 0
+        job.pending = max(job.pending, len(batch))
+        job.tell("reading" if job.reading else "embedding", "", job.pending / rate if rate else None)
         parts, i = [], 0
         while i < len(batch):
-            if self._cancel is not None and self._cancel.cancelled:
-                self._window = batch + self._window  # not stored: still pending for the next job
+            if job.cancelled:
+                job.window = batch + job.window  # not stored: still pending for the next job
                 return True  # the caller sees the cancel at once
             step = max(1, min(MAX_STEP, int(CANCEL_WITHIN_S / self._per_chunk_s)))
             started = time.monotonic()
@@ -405,14 +275,13 @@ class Indexer:
             took = (time.monotonic() - started) / len(parts[-1])
             self._per_chunk_s = 0.5 * self._per_chunk_s + 0.5 * took
             i += step
-        vecs = np.concatenate(parts)
-        save = time.monotonic() - stats["saved"] > self.SAVE_EVERY_S
-        self.store.add_vectors([b[0] for b in batch], vecs, save=save)
+        save = time.monotonic() - job.saved > self.SAVE_EVERY_S
+        self.store.add_vectors([b[0] for b in batch], np.concatenate(parts), save=save)
         if save:
-            stats["saved"] = time.monotonic()
-        stats["embedded"] += len(batch)
-        stats["pending"] -= len(batch)
-        report.chunks_embedded += len(batch)
+            job.saved = time.monotonic()
+        job.embedded += len(batch)
+        job.pending -= len(batch)
+        job.report.chunks_embedded += len(batch)
         return True
 
     def _finish_index(self, embedded: int) -> None:
@@ -439,25 +308,13 @@ class Indexer:
     def embed_pending(self, progress: Callable[[Progress], None] | None = None,
                       cancel: CancelToken | None = None, report: IndexReport | None = None) -> IndexReport:
         """Embed every chunk that has no vector yet, committing one batch at a time."""
-        report = report or IndexReport()
-        stats = self._stats(0)
-        self._cancel = cancel
-        while not (cancel and cancel.cancelled) and self._embed_one_batch(report, stats, progress, False):
+        job = self._job(0, progress, cancel)
+        if report is not None:
+            job.report = report
+        while not job.cancelled and self._embed_one_batch(job):
             pass
-        report.cancelled = bool(cancel and cancel.cancelled)
-        self._finish_index(stats["embedded"])
-        if progress:
-            progress(Progress("embedding", 0, 0, stats["embedded"], stats["embedded"], ""))
-        return report
-
-    def remove(self, path_or_name: str) -> str:
-        """Remove one document (by path, or by file name when that is unique); returns its path."""
-        docs = self.store.documents()
-        target = str(Path(path_or_name).expanduser().resolve()) if os.sep in path_or_name else None
-        matches = [d for d in docs if d["path"] == (target or path_or_name) or d["name"] == path_or_name]
-        if not matches:
-            raise KeyError(f"no document {path_or_name!r} in knowledge base {self.kb.name!r}")
-        if len(matches) > 1:
-            raise KeyError(f"{path_or_name!r} matches {len(matches)} documents; give the full path")
-        self.store.remove_document(matches[0]["id"])
-        return matches[0]["path"]
+        job.report.cancelled = job.cancelled
+        self._finish_index(job.embedded)
+        job.pending = 0
+        job.tell("embedding")
+        return job.report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -55,8 +56,24 @@ def rename(old: str, new: str) -> None:
         raise StoreError(f"a knowledge base called {new!r} already exists")
     shutil.move(str(src), str(dst))
     store = Store(dst)
-    store.set_meta("name", new)
+    store.db.set_meta("name", new)
     store.close()
+
+
+def summary(name: str) -> dict:
+    """A knowledge base's counts and embedding model, read without loading any model (for lists).
+
+    Keys: name, documents, failed, chunks, bytes, embedding_model. Raises StoreError for a damaged one.
+    """
+    store = Store(_folder(name))
+    try:
+        docs = store.documents()
+        return {"name": name, "documents": len(docs), "chunks": store.count("chunks"),
+                "bytes": sum(d["size"] or 0 for d in docs),
+                "failed": sum(d["status"] == "failed" for d in docs),
+                "embedding_model": store.model_id}
+    finally:
+        store.close()
 
 
 class KnowledgeBase:
@@ -64,7 +81,22 @@ class KnowledgeBase:
 
     def __init__(self, name: str, store: Store, embedder) -> None:
         self.name, self.store, self.embedder = name, store, embedder
-        self.clip = None  # a models.clip.ClipModel once image search is set up (indexing then embeds pictures)
+        self._clip = None
+
+    @property
+    def folder(self) -> Path:
+        """The knowledge base's folder (database, index files, thumbnails)."""
+        return self.store.folder
+
+    @property
+    def clip(self):
+        """The CLIP model image search and indexing use (models.clip.ClipModel), or None."""
+        return self._clip
+
+    def use_clip(self, clip) -> None:
+        """Set up image search with this CLIP model (None turns it off): from then on indexing also
+        gives pictures their CLIP vectors."""
+        self._clip = clip
 
     @classmethod
     def create(cls, name: str, embedder=None, chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
@@ -91,7 +123,7 @@ class KnowledgeBase:
         if not (folder / DB_NAME).exists():
             raise StoreError(f"no knowledge base called {name!r} (see `zhiku kb list`)")
         store = Store(folder)
-        built_with = store.get_meta("embed_model_id")
+        built_with = store.model_id
         if embedder is None:
             try:
                 embedder = Embedder.for_model_id(built_with)
@@ -111,10 +143,7 @@ class KnowledgeBase:
         from kb.indexer import Indexer
 
         store = Store(_folder(name))
-        store.clear_vectors()
-        with store.transaction():
-            store.set_meta("embed_model_id", embedder.model_id)
-            store.set_meta("embed_dim", embedder.dim)
+        store.rebind_vectors(embedder.model_id, embedder.dim)
         kb = cls(name, store, embedder)
         Indexer(kb).embed_pending(progress=progress, cancel=cancel)
         return kb
@@ -122,24 +151,24 @@ class KnowledgeBase:
     @property
     def chunker(self) -> Chunker:
         """The chunker configured for this knowledge base."""
-        return Chunker(self.embedder.count_tokens, int(self.store.get_meta("chunk_tokens")),
-                       int(self.store.get_meta("overlap_tokens")))
+        return Chunker(self.embedder.count_tokens, int(self.store.db.get_meta("chunk_tokens")),
+                       int(self.store.db.get_meta("overlap_tokens")))
 
     def info(self) -> dict:
         """Name, folder, model, settings and counts."""
         docs = self.store.documents()
         return {
             "name": self.name, "folder": str(self.store.folder),
-            "embedding_model": self.store.get_meta("embed_model_id"),
-            "chunk_tokens": int(self.store.get_meta("chunk_tokens")),
-            "overlap_tokens": int(self.store.get_meta("overlap_tokens")),
+            "embedding_model": self.store.model_id,
+            "chunk_tokens": int(self.store.db.get_meta("chunk_tokens")),
+            "overlap_tokens": int(self.store.db.get_meta("overlap_tokens")),
             "documents": len(docs), "indexed": sum(d["status"] == "indexed" for d in docs),
             # read and keyword-searchable, vectors not computed yet (--no-embed, or a job stopped)
             "embedding_pending": sum(d["status"] == "embedding" for d in docs),
             "failed": sum(d["status"] == "failed" for d in docs),
             "chunks": self.store.count("chunks"), "vectors": self.store.count("vectors"),
             "bytes": sum(d["size"] or 0 for d in docs),
-            "schema_version": self.store.schema_version,
+            "schema_version": self.store.db.schema_version,
             "linked_folders": self.files.folders(),
             "queued": len(self.files.queued()),
             "ocr_pages": sum(d["ocr_pages"] or 0 for d in docs),
@@ -165,6 +194,18 @@ class KnowledgeBase:
         return self.indexer(ocr, time_limit_s).add(paths, progress=progress, cancel=cancel, password=password,
                                                    embed=embed)
 
+    def remove(self, path_or_name: str) -> str:
+        """Remove one document (by path, or by file name when that is unique); returns its path."""
+        docs = self.store.documents()
+        target = str(Path(path_or_name).expanduser().resolve()) if os.sep in path_or_name else None
+        matches = [d for d in docs if d["path"] == (target or path_or_name) or d["name"] == path_or_name]
+        if not matches:
+            raise KeyError(f"no document {path_or_name!r} in knowledge base {self.name!r}")
+        if len(matches) > 1:
+            raise KeyError(f"{path_or_name!r} matches {len(matches)} documents; give the full path")
+        self.store.remove_document(matches[0]["id"])
+        return matches[0]["path"]
+
     def queue(self, paths) -> int:
         """Put files and folders in line for the next job (listed as queued at once); how many files."""
         from kb.files import collect
@@ -188,6 +229,25 @@ class KnowledgeBase:
     def pictures(self):
         """The pictures found in the documents (kb.pictures.Pictures)."""
         return self.store.pictures
+
+    @property
+    def conversations(self):
+        """The chats kept with this knowledge base (kb.conversations.Conversations)."""
+        from kb.conversations import Conversations
+
+        return Conversations(self.store.db)
+
+    def documents(self) -> list[dict]:
+        """Every document with its status, counts and copies (read without waiting for a job)."""
+        return self.store.documents()
+
+    def document(self, path: str) -> dict | None:
+        """The document stored for a path, if any."""
+        return self.store.document(path)
+
+    def page(self, doc_id: int, number: int) -> tuple[str, list]:
+        """One page's full text and its OCR boxes (the viewer highlights citations in them)."""
+        return self.store.page_text(doc_id, number) or "", self.store.page_boxes(doc_id, number)
 
     def image_search(self, clip=None):
         """Image search over this knowledge base's pictures; see kb.image_search.ImageSearch."""

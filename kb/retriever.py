@@ -130,7 +130,7 @@ class Retriever:
         self.documents = documents  # a scope: only these documents' chunks are searched (None: all)
         self.lexical_weight, self.dense_weight = lexical_weight, dense_weight
         self.rrf_k, self.candidates, self.doc_weight = rrf_k, candidates, doc_weight
-        same, cross = default_margins(store.get_meta("embed_model_id") or "")
+        same, cross = default_margins(store.model_id or "")
         self.min_margin = same if min_margin is None else min_margin
         self.min_margin_cross = cross if min_margin_cross is None else min_margin_cross
         self.min_term_coverage = min_term_coverage

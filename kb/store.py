@@ -1,32 +1,31 @@
-"""One knowledge base on disk: an SQLite database (the truth) and a FAISS index (a cache).
+"""One knowledge base on disk: documents, pages, chunks and their keyword terms (the store proper).
 
-SQLite holds documents, pages, chunks, their FTS5 terms and their vectors (float16 blobs), in
-WAL mode with a schema version and migrations. The FAISS file is rewritten atomically after each
-committed batch and carries a stamp (generation + count); when the stamp disagrees with SQLite,
-or the file is missing or damaged, the index is rebuilt from the stored vectors, never by
-re-embedding.
+The database core (kb.database) owns the SQLite connection, transactions, migrations and settings;
+chunk vectors and their FAISS cache are a kb.vector_table.VectorTable, the same class that keeps
+picture vectors. SQLite is the truth; the FAISS file is a cache rebuilt from the stored vectors
+whenever its stamp disagrees, never by re-embedding. kb.store_api.KnowledgeStore writes down what
+the rest of the engine may ask of a store.
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import json
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Collection, Iterable, Iterator
+from typing import Collection, Iterable
 
 import numpy as np
 
 from kb import lexical
 from kb.chunking import Chunk
+from kb.database import Database, StoreError, create_file
 from kb.document import Document
-from kb.file_names import decode_stored, has_escapes, readable, to_stored
+from kb.file_names import readable
 from kb.pictures import Pictures
-from kb.schema import MIGRATIONS, SCHEMA_VERSION
-from kb.vector_index import TRAIN_PER_LIST, VectorIndex, kind_for
+from kb.vector_index import VectorIndex
+from kb.vector_table import VectorKind, VectorTable
 
 # Keyword search cost grows with the posting lists of the query's words; in a big KB, words found
 # in more than COMMON_SHARE of the chunks weigh almost nothing in bm25 yet cost the most
@@ -35,7 +34,11 @@ PRUNE_FROM = 20_000
 COMMON_SHARE = 0.02
 KEEP_AT_LEAST = 3
 DB_NAME = "kb.sqlite"
-INDEX_NAME = "index.faiss"
+CHUNK_VECTORS = VectorKind(table="vectors", key="chunk_id", owner="chunks", payload="text",
+                           index_file="index.faiss", generation="index_generation",
+                           model="embed_model_id", dim="embed_dim")
+
+__all__ = ["ChunkRecord", "DB_NAME", "ModelMismatch", "Store", "StoreError"]
 
 
 def _boxes_json(page) -> str | None:
@@ -45,8 +48,10 @@ def _boxes_json(page) -> str | None:
                        for b in page.boxes])
 
 
-class StoreError(RuntimeError):
-    """The KB cannot be opened or used as asked."""
+def chunk_key(model_id: str | None, text: str) -> bytes:
+    """What a chunk's vector depends on: its text and the embedding model (a vector is reused when
+    a re-read document has a chunk with the same key)."""
+    return hashlib.blake2b(f"{model_id}\0{text}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 class ModelMismatch(StoreError):
@@ -67,54 +72,21 @@ class ChunkRecord:
     text: str
 
 
-class _Connection(sqlite3.Connection):
-    """An SQLite connection that stores file names that are not valid UTF-8 exactly (kb.file_names)."""
-
-    def execute(self, sql, params=()):  # noqa: D102 (sqlite3)
-        return super().execute(sql, _stored(params))
-
-    def executemany(self, sql, rows):  # noqa: D102 (sqlite3)
-        return super().executemany(sql, (_stored(r) for r in rows))
-
-
-def _stored(params):
-    if isinstance(params, dict):
-        return params
-    return tuple(to_stored(p) if isinstance(p, str) and has_escapes(p) else p for p in params)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, factory=_Connection)
-    conn.text_factory = decode_stored
-    return conn
-
-
 class Store:
-    """Access to one KB folder. Thread-safe: every operation holds the store's lock."""
+    """Documents, pages and chunks of one KB folder, keyword and vector search. Thread-safe."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self.db_path = self.folder / DB_NAME
-        self.index_path = self.folder / INDEX_NAME
         if not self.db_path.exists():
             raise StoreError(f"{self.folder}: not a knowledge base (no {DB_NAME})")
-        self._lock = threading.RLock()
-        try:
-            self.conn = _connect(self.db_path)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"{self.db_path}: damaged database ({e})") from None
-        self._read_lock = threading.Lock()
-        self._read_conn: sqlite3.Connection | None = None
-        self._index: VectorIndex | None = None
+        self.db = Database(self.db_path)
+        self.vectors = VectorTable(self.db, self.folder, CHUNK_VECTORS)
+        self.index_path = self.vectors.index_path
         self._df: dict[str, int] = {}  # word -> chunks containing it (for pruning; cleared on change)
         self._vocab = False
-        self.pictures = Pictures(self)
+        self.pictures = Pictures(self.db, self.folder)
 
-    # ---- creation, schema -------------------------------------------------------------------
     @classmethod
     def create(cls, folder: Path, settings: dict) -> "Store":
         """Create an empty KB in `folder` with the given settings (embedding model id, dim, ...)."""
@@ -122,114 +94,74 @@ class Store:
         folder.mkdir(parents=True, exist_ok=True)
         if (folder / DB_NAME).exists():
             raise StoreError(f"{folder}: a knowledge base already exists there")
-        sqlite3.connect(folder / DB_NAME).close()
+        create_file(folder / DB_NAME)
         store = cls(folder)
-        with store.transaction():
+        with store.db.transaction():
             for key, value in dict(settings, created=time.time()).items():
-                store.set_meta(key, value)
+                store.db.set_meta(key, value)
         return store
 
-    def _migrate(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.db_path}: made by a newer Zhiku (schema {version} > {SCHEMA_VERSION})")
-        for v in range(version + 1, SCHEMA_VERSION + 1):
-            with self.transaction():
-                for sql in MIGRATIONS[v]:
-                    self.conn.execute(sql)
-                self.conn.execute(f"PRAGMA user_version = {v}")
-
     @property
-    def schema_version(self) -> int:
-        """The database's schema version."""
-        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+    def model_id(self) -> str | None:
+        """The embedding model the KB's vectors come from."""
+        return self.vectors.model_id
 
-    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Rows of a read-only SQL statement, under the store's lock."""
-        with self._lock:
-            return self.conn.execute(sql, params).fetchall()
-
-    def listing(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Rows of a read-only SQL statement from the last commit, without waiting for a writer
-        (for the window's lists: see _reader)."""
-        with self._read_lock:
-            return self._reader().execute(sql, params).fetchall()
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic unit of work: everything in it commits together or not at all."""
-        with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                self._index = None  # it may hold changes that were just rolled back: reload it
-                raise
-            self.conn.execute("COMMIT")
-
-    def get_meta(self, key: str, default=None):
-        """A KB setting (stored as text; numbers come back as text)."""
-        with self._lock:
-            row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return row[0] if row else default
-
-    def set_meta(self, key: str, value) -> None:
-        """Set a KB setting."""
-        with self._lock:
-            self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, str(value)))
+    def count(self, table: str) -> int:
+        """Rows in one of the KB's tables (documents, chunks, vectors, chunks_fts, pages)."""
+        return self.db.count(table)
 
     def close(self) -> None:
         """Close the database."""
-        with self._lock:
-            self.conn.close()
-        with self._read_lock:
-            if self._read_conn is not None:
-                self._read_conn.close()
-                self._read_conn = None
+        self.db.close()
 
     # ---- documents --------------------------------------------------------------------------
-    def document(self, path: str) -> sqlite3.Row | None:
+    def document(self, path: str) -> dict | None:
         """The document row for a path."""
-        with self._lock:
-            cur = self.conn.execute("SELECT * FROM documents WHERE path=?", (path,))
-            cur.row_factory = sqlite3.Row
-            return cur.fetchone()
+        rows = self.db.query_dicts("SELECT * FROM documents WHERE path=?", (path,))
+        return rows[0] if rows else None
 
-    def _reader(self) -> sqlite3.Connection:
-        """A second connection for listing: under WAL it reads the last commit without waiting for
-        the writer's lock, so the window never stalls behind a big document being stored."""
-        if self._read_conn is None:
-            self._read_conn = _connect(self.db_path)
-            self._read_conn.execute("PRAGMA query_only=1")
-        return self._read_conn
+    def document_sha(self, doc_id: int) -> str | None:
+        """The content hash a document was read from."""
+        rows = self.db.query("SELECT sha256 FROM documents WHERE id=?", (doc_id,))
+        return rows[0][0] if rows else None
+
+    def ocr_ran(self, doc_id: int) -> bool:
+        """True when at least one page of the document was read by OCR."""
+        return bool(self.db.query("SELECT 1 FROM pages WHERE doc_id=? AND ocr LIMIT 1", (doc_id,)))
 
     def documents(self) -> list[dict]:
-        """All documents with their chunk counts, OCR'd pages and the paths of identical copies."""
-        with self._read_lock:
-            cur = self._reader().execute(
-                "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) AS chunks, "
-                "(SELECT group_concat(path, char(10)) FROM copies WHERE doc_id=d.id) AS copies, "
-                "(SELECT COUNT(*) FROM pages p WHERE p.doc_id=d.id AND p.ocr) AS ocr_pages "
-                "FROM documents d ORDER BY d.name")
-            cur.row_factory = sqlite3.Row
-            return [dict(r) for r in cur.fetchall()]
+        """All documents with their chunk counts, OCR'd pages and the paths of identical copies
+        (from the last commit, without waiting for a writer: the window lists them)."""
+        return self.db.query_dicts(
+            "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) AS chunks, "
+            "(SELECT group_concat(path, char(10)) FROM copies WHERE doc_id=d.id) AS copies, "
+            "(SELECT COUNT(*) FROM pages p WHERE p.doc_id=d.id AND p.ocr) AS ocr_pages "
+            "FROM documents d ORDER BY d.name", listing=True)
 
     def put_document(self, path: str, doc: Document, chunks: list[Chunk], sha256: str, size: int,
-                     mtime: float, fts_rows: list[str] | None = None) -> int:
+                     mtime: float, fts_rows: list[str] | None = None) -> tuple[int, int]:
         """Store a document's pages, chunks and FTS terms in one transaction, replacing old content.
 
-        The chunks are keyword-searchable as soon as this commits; vectors come later.
+        A chunk whose text (and embedding model) is that of one of the old content's chunks keeps
+        that vector: editing one page of a long PDF re-embeds only that page's chunks. The other
+        chunks are keyword-searchable as soon as this commits; their vectors come later.
+        Returns (document id, chunks still needing a vector).
         """
         now = time.time()
         if fts_rows is None:  # segmented by the parser process normally; here otherwise, outside the lock
             fts_rows = [lexical.index_text(c.text) for c in chunks]
         self._df.clear()
         self.pictures.write_thumbs(doc.pictures)  # before the commit: a row never points at a missing file
-        with self.transaction() as db:
+        model = self.model_id
+        pending = len(chunks)
+        with self.db.transaction() as db:
             old = db.execute("SELECT id FROM documents WHERE path=?", (path,)).fetchone()
+            reuse: dict[bytes, bytes] = {}
             if old:
-                self._delete_content(old[0])
+                reuse = {chunk_key(model, text): vec for text, vec in db.execute(
+                    "SELECT c.text, v.vec FROM chunks c JOIN vectors v ON v.chunk_id=c.id WHERE c.doc_id=?",
+                    (old[0],))}
+                self._delete_content(db, old[0])
                 db.execute("UPDATE documents SET kind=?, title=?, sha256=?, size=?, mtime=?, pages=?, "
                            "status='embedding', error=NULL, updated=? WHERE id=?",
                            (doc.kind, doc.title, sha256, size, mtime, len(doc.pages), now, old[0]))
@@ -244,25 +176,33 @@ class Store:
                            [(doc_id, p.number, p.text, int(p.ocr), _boxes_json(p)) for p in doc.pages])
             db.execute("DELETE FROM queue WHERE path=?", (path,))
             self.pictures.insert(db, doc_id, doc.pictures)
+            kept: list[tuple[int, bytes]] = []
             for c, terms in zip(chunks, fts_rows, strict=True):
                 cid = db.execute("INSERT INTO chunks(doc_id, page, start, end, text, tokens) "
                                  "VALUES (?,?,?,?,?,?)",
                                  (doc_id, c.page, c.start, c.end, c.text, c.tokens)).lastrowid
                 db.execute("INSERT INTO chunks_fts(rowid, terms) VALUES (?, ?)", (cid, terms))
-            if not chunks:
+                vec = reuse.get(chunk_key(model, c.text)) if reuse else None
+                if vec is not None:
+                    kept.append((cid, vec))
+            self.vectors.put_blobs(db, kept)
+            pending -= len(kept)
+            if not pending:
                 db.execute("UPDATE documents SET status='indexed' WHERE id=?", (doc_id,))
         if old:
             self.pictures.prune()
-        return doc_id
+            if kept:
+                self.vectors.save()
+        return doc_id, pending
 
     def put_failure(self, path: str, error: str, sha256: str | None, size: int | None,
                     mtime: float | None, kind: str = "") -> None:
         """Record that a file could not be indexed, and why (replacing any old content)."""
         now = time.time()
-        with self.transaction() as db:
+        with self.db.transaction() as db:
             old = db.execute("SELECT id FROM documents WHERE path=?", (path,)).fetchone()
             if old:
-                self._delete_content(old[0])
+                self._delete_content(db, old[0])
                 db.execute("UPDATE documents SET status='failed', error=?, sha256=?, size=?, mtime=?, "
                            "pages=0, updated=? WHERE id=?", (error, sha256, size, mtime, now, old[0]))
             else:
@@ -273,147 +213,72 @@ class Store:
 
     def remove_document(self, doc_id: int) -> None:
         """Delete a document with its pages, chunks, vectors and FTS rows."""
-        with self.transaction():
-            self.drop_document(doc_id)
-        self.save_index()
+        with self.db.transaction() as db:
+            self.drop_document(db, doc_id)
+        self.vectors.save()
         self.pictures.prune()
 
-    def drop_document(self, doc_id: int) -> None:
-        """Delete a document and its content as part of the transaction the caller holds (a path
-        that now holds other content, a copy becoming a document)."""
-        self._delete_content(doc_id)
-        self.conn.execute("DELETE FROM documents WHERE id=?", (doc_id,))
+    def drop_document(self, db, doc_id: int) -> None:
+        """Delete a document and its content inside the caller's transaction `db` (a path that now
+        holds other content, a copy becoming a document)."""
+        self._delete_content(db, doc_id)
+        db.execute("DELETE FROM documents WHERE id=?", (doc_id,))
 
-    def _delete_content(self, doc_id: int) -> None:
+    def _delete_content(self, db, doc_id: int) -> None:
         self._df.clear()
-        ids = [r[0] for r in self.conn.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))]
+        ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))]
         if ids:
-            had_vectors = self.conn.execute(
-                "SELECT COUNT(*) FROM vectors WHERE chunk_id IN (SELECT id FROM chunks WHERE doc_id=?)",
-                (doc_id,)).fetchone()[0]
-            self.conn.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
-            self.conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))  # vectors cascade
-            if had_vectors:
-                self._bump_generation()
-                if self._index is not None:
-                    self._index.remove(ids)
-        self.conn.execute("DELETE FROM pages WHERE doc_id=?", (doc_id,))
-        self.pictures.delete(self.conn, doc_id)
+            self.vectors.forget(db, ids)
+            db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
+            db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))  # vectors cascade
+        db.execute("DELETE FROM pages WHERE doc_id=?", (doc_id,))
+        self.pictures.delete(db, doc_id)
 
     # ---- vectors ----------------------------------------------------------------------------
     def pending_chunks(self, limit: int) -> list[tuple[int, str]]:
-        """Chunks that have no vector yet, oldest first."""
-        with self._lock:
-            return self.conn.execute(
-                "SELECT c.id, c.text FROM chunks c LEFT JOIN vectors v ON v.chunk_id=c.id "
-                "WHERE v.chunk_id IS NULL ORDER BY c.id LIMIT ?", (limit,)).fetchall()
+        """Chunks that have no vector yet, oldest first: (id, text)."""
+        return self.vectors.pending(limit)
 
     def count_pending(self) -> int:
         """How many chunks still need a vector."""
-        with self._lock:
-            return self.conn.execute(
-                "SELECT COUNT(*) FROM chunks c LEFT JOIN vectors v ON v.chunk_id=c.id "
-                "WHERE v.chunk_id IS NULL").fetchone()[0]
-
-    def count(self, table: str) -> int:
-        """Rows in one of the KB's tables (documents, chunks, vectors, chunks_fts, pages)."""
-        if table not in ("documents", "chunks", "vectors", "chunks_fts", "pages"):
-            raise ValueError(table)
-        with self._lock:
-            return self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        return self.vectors.count_pending()
 
     def add_vectors(self, ids: list[int], vecs: np.ndarray, save: bool = True) -> None:
-        """Store one batch of vectors and finish the documents it completes; then refresh FAISS.
-
-        With save=False the index file is left stale (its stamp no longer matches), which is safe:
-        it is rebuilt from SQLite on the next open unless save_index() runs first.
-        """
-        half = np.asarray(vecs, np.float32).astype(np.float16)
-        index = self.index  # loaded (or rebuilt) before the batch, so only the batch is added after
-        with self.transaction() as db:
-            present = {r[0] for r in db.execute(
-                f"SELECT id FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids)}
-            keep = [i for i, cid in enumerate(ids) if cid in present]  # a chunk may be gone meanwhile
-            db.executemany("INSERT OR REPLACE INTO vectors(chunk_id, vec) VALUES (?, ?)",
-                           [(ids[i], half[i].tobytes()) for i in keep])
-            db.execute("UPDATE documents SET status='indexed' WHERE status='embedding' AND NOT EXISTS "
-                       "(SELECT 1 FROM chunks c LEFT JOIN vectors v ON v.chunk_id=c.id "
-                       " WHERE c.doc_id=documents.id AND v.chunk_id IS NULL)")
-            self._bump_generation()
-        with self._lock:
-            if self._index is index and keep:
-                index.add(np.asarray([ids[i] for i in keep]), half[keep].astype(np.float32))
-            if save:
-                self.save_index()
+        """Store one batch of vectors and finish the documents it completes; then refresh FAISS."""
+        self.vectors.add(ids, vecs, save, also=lambda db: db.execute(
+            "UPDATE documents SET status='indexed' WHERE status='embedding' AND NOT EXISTS "
+            "(SELECT 1 FROM chunks c LEFT JOIN vectors v ON v.chunk_id=c.id "
+            " WHERE c.doc_id=documents.id AND v.chunk_id IS NULL)"))
 
     def vector(self, chunk_id: int) -> np.ndarray | None:
         """The stored vector of a chunk (float32), if it has one."""
-        with self._lock:
-            row = self.conn.execute("SELECT vec FROM vectors WHERE chunk_id=?", (chunk_id,)).fetchone()
-        return np.frombuffer(row[0], np.float16).astype(np.float32) if row else None
+        return self.vectors.vector(chunk_id)
 
-    def clear_vectors(self) -> None:
-        """Drop every vector (before re-embedding with another model)."""
-        with self.transaction() as db:
-            db.execute("DELETE FROM vectors")
+    def rebind_vectors(self, model_id: str, dim: int) -> None:
+        """Drop every vector and record the model that will compute them again."""
+        with self.db.transaction() as db:
+            self.vectors.bind(model_id, dim)
+            self.vectors.clear()
             db.execute("UPDATE documents SET status='embedding' WHERE status='indexed' AND EXISTS "
                        "(SELECT 1 FROM chunks c WHERE c.doc_id=documents.id)")
-            self._bump_generation()
-        self._index = None
-        self.save_index()
-
-    def _bump_generation(self) -> None:
-        gen = int(self.get_meta("index_generation", 0)) + 1
-        self.set_meta("index_generation", gen)
-
-    # ---- the FAISS cache --------------------------------------------------------------------
-    def _stamp(self) -> dict:
-        return {"generation": int(self.get_meta("index_generation", 0)), "count": self.count("vectors"),
-                "model": self.get_meta("embed_model_id"), "schema": SCHEMA_VERSION}
+        self.vectors.save()
 
     @property
     def index(self) -> VectorIndex:
-        """The FAISS index, loaded from its file if it is current, else rebuilt from SQLite."""
-        with self._lock:
-            if self._index is None:
-                dim = int(self.get_meta("embed_dim"))
-                self._index = VectorIndex.load(self.index_path, self._stamp(), dim)
-                if self._index is None:
-                    self.rebuild_index()
-            return self._index
+        """The chunks' FAISS index (loaded, or rebuilt from SQLite)."""
+        return self.vectors.index
 
     def rebuild_index(self) -> VectorIndex:
-        """Rebuild the FAISS index from the vectors stored in SQLite (its type chosen by size), and save it."""
-        with self._lock:
-            dim = int(self.get_meta("embed_dim"))
-            count = self.count("vectors")
-            kind = kind_for(count)
-            training = None
-            if kind != "flat":
-                lists = int(kind[3:])
-                step = max(1, count // (lists * TRAIN_PER_LIST))  # an even sample across the KB
-                rows = self.conn.execute("SELECT vec FROM vectors WHERE chunk_id % ? = 0", (step,)).fetchall()
-                training = np.frombuffer(b"".join(r[0] for r in rows), np.float16).reshape(len(rows), -1)
-            index = VectorIndex(dim, kind, None if training is None else training.astype(np.float32))
-            cur = self.conn.execute("SELECT chunk_id, vec FROM vectors ORDER BY chunk_id")
-            while rows := cur.fetchmany(16384):
-                ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-                vecs = np.frombuffer(b"".join(r[1] for r in rows), np.float16).reshape(len(rows), -1)
-                index.add(ids, vecs.astype(np.float32))
-            self._index = index
-            self.save_index()
-            return index
+        """Rebuild the FAISS index from the stored vectors, and save it."""
+        return self.vectors.rebuild()
 
     def index_needs_rebuild(self) -> bool:
         """True when the knowledge base has grown (or shrunk) past what its index type suits."""
-        with self._lock:
-            return self._index is not None and self._index.kind != kind_for(self._index.count)
+        return self.vectors.needs_rebuild()
 
     def save_index(self) -> None:
-        """Write the index file if it is loaded (atomically, stamped with the current generation)."""
-        with self._lock:
-            if self._index is not None:
-                self._index.save(self.index_path, self._stamp())
+        """Write the index file if it is loaded."""
+        self.vectors.save()
 
     # ---- search -----------------------------------------------------------------------------
     def lexical_search(self, query: str, k: int, documents: Collection[int] | None = None) -> list[tuple[int, float]]:
@@ -427,27 +292,26 @@ class Store:
             ids = sorted(documents)
             scope = f" AND rowid IN (SELECT id FROM chunks WHERE doc_id IN ({','.join('?' * len(ids))}))"
             params = tuple(ids)
-        with self._lock:
-            total = self.conn.execute("SELECT max(rowid) FROM chunks").fetchone()[0] or 0
+        with self.db.lock:
+            total = self.db.query("SELECT max(rowid) FROM chunks")[0][0] or 0
             if total >= PRUNE_FROM and len(words) > KEEP_AT_LEAST:
                 words = self._drop_common(words, total)
             match = lexical.match_expression(words)
             if match is None:
                 return []
-            rows = self.conn.execute(
+            rows = self.db.query(
                 f"SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ?{scope} "
-                "ORDER BY s LIMIT ?", (match, *params, k)).fetchall()
+                "ORDER BY s LIMIT ?", (match, *params, k))
         return [(int(r[0]), -float(r[1])) for r in rows]
 
     def _drop_common(self, words: list[str], total: int) -> list[str]:
         if not self._vocab:
-            self.conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab "
-                              "USING fts5vocab(main, chunks_fts, row)")
+            self.db.query("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab USING fts5vocab(main, chunks_fts, row)")
             self._vocab = True
         for w in words:
             if w not in self._df:
-                row = self.conn.execute("SELECT doc FROM temp.chunks_vocab WHERE term=?", (w,)).fetchone()
-                self._df[w] = row[0] if row else 0
+                rows = self.db.query("SELECT doc FROM temp.chunks_vocab WHERE term=?", (w,))
+                self._df[w] = rows[0][0] if rows else 0
         limit = COMMON_SHARE * total
         kept = [w for w in words if self._df[w] <= limit]
         if len(kept) < KEEP_AT_LEAST:
@@ -456,55 +320,36 @@ class Store:
 
     def dense_search(self, query_vec: np.ndarray, k: int,
                      documents: Collection[int] | None = None) -> list[tuple[int, float]]:
-        """FAISS nearest chunks: (chunk id, cosine similarity) best first.
-
-        With `documents`, their stored vectors are compared one by one instead: an approximate
-        index filtered afterwards can return nothing of a few documents in a large knowledge base,
-        and a scope of even 20,000 chunks is 15 MB of half floats, read in well under a second.
-        """
+        """Nearest chunks: (chunk id, cosine similarity) best first; with `documents`, only theirs
+        (compared exactly: see VectorTable.search_within)."""
         if documents is None:
-            return self.index.search(query_vec, k)
-        ids = sorted(documents)
-        rows = self.query(f"SELECT v.chunk_id, v.vec FROM vectors v JOIN chunks c ON c.id=v.chunk_id "
-                          f"WHERE c.doc_id IN ({','.join('?' * len(ids))})", tuple(ids))
-        if not rows:
-            return []
-        vecs = np.frombuffer(b"".join(r[1] for r in rows), np.float16).reshape(len(rows), -1).astype(np.float32)
-        sims = vecs @ np.asarray(query_vec, np.float32)
-        best = np.argsort(-sims)[:k]
-        return [(int(rows[i][0]), float(sims[i])) for i in best]
+            return self.vectors.search(query_vec, k)
+        return self.vectors.search_within(query_vec, k, "doc_id", documents)
 
     def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRecord]:
         """Stored chunks by id, with their document's path and name."""
         ids = list(ids)
         if not ids:
             return {}
-        with self._lock:
-            rows = self.conn.execute(
-                "SELECT c.id, c.doc_id, d.path, d.name, c.page, c.start, c.end, c.text FROM chunks c "
-                f"JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({','.join('?' * len(ids))})", ids)
-            return {r[0]: ChunkRecord(*r) for r in rows}
+        rows = self.db.query(
+            "SELECT c.id, c.doc_id, d.path, d.name, c.page, c.start, c.end, c.text FROM chunks c "
+            f"JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({','.join('?' * len(ids))})", tuple(ids))
+        return {r[0]: ChunkRecord(*r) for r in rows}
 
     def doc_ids(self, ids: Iterable[int]) -> dict[int, int]:
         """Chunk id -> document id for the given chunks."""
         ids = list(ids)
         if not ids:
             return {}
-        with self._lock:
-            rows = self.conn.execute(
-                f"SELECT id, doc_id FROM chunks WHERE id IN ({','.join('?' * len(ids))})", ids)
-            return dict(rows.fetchall())
+        return dict(self.db.query(f"SELECT id, doc_id FROM chunks WHERE id IN ({','.join('?' * len(ids))})",
+                                  tuple(ids)))
 
     def page_boxes(self, doc_id: int, number: int) -> list[tuple[int, int, float, float, float, float]]:
         """OCR boxes of one page: (start, end, x0, y0, x1, y1), offsets into the page text, page fractions."""
-        with self._lock:
-            row = self.conn.execute("SELECT boxes FROM pages WHERE doc_id=? AND number=?",
-                                    (doc_id, number)).fetchone()
-        return [tuple(b) for b in json.loads(row[0])] if row and row[0] else []
+        rows = self.db.query("SELECT boxes FROM pages WHERE doc_id=? AND number=?", (doc_id, number))
+        return [tuple(b) for b in json.loads(rows[0][0])] if rows and rows[0][0] else []
 
     def page_text(self, doc_id: int, number: int) -> str | None:
         """The full text of one page (citations' offsets point into it)."""
-        with self._lock:
-            row = self.conn.execute("SELECT text FROM pages WHERE doc_id=? AND number=?",
-                                    (doc_id, number)).fetchone()
-        return row[0] if row else None
+        rows = self.db.query("SELECT text FROM pages WHERE doc_id=? AND number=?", (doc_id, number))
+        return rows[0][0] if rows else None

@@ -93,14 +93,14 @@ class VectorIndex:
         os.replace(tmp, stamp_path)
 
     @classmethod
-    def load(cls, path: Path, stamp: dict, dim: int) -> "VectorIndex | None":
-        """The saved index if its stamp matches `stamp` (and its kind suits the size); else None."""
+    def load(cls, path: Path, stamp: dict, dim: int, sized: bool = True) -> "VectorIndex | None":
+        """The saved index if its stamp matches `stamp` (and, if `sized`, its kind suits the size); else None."""
         import faiss
 
         try:
             saved = json.loads(path.with_suffix(".json").read_text())
             kind = saved.pop("kind", "flat")
-            if saved != stamp or kind != kind_for(stamp.get("count", 0)):
+            if saved != stamp or kind != (kind_for(stamp.get("count", 0)) if sized else "flat"):
                 return None
             index = faiss.read_index(str(path))
         except (OSError, ValueError, RuntimeError):

@@ -84,6 +84,11 @@ class Embedder:
         return self._model
 
     @property
+    def loaded(self) -> bool:
+        """True once the model is in memory (the first embedding or a warm-up loaded it)."""
+        return self._model is not None
+
+    @property
     def dim(self) -> int:
         """Embedding dimension."""
         return int(self.model.get_embedding_dimension())

@@ -89,7 +89,7 @@ def test_a_chinese_clip_folder_reads_chinese_queries(tmp_path, make_kb):
     assert clip.embed_images([red, chart]).shape == (2, 16)
     make_picture_pdf(tmp_path / "r.pdf", [(["第一页"], [chart.resize((120, 120))])])
     kb = make_kb("cn")
-    kb.clip = clip
+    kb.use_clip(clip)
     kb.add([tmp_path / "r.pdf"])
     search = kb.image_search()
     hits = search.by_text("柱状图")

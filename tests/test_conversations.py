@@ -1,11 +1,9 @@
 """Conversations kept with their knowledge base, and exported as Markdown that reads on its own."""
 
-from kb.conversations import Conversations
-
 
 def test_a_conversation_exports_as_markdown_with_its_questions_answers_and_sources(make_kb):
     kb = make_kb()
-    convs = Conversations(kb.store)
+    convs = kb.conversations
     c = convs.create("CLIP 是怎么训练的？")
     convs.add(c.id, "user", "CLIP 是怎么训练的？")
     convs.add(c.id, "assistant", "CLIP 用四亿对图文做对比学习[1]。",

@@ -35,7 +35,7 @@ def _write_files(folder: Path, start: int, count: int) -> None:
 
 
 def _vectors(kb) -> dict[int, bytes]:
-    return dict(kb.store.conn.execute("SELECT chunk_id, vec FROM vectors"))
+    return dict(kb.store.db.query("SELECT chunk_id, vec FROM vectors"))
 
 
 def test_sigkill_at_random_points_then_resume(tmp_path, zhiku_home, e5):

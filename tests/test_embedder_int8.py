@@ -41,7 +41,7 @@ def test_an_int8_knowledge_base_reopens_with_int8_and_never_mixes(int8, e5, zhik
     (tmp_path / "a.txt").write_text("知库把向量保存在 SQLite 里，FAISS 只是缓存。", encoding="utf-8")
     kb = KnowledgeBase.create("quick", Embedder.default(int8=True))
     kb.add([tmp_path / "a.txt"])
-    assert kb.store.get_meta("embed_model_id").endswith("+int8")
+    assert kb.store.model_id.endswith("+int8")
     kb.close()
     again = KnowledgeBase.open("quick")
     assert again.embedder.int8 and again.search("向量保存在哪里？", k=1)[0].name == "a.txt"

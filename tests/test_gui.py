@@ -110,7 +110,7 @@ class Heartbeat:
 def window(qtbot, zhiku_home):
     w = open_window(qtbot, llm_name=SMALL_LLM, n_ctx=2048)
     w.create_kb("gui")
-    qtbot.waitUntil(lambda: w.warm is not None and w.warm.isFinished() and w.kb.embedder._model is not None,
+    qtbot.waitUntil(lambda: w.warm is not None and w.warm.isFinished() and w.kb.embedder.loaded,
                     timeout=120_000)
     yield w
     for worker in (w.index_worker, w.answer_worker, w.prefill_worker, w.loader, w.warm):
@@ -202,10 +202,8 @@ def test_question_streams_an_answer_and_citation_opens_the_page(qtbot, window, t
     assert viewer.highlight_rects, "the cited passage was not highlighted"
 
     # the conversation was stored in the KB and is listed
-    from kb.conversations import Conversations
-
-    convs = Conversations(window.kb.store).list()
-    assert len(convs) == 1 and [m.role for m in Conversations(window.kb.store).messages(convs[0].id)] == \
+    convs = window.kb.conversations.list()
+    assert len(convs) == 1 and [m.role for m in window.kb.conversations.messages(convs[0].id)] == \
         ["user", "assistant"]
     assert window.chat.chats.count() == 1
 

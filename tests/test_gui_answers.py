@@ -50,11 +50,9 @@ def test_an_unsupported_sentence_is_marked_and_says_why(qtbot, window, tmp_path)
 
 
 def test_a_checked_answer_keeps_its_marks_when_the_conversation_is_reopened(qtbot, window, tmp_path):  # noqa: F811
-    from kb.conversations import Conversations
-
     _index(qtbot, window, [_docs(tmp_path)])
     checks = _checked_answer(qtbot, window, "What is the default chunk size?", "The chunk size is 1024 tokens [1].")
-    conv = Conversations(window.kb.store)
+    conv = window.kb.conversations
     cid = conv.create("chunk size").id
     conv.add(cid, "assistant", window.chat.last_answer(), window.chat.messages[-1]["sources"],
              [dataclasses.asdict(c) for c in checks])

@@ -16,9 +16,7 @@ def _ask(qtbot, win, question):
 
 
 def _stored(win):
-    from kb.conversations import Conversations
-
-    return [(m.role, m.content) for m in Conversations(win.kb.store).messages(win.conversation)]
+    return [(m.role, m.content) for m in win.kb.conversations.messages(win.conversation)]
 
 
 def test_an_edited_question_replaces_itself_and_what_followed_and_regenerate_answers_again(
@@ -42,16 +40,14 @@ def test_an_edited_question_replaces_itself_and_what_followed_and_regenerate_ans
     assert window.chat.chats.currentText() == "知库会联网吗？"  # the first question names the chat
     assert any(s["name"] == "隐私.txt" for s in window.chat.messages[-1]["sources"])
 
-    from kb.conversations import Conversations
-
-    old = Conversations(window.kb.store).messages(window.conversation)[-1].created
+    old = window.kb.conversations.messages(window.conversation)[-1].created
     window.chat.view.anchorClicked.emit(QUrl("regenerate:"))
     assert window.chat.busy and window.chat.messages[-1]["content"] == ""
     qtbot.waitUntil(lambda: not window.chat.busy and bool(window.chat.messages[-1]["content"]), timeout=180_000)
     stored = _stored(window)
     assert [r for r, _ in stored] == ["user", "assistant"] and stored[1][1] == window.chat.last_answer()
     # a new answer replaced the old one (its text may match)
-    assert Conversations(window.kb.store).messages(window.conversation)[-1].created > old
+    assert window.kb.conversations.messages(window.conversation)[-1].created > old
 
     # Esc leaves an edit without sending it
     window.chat.view.anchorClicked.emit(QUrl("edit:0"))

@@ -96,7 +96,7 @@ def test_adding_a_clip_model_later_indexes_the_pictures_already_extracted(make_k
     kb = make_kb("later")
     kb.add([pdf])
     assert kb.pictures.count_pending() == 2 and kb.pictures.index is None
-    kb.clip = clip
+    kb.use_clip(clip)
     seen = []
     done = kb.indexer().index_pictures(progress=lambda p: seen.append((p.phase, p.chunks_done, p.chunks_total)))
     assert done == 2 and kb.pictures.count_pending() == 0
@@ -113,7 +113,7 @@ def test_image_to_image_returns_the_identical_picture_first(make_kb, tmp_path, c
     pdf, a, b = _report_pdf(tmp_path / "report.pdf")
     make_picture_pdf(tmp_path / "other.pdf", [(["other"], [picture(7), picture(8)])])
     kb = make_kb("like")
-    kb.clip = clip
+    kb.use_clip(clip)
     kb.add([tmp_path])
     for query, page in ((a, 1), (b, 2)):
         hits = kb.image_search().by_image(query)
@@ -129,7 +129,7 @@ def test_text_to_image_runs_end_to_end_with_scored_thumbnails_linked_to_pages(ma
     pdf, _, _ = _report_pdf(tmp_path / "report.pdf")
     make_picture_pdf(tmp_path / "other.pdf", [(["天气很好，我们去公园散步。"], [picture(7)])])
     kb = make_kb("words")
-    kb.clip = clip
+    kb.use_clip(clip)
     kb.add([tmp_path])
     search = kb.image_search()
     hits = search.by_text("bar chart of revenue")
@@ -164,11 +164,11 @@ def test_removing_a_document_removes_its_pictures(make_kb, tmp_path, clip):
     pdf, a, _ = _report_pdf(tmp_path / "report.pdf")
     keep = make_picture_pdf(tmp_path / "keep.pdf", [(["kept"], [a])])  # the same picture A elsewhere
     kb = make_kb("remove")
-    kb.clip = clip
+    kb.use_clip(clip)
     kb.add([tmp_path])
     sha_a = next(r[4] for r in _pictures(kb) if r[0] == "keep.pdf")
     only_report = [r[4] for r in _pictures(kb) if r[0] == "report.pdf" and r[4] != sha_a]
-    kb.indexer().remove(str(pdf))
+    kb.remove(str(pdf))
     assert [r[0] for r in _pictures(kb)] == ["keep.pdf"]
     assert not kb.pictures.thumb_path(only_report[0]).exists()  # B's thumbnail went with it
     assert kb.pictures.thumb_path(sha_a).exists()  # A is still used by keep.pdf
@@ -183,11 +183,11 @@ def test_documents_read_before_pictures_existed_get_them_when_clip_arrives(make_
     pdf, _, _ = _report_pdf(tmp_path / "report.pdf")
     kb = make_kb("old")
     kb.add([pdf])
-    with kb.store.transaction() as db:  # what a KB migrated from schema 3 looks like
+    with kb.store.db.transaction() as db:  # what a KB migrated from schema 3 looks like
         db.execute("DELETE FROM images")
         db.execute("UPDATE documents SET pictures=NULL")
     assert kb.pictures.missing_documents()
-    kb.clip = clip
+    kb.use_clip(clip)
     assert kb.indexer().index_pictures() == 2
     assert not kb.pictures.missing_documents() and len(_pictures(kb)) == 2
 
@@ -215,12 +215,12 @@ def test_cli_images_by_words_and_by_example(make_kb, tmp_path, clip_dir, capsys)
 def test_clip_vectors_are_normalised_and_stored_per_model(make_kb, tmp_path, clip, clip_dir):
     pdf, _, _ = _report_pdf(tmp_path / "report.pdf")
     kb = make_kb("models")
-    kb.clip = clip
+    kb.use_clip(clip)
     kb.add([pdf])
     first = kb.pictures.vector(1)
     np.testing.assert_allclose(np.linalg.norm(first), 1.0, atol=1e-2)
     other = ClipModel(build_tiny_clip(tmp_path / "other-clip", seed=1))
-    kb.clip = other
+    kb.use_clip(other)
     assert kb.indexer().index_pictures() == 2  # another model: every vector recomputed
     assert kb.pictures.model_id == other.model_id
     assert not np.allclose(kb.pictures.vector(1), first)

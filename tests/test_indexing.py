@@ -7,7 +7,8 @@ import pytest
 from fixtures import make_docx, make_pdf
 
 from kb.knowledge_base import KnowledgeBase, list_names
-from kb.store import SCHEMA_VERSION, ModelMismatch, Store, StoreError
+from kb.schema import SCHEMA_VERSION
+from kb.store import ModelMismatch, Store, StoreError
 
 ZH_CLIP = "CLIP 是一种对比性语言-图像预训练模型，用四亿对图片和文字训练，让图像和文本落在同一个向量空间。"
 ZH_WEATHER = "今天上海下了一整天的雨，气温只有八度，出门记得带伞。"
@@ -28,12 +29,12 @@ def _mixed_folder(tmp_path):
 
 def _consistent(store: Store) -> None:
     """Every chunk has its FTS row; vectors belong to chunks; the index agrees with SQLite."""
-    c = store.conn
-    assert c.execute("SELECT COUNT(*) FROM chunks_fts").fetchone()[0] == store.count("chunks")
-    assert c.execute("SELECT COUNT(*) FROM chunks_fts WHERE rowid NOT IN (SELECT id FROM chunks)").fetchone()[0] == 0
-    assert c.execute("SELECT COUNT(*) FROM vectors WHERE chunk_id NOT IN (SELECT id FROM chunks)").fetchone()[0] == 0
+    q = store.db.query
+    assert q("SELECT COUNT(*) FROM chunks_fts")[0][0] == store.count("chunks")
+    assert q("SELECT COUNT(*) FROM chunks_fts WHERE rowid NOT IN (SELECT id FROM chunks)")[0][0] == 0
+    assert q("SELECT COUNT(*) FROM vectors WHERE chunk_id NOT IN (SELECT id FROM chunks)")[0][0] == 0
     assert store.index.count == store.count("vectors")
-    assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert q("PRAGMA integrity_check")[0][0] == "ok"
 
 
 def test_chinese_query_finds_the_right_chunk_in_a_mixed_kb(make_kb, tmp_path):
@@ -72,21 +73,19 @@ def test_unchanged_files_are_skipped_and_changed_ones_reindexed(make_kb, tmp_pat
 
 
 def test_removed_document_leaves_no_chunk_vector_or_fts_row(make_kb, tmp_path):
-    from kb.indexer import Indexer
-
     kb = make_kb()
     d = _mixed_folder(tmp_path)
     kb.add([d])
     doc = kb.store.document(str(d / "clip.txt"))
-    ids = [r[0] for r in kb.store.conn.execute("SELECT id FROM chunks WHERE doc_id=?", (doc["id"],))]
+    ids = [r[0] for r in kb.store.db.query("SELECT id FROM chunks WHERE doc_id=?", (doc["id"],))]
     assert ids
-    Indexer(kb).remove("clip.txt")
-    c = kb.store.conn
+    kb.remove("clip.txt")
+    c = kb.store.db.query
     q = ",".join(map(str, ids))
-    assert c.execute(f"SELECT COUNT(*) FROM chunks WHERE id IN ({q})").fetchone()[0] == 0
-    assert c.execute(f"SELECT COUNT(*) FROM vectors WHERE chunk_id IN ({q})").fetchone()[0] == 0
-    assert c.execute(f"SELECT COUNT(*) FROM chunks_fts WHERE rowid IN ({q})").fetchone()[0] == 0
-    assert c.execute("SELECT COUNT(*) FROM pages WHERE doc_id=?", (doc["id"],)).fetchone()[0] == 0
+    assert c(f"SELECT COUNT(*) FROM chunks WHERE id IN ({q})")[0][0] == 0
+    assert c(f"SELECT COUNT(*) FROM vectors WHERE chunk_id IN ({q})")[0][0] == 0
+    assert c(f"SELECT COUNT(*) FROM chunks_fts WHERE rowid IN ({q})")[0][0] == 0
+    assert c("SELECT COUNT(*) FROM pages WHERE doc_id=?", (doc["id"],))[0][0] == 0
     assert all(h.name != "clip.txt" for h in kb.search("CLIP 图像 文本 向量空间", k=5, apply_floor=False))
     _consistent(kb.store)
     reopened = Store(kb.store.folder)
@@ -122,7 +121,7 @@ def test_deleted_or_damaged_faiss_file_is_rebuilt_with_identical_results(make_kb
 def test_vectors_live_in_sqlite_as_float16(make_kb, tmp_path):
     kb = make_kb()
     kb.add([_mixed_folder(tmp_path)])
-    blob = kb.store.conn.execute("SELECT vec FROM vectors LIMIT 1").fetchone()[0]
+    blob = kb.store.db.query("SELECT vec FROM vectors LIMIT 1")[0][0]
     assert len(blob) == 384 * 2
     v = np.frombuffer(blob, np.float16).astype(np.float32)
     assert abs(np.linalg.norm(v) - 1) < 1e-2
@@ -193,7 +192,7 @@ def test_a_kb_refuses_another_embedding_model_until_reembedded(make_kb, tmp_path
     with pytest.raises(ModelMismatch, match="was built with multilingual-e5-small"):
         KnowledgeBase.open("models", mini)
     switched = KnowledgeBase.reembed("models", mini)
-    assert switched.store.get_meta("embed_model_id") == mini.model_id
+    assert switched.store.model_id == mini.model_id
     assert switched.store.count("vectors") == switched.store.count("chunks")
     assert switched.search("bread flour yeast", k=1)[0].name == "cooking.docx"
     switched.close()
@@ -204,8 +203,8 @@ def test_a_kb_refuses_another_embedding_model_until_reembedded(make_kb, tmp_path
 def test_kb_lifecycle_and_schema(make_kb):
     kb = make_kb("笔记 notes")
     assert "笔记 notes" in list_names()
-    assert kb.store.schema_version == SCHEMA_VERSION
-    assert kb.store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert kb.store.db.schema_version == SCHEMA_VERSION
+    assert kb.store.db.query("PRAGMA journal_mode")[0][0] == "wal"
     with pytest.raises(StoreError, match="already exists"):
         KnowledgeBase.create("笔记 notes", kb.embedder)
     with pytest.raises(StoreError, match="invalid knowledge base name"):
@@ -222,8 +221,8 @@ def test_kb_lifecycle_and_schema(make_kb):
 def test_migrations_bring_an_empty_database_to_the_current_schema(tmp_path):
     sqlite3.connect(tmp_path / "kb.sqlite").close()
     store = Store(tmp_path)
-    assert store.schema_version == SCHEMA_VERSION
-    tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
+    assert store.db.schema_version == SCHEMA_VERSION
+    tables = {r[0] for r in store.db.query("SELECT name FROM sqlite_master")}
     assert {"documents", "chunks", "vectors", "pages", "chunks_fts", "meta"} <= tables
 
 
@@ -240,21 +239,21 @@ def test_langchain_retriever_adapter(make_kb, tmp_path):
 
 
 def test_a_version_1_database_migrates_and_keeps_its_data(tmp_path):
-    from kb import store as store_mod
+    from kb.schema import MIGRATIONS
 
     db = sqlite3.connect(tmp_path / "kb.sqlite")
-    for sql in store_mod.MIGRATIONS[1]:
+    for sql in MIGRATIONS[1]:
         db.execute(sql)
     db.execute("PRAGMA user_version = 1")
     db.execute("INSERT INTO documents(path, name, status) VALUES ('/x/a.txt', 'a.txt', 'indexed')")
     db.commit()
     db.close()
     store = Store(tmp_path)
-    assert store.schema_version == SCHEMA_VERSION >= 2
+    assert store.db.schema_version == SCHEMA_VERSION >= 2
     assert store.documents()[0]["name"] == "a.txt"
     from kb.conversations import Conversations
 
-    conv = Conversations(store)
+    conv = Conversations(store.db)
     c = conv.create("CLIP 是什么？")
     conv.add(c.id, "user", "CLIP 是什么？")
     conv.add(c.id, "assistant", "对比学习模型[1]", [{"number": 1, "name": "a.txt", "page": 1}])
@@ -263,7 +262,7 @@ def test_a_version_1_database_migrates_and_keeps_its_data(tmp_path):
     assert conv.history(c.id) == [{"role": "user", "content": "CLIP 是什么？"},
                                   {"role": "assistant", "content": "对比学习模型[1]"}]
     conv.delete(c.id)
-    assert conv.list() == [] and store.conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
+    assert conv.list() == [] and store.db.query("SELECT COUNT(*) FROM messages")[0][0] == 0
 
 
 def test_index_type_follows_size_and_ivf_finds_the_exact_neighbours(tmp_path, monkeypatch):
@@ -279,7 +278,7 @@ def test_index_type_follows_size_and_ivf_finds_the_exact_neighbours(tmp_path, mo
     vecs = (centres[rng.integers(0, 40, 3_000)] + 0.3 * rng.normal(size=(3_000, 32))).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     store = Store.create(tmp_path / "kb", {"embed_model_id": "synthetic", "embed_dim": 32})
-    with store.transaction() as db:
+    with store.db.transaction() as db:
         db.execute("INSERT INTO documents(id, path, name, status) VALUES (1, '/d', 'd', 'indexed')")
         db.executemany("INSERT INTO chunks(id, doc_id, page, start, end, text, tokens) VALUES (?,1,1,0,1,'x',1)",
                        [(i,) for i in range(1, 3_001)])
@@ -308,7 +307,7 @@ def test_big_kbs_leave_common_words_out_of_keyword_search(tmp_path, monkeypatch)
 
     monkeypatch.setattr(store_mod, "PRUNE_FROM", 100)
     store = Store.create(tmp_path / "kb", {"embed_model_id": "synthetic", "embed_dim": 4})
-    with store.transaction() as db:
+    with store.db.transaction() as db:
         db.execute("INSERT INTO documents(id, path, name, status) VALUES (1, '/d', 'd', 'indexed')")
         for i in range(1, 201):  # "模型" and "训练" everywhere, "蜂鸟" once
             terms = "模型 训练 数据 " + ("蜂鸟 对比 学习" if i == 137 else f"填充{i}")
@@ -321,3 +320,36 @@ def test_big_kbs_leave_common_words_out_of_keyword_search(tmp_path, monkeypatch)
     # fewer than three rare words: the rarest three are kept
     assert store._drop_common(["模型", "训练", "蜂鸟", "数据"], 200) == ["蜂鸟", "模型", "训练"]
     assert store.lexical_search("模型训练数据里的蜂鸟对比", 5)[0][0] == 137
+
+
+def test_editing_one_page_of_a_long_pdf_re_embeds_only_that_pages_chunks(make_kb, tmp_path):
+    topics = ["向量检索", "对比学习", "知识蒸馏", "梯度下降", "注意力机制", "图像分割", "语音识别", "推荐系统"]
+    pages = [[f"第{n}页讲{t}。" + f"{t}是机器学习里常见的方法，这一页用很多句子解释它的原理和用途。" * 30]
+             for n, t in enumerate(topics * 5, start=1)]  # 40 pages, a few chunks each
+    pdf = make_pdf(tmp_path / "long.pdf", pages)
+    kb = make_kb()
+    first = kb.add([pdf])
+    doc = kb.store.document(str(pdf))
+    stored = "SELECT c.page, c.start, c.text, v.vec FROM chunks c JOIN vectors v ON v.chunk_id=c.id"
+    before = {r[:3]: r[3] for r in kb.store.db.query(stored)}
+    page_17 = kb.store.db.query("SELECT COUNT(*) FROM chunks WHERE doc_id=? AND page=17", (doc["id"],))[0][0]
+    assert first.chunks_embedded == first.chunks_added > 3 * page_17 > 0
+
+    pages[16] = ["第17页改写了：这一页现在讲蜂鸟的飞行和它们的新陈代谢。" * 20]
+    make_pdf(pdf, pages)
+    second = kb.add([pdf])
+
+    assert second.updated == [str(pdf)]
+    new_17 = kb.store.db.query("SELECT COUNT(*) FROM chunks WHERE doc_id=? AND page=17", (doc["id"],))[0][0]
+    assert 0 < second.chunks_embedded <= new_17  # only the edited page went through the model
+    assert second.chunks_reused == second.chunks_added - second.chunks_embedded > 30
+    after = {r[:3]: r[3] for r in kb.store.db.query(stored)}
+    kept = [t for t in after if t in before]  # same page, place and text
+    old_vectors: dict[str, set] = {}
+    for (_, _, text), vec in before.items():
+        old_vectors.setdefault(text, set()).add(vec)
+    assert len(kept) == second.chunks_reused and all(after[t] in old_vectors[t[2]] for t in kept)
+    assert kb.store.document(str(pdf))["status"] == "indexed" and kb.store.count_pending() == 0
+    _consistent(kb.store)
+    hit = kb.search("蜂鸟的新陈代谢", k=1, apply_floor=False)[0]
+    assert hit.page == 17

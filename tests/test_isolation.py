@@ -118,7 +118,7 @@ def test_encrypted_pdf_opens_with_the_right_password_which_is_never_stored(make_
     report = kb.add([f], password="s3cret-口令")
     assert report.updated == [str(f)] and not report.failed
     assert kb.search("第三季度预算", k=1)[0].name == "locked.pdf"
-    kb.store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    kb.store.db.checkpoint()
     for p in Path(kb.store.folder).iterdir():
         assert "s3cret".encode() not in p.read_bytes(), p
 

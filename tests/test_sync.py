@@ -13,7 +13,7 @@ from kb.store import Store
 
 
 def _vectors_of(kb, name):
-    return dict(kb.store.conn.execute(
+    return dict(kb.store.db.query(
         "SELECT v.chunk_id, v.vec FROM vectors v JOIN chunks c ON c.id=v.chunk_id "
         "JOIN documents d ON d.id=c.doc_id WHERE d.name=?", (name,)))
 
@@ -144,7 +144,7 @@ def test_a_version_2_database_with_content_migrates_and_searches(make_kb, tmp_pa
     db.commit()
     db.close()
     kb = KnowledgeBase.open("old", e5)
-    assert kb.store.schema_version == schema.SCHEMA_VERSION == 5
+    assert kb.store.db.schema_version == schema.SCHEMA_VERSION == 5
     assert kb.search("CLIP 的对比学习", k=1)[0].name == "clip.txt"
     assert kb.info()["linked_folders"] == [] and kb.info()["queued"] == 0
     assert kb.info()["pictures"] == 0 and kb.pictures.missing_documents() == []  # text has no pictures

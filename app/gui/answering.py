@@ -59,14 +59,12 @@ class AnsweringMixin:
 
     # ---- chat -------------------------------------------------------------------------------
     def _reload_chats(self) -> None:
-        from kb.conversations import Conversations
-
-        chats = [(c.id, c.title) for c in Conversations(self.kb.store).list()] if self.kb else []
+        chats = [(c.id, c.title) for c in self.kb.conversations.list()] if self.kb else []
         self.chat.set_chats(chats, self.conversation)
 
     def update_welcome(self) -> None:
         """Show the three steps while the open knowledge base (or none) holds no documents."""
-        empty = self.kb is None or not self.kb.store.documents()
+        empty = self.kb is None or not self.kb.documents()
         if self.chat.welcome != empty:
             self.chat.welcome = empty
             self.chat.render()
@@ -81,9 +79,7 @@ class AnsweringMixin:
 
     def _restore_last_conversation(self) -> None:
         """Reopening a knowledge base shows the conversation used last, where it was left."""
-        from kb.conversations import Conversations
-
-        latest = Conversations(self.kb.store).list()[:1] if self.kb is not None else []
+        latest = self.kb.conversations.list()[:1] if self.kb is not None else []
         if latest:
             self.show_conversation(latest[0].id)
             self._reload_chats()
@@ -97,10 +93,8 @@ class AnsweringMixin:
 
     def delete_chat(self) -> None:
         """Delete the current conversation."""
-        from kb.conversations import Conversations
-
         if self.kb and self.conversation is not None:
-            Conversations(self.kb.store).delete(self.conversation)
+            self.kb.conversations.delete(self.conversation)
         self.new_chat()
 
     def export_chat_dialog(self) -> None:
@@ -118,19 +112,15 @@ class AnsweringMixin:
 
     def export_conversation(self, path: Path) -> None:
         """Write the current conversation, with its sources, as Markdown to `path`."""
-        from kb.conversations import Conversations
-
-        path.write_text(Conversations(self.kb.store).markdown(self.conversation), encoding="utf-8")
+        path.write_text(self.kb.conversations.markdown(self.conversation), encoding="utf-8")
         self.status_label.setText(tr("Saved {path}", path=str(path)))
 
     def show_conversation(self, conversation_id: int) -> None:
         """Show a stored conversation."""
-        from kb.conversations import Conversations
-
         if self.kb is None:
             return
         self.conversation = conversation_id
-        msgs = Conversations(self.kb.store).messages(conversation_id)
+        msgs = self.kb.conversations.messages(conversation_id)
         self.chat.set_messages([{"id": m.id, "role": m.role, "content": m.content, "sources": m.sources,
                                  "checks": m.checks, "related": m.related} for m in msgs])
         self.chat.del_btn.setEnabled(True)
@@ -142,9 +132,8 @@ class AnsweringMixin:
         if self.prefill_worker is not None and self.prefill_worker.isRunning():
             self.typed = text  # one at a time; the latest text goes next
             return
-        from kb.conversations import Conversations
 
-        history = Conversations(self.kb.store).history(self.conversation) if self.conversation is not None else []
+        history = self.kb.conversations.history(self.conversation) if self.conversation is not None else []
         worker = PrefillWorker(self._answerer(), text, history, self._answer_language(), self)
         worker.finished.connect(self._prefill_done)
         self.prefill_worker = worker
@@ -176,7 +165,7 @@ class AnsweringMixin:
         if self.kb is None:
             return
         self.scope = self.kb.scope(paths) or None
-        names = sorted(d["name"] for d in self.kb.store.documents() if self.scope and d["id"] in self.scope)
+        names = sorted(d["name"] for d in self.kb.documents() if self.scope and d["id"] in self.scope)
         self.chat.set_scope(names)
         self.chat.input.setFocus()
 
@@ -195,13 +184,11 @@ class AnsweringMixin:
 
     def resend(self, index: int, question: str) -> None:
         """Replace question `index` and everything after it with `question`, and answer it."""
-        from kb.conversations import Conversations
-
         msgs = self.chat.messages
         if self.chat.busy or not (0 <= index < len(msgs)):
             return
         if self.kb is not None and self.conversation is not None:
-            conv = Conversations(self.kb.store)
+            conv = self.kb.conversations
             if msgs[index].get("id") is not None:
                 conv.truncate(self.conversation, msgs[index]["id"])
             if index == 0:
@@ -223,9 +210,7 @@ class AnsweringMixin:
         self._start_answer(question)
 
     def _start_answer(self, question: str) -> None:
-        from kb.conversations import Conversations
-
-        conv = Conversations(self.kb.store)
+        conv = self.kb.conversations
         history = conv.history(self.conversation) if self.conversation is not None else []
         if self.conversation is None:
             self.conversation = conv.create(question).id
@@ -249,8 +234,6 @@ class AnsweringMixin:
             self.answer_worker.stop()
 
     def _on_answer_done(self, result, error: str | None = None) -> None:
-        from kb.conversations import Conversations
-
         self.chat.set_busy(False)
         if result is None:
             self.chat.finish(f"**{tr('Something went wrong')}**: {error}")
@@ -260,7 +243,7 @@ class AnsweringMixin:
         self.chat.finish(result.text, stopped=result.stopped, checks=checks, related=related)
         if self.kb is not None and self.conversation is not None:
             last = self.chat.messages[-1]
-            last["id"] = Conversations(self.kb.store).add(self.conversation, "assistant", self.chat.last_answer(),
+            last["id"] = self.kb.conversations.add(self.conversation, "assistant", self.chat.last_answer(),
                                                           last["sources"], checks, bool(last.get("related"))).id
             self._reload_chats()
 
@@ -270,8 +253,7 @@ class AnsweringMixin:
         span = (check or {}).get("support")
         if not span or self.kb is None:
             return
-        page_text = self.kb.store.page_text(span["doc_id"], span["page"]) or ""
-        boxes = self.kb.store.page_boxes(span["doc_id"], span["page"])
+        page_text, boxes = self.kb.page(span["doc_id"], span["page"])
         self.viewer.show_source(span["path"], span["page"], span["text"], page_text, boxes)
 
     def open_source(self, message: int, number: int) -> None:
@@ -280,6 +262,5 @@ class AnsweringMixin:
         src = next((s for s in sources if s["number"] == number), None)
         if src is None:
             return
-        page_text = self.kb.store.page_text(src["doc_id"], src["page"]) if self.kb else ""
-        boxes = self.kb.store.page_boxes(src["doc_id"], src["page"]) if self.kb else []
+        page_text, boxes = self.kb.page(src["doc_id"], src["page"]) if self.kb else ("", [])
         self.viewer.show_source(src["path"], src["page"], src["text"], page_text or "", boxes)

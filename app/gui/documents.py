@@ -173,7 +173,7 @@ class DocumentsPanel(QWidget):
             self._items.clear()
             return
         indexing = indexing or set()
-        docs = self.kb.store.documents()
+        docs = self.kb.documents()
         self.tree.setUpdatesEnabled(False)
         try:
             seen = set()

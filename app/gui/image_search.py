@@ -71,7 +71,7 @@ class ImagesMixin:
         self._clip_name = self.settings.clip_name if clip is not None else None
         self.images.set_model(clip.path.name if clip is not None else None)
         for kb in self.kbs.values():
-            kb.clip = clip
+            kb.use_clip(clip)
         self.index_pictures_if_needed()
 
     def index_pictures_if_needed(self) -> None:
@@ -79,7 +79,7 @@ class ImagesMixin:
         kb = self.kb
         if kb is None or self.clip is None:
             return
-        kb.clip = self.clip
+        kb.use_clip(self.clip)
         if kb.pictures.count_pending() or kb.pictures.missing_documents():
             if not any(mode == "pictures" for mode, _, _ in self.jobs):
                 self._run_job("pictures", [], None)
@@ -156,8 +156,8 @@ class ImagesMixin:
 
     def open_picture(self, path: str, page: int) -> None:
         """Open the viewer on the page a picture is on."""
-        row = self.kb.store.document(path) if self.kb is not None else None
-        page_text = self.kb.store.page_text(row["id"], page) if row is not None else ""
+        row = self.kb.document(path) if self.kb is not None else None
+        page_text = self.kb.page(row["id"], page)[0] if row is not None else ""
         self.viewer.show_source(path, page, "", page_text or "")
 
     def pictures_of_pages(self, sources: list[dict]) -> list[dict]:

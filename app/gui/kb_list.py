@@ -70,18 +70,16 @@ class KBList(QWidget):
 
     def reload(self, select: str | None = None) -> None:
         """Re-read the knowledge bases and their counts."""
-        from kb.knowledge_base import kbs_dir, list_names
-        from kb.store import Store, StoreError
+        from kb.knowledge_base import list_names, summary
+        from kb.store import StoreError
 
         keep = select if select is not None else self.current()
         self.list.blockSignals(True)
         self.list.clear()
         for name in list_names():
             try:
-                store = Store(kbs_dir() / name)
-                docs = store.documents()
-                store.close()
-                detail = tr("{n} documents · {size}", n=len(docs), size=human_size(sum(d["size"] or 0 for d in docs)))
+                counts = summary(name)
+                detail = tr("{n} documents · {size}", n=counts["documents"], size=human_size(counts["bytes"]))
             except StoreError as e:  # a damaged KB is listed with its problem, never crashes the app
                 detail = str(e)
             item = QListWidgetItem(f"{name}\n{detail}")

@@ -246,7 +246,7 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
         self._title()
         self.docs.set_kb(self.kb)
         self._on_kb_opened()
-        if self.kb is not None and self.kb.embedder._model is None and self.warm is not None:
+        if self.kb is not None and not self.kb.embedder.loaded and self.warm is not None:
             self.warm_up()
         self.conversation = None
         self.clear_scope()
@@ -257,12 +257,9 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
 
     def _shared_embedder(self, name: str):
         """Reuse one loaded embedder across knowledge bases built with the same model."""
-        from kb.knowledge_base import kbs_dir
-        from kb.store import Store
+        from kb.knowledge_base import summary
 
-        store = Store(kbs_dir() / name)
-        model_id = store.get_meta("embed_model_id")
-        store.close()
+        model_id = summary(name)["embedding_model"]
         for kb in self.kbs.values():
             if kb.embedder.model_id == model_id:
                 return kb.embedder
@@ -290,10 +287,8 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
 
     def remove_documents(self, paths: list[str]) -> None:
         """Remove documents from the current knowledge base."""
-        from kb.indexer import Indexer
-
         for p in paths:
-            Indexer(self.kb).remove(p)
+            self.kb.remove(p)
         self.docs.refresh()
         self.kb_list.reload()
 
