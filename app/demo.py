@@ -67,6 +67,7 @@ def _out(text: str) -> None:
 def run_demo(llm_name: str | None = None, embed_name: str | None = None,
              threads: int | None = None, gpu_layers: int = 0) -> int:
     """Build the 'demo' knowledge base from generated files and stream two cited answers."""
+    from kb import defaults
     from kb.answer import Answerer
     from kb.grounding import summary
     from kb.knowledge_base import KnowledgeBase, delete, list_names
@@ -88,7 +89,7 @@ def run_demo(llm_name: str | None = None, embed_name: str | None = None,
         _out(f"  failed: {path}: {why}\n")
 
     t0 = time.perf_counter()
-    llm = LocalLLM.default(llm_name, n_ctx=4096, n_threads=threads, n_gpu_layers=gpu_layers)
+    llm = LocalLLM.default(llm_name, n_ctx=defaults.N_CTX, n_threads=threads, n_gpu_layers=gpu_layers)
     _out(f"Chat model: {llm.model_name} ({llm.n_threads} threads), loaded in {time.perf_counter() - t0:.1f}s\n")
     answerer = Answerer(kb, llm)
     for question in QUESTIONS:

@@ -6,13 +6,13 @@ import argparse
 import sys
 import time
 
-from app.kb_commands import _open, print_report
+from app.cli_common import open_kb, print_report
 from app.progress import ProgressPrinter
 
 
 def cmd_link(args: argparse.Namespace) -> int:
     """Link a folder to a knowledge base and bring its files in."""
-    kb = _open(args.kb)
+    kb = open_kb(args.kb)
     try:
         folder = kb.files.link(args.folder)
     except NotADirectoryError as e:
@@ -24,7 +24,7 @@ def cmd_link(args: argparse.Namespace) -> int:
 
 def cmd_unlink(args: argparse.Namespace) -> int:
     """Stop syncing a folder (its documents stay)."""
-    kb = _open(args.kb)
+    kb = open_kb(args.kb)
     from pathlib import Path
 
     kb.files.unlink(str(Path(args.folder).expanduser().resolve()))
@@ -34,7 +34,7 @@ def cmd_unlink(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Sync the linked folders once, or keep watching them with --watch."""
-    kb = _open(args.kb)
+    kb = open_kb(args.kb)
     if not kb.files.folders():
         print(f"error: no folder is linked to {args.kb!r} (zhiku kb link {args.kb} FOLDER)", file=sys.stderr)
         return 2

@@ -10,26 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+from app.cli_common import open_kb, print_report
 from app.progress import ProgressPrinter
-from kb.answer import DEFAULT_CONTEXT_TOKENS
+from kb import defaults
 from kb.document import part_name
 from kb.file_names import readable
 from kb.grounding import summary
-from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
-
-
-def _open(name: str, create: bool = False, embedder_name: str | None = None):
-    from kb.knowledge_base import KnowledgeBase, list_names
-    from models.embedder import Embedder
-
-    if create and name not in list_names():
-        import difflib
-
-        close = difflib.get_close_matches(name, list_names(), n=1, cutoff=0.5)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        print(f"creating a new knowledge base {name!r}{hint}", file=sys.stderr)
-        return KnowledgeBase.create(name, Embedder.default(embedder_name) if embedder_name else None)
-    return KnowledgeBase.open(name)
 
 
 def cmd_kb_create(args: argparse.Namespace) -> int:
@@ -77,7 +63,7 @@ def cmd_kb_delete(args: argparse.Namespace) -> int:
 
 def cmd_kb_info(args: argparse.Namespace) -> int:
     """Show a knowledge base's settings, counts and documents."""
-    kb = _open(args.name)
+    kb = open_kb(args.name)
     info = kb.info()
     info["documents_list"] = [{**{k: d[k] for k in ("name", "kind", "pages", "status", "error", "chunks")},
                                "path": readable(d["path"])} for d in kb.documents()]
@@ -127,7 +113,7 @@ def cmd_add(args: argparse.Namespace) -> int:
             print(f"  skipped: {readable(path)}: {why}")
         print(f"nothing to add: knowledge base {args.kb!r} not created", file=sys.stderr)
         return 1
-    kb = _open(args.kb, create=True, embedder_name=args.embedder)
+    kb = open_kb(args.kb, create=True, embedder_name=args.embedder)
     if not args.no_embed:
         from app.image_commands import clip_or_none
 
@@ -149,33 +135,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     return 1 if report.failed or missing else 0
 
 
-def print_report(report, took: float) -> None:
-    """One summary line for an indexing job, then every failed, skipped, moved and copied file."""
-    extra = "".join(f", {len(v)} {k}" for k, v in (("moved", report.moved), ("copies", report.copies),
-                                                    ("removed", report.removed)) if v)
-    print(f"{len(report.added)} added, {len(report.updated)} re-indexed, {len(report.unchanged)} unchanged, "
-          f"{len(report.failed)} failed{extra}; {report.chunks_added} chunks, {report.chunks_embedded} "
-          f"embedded in {took:.1f}s" + (" (cancelled)" if report.cancelled else "")
-          + (f"; {report.pictures_embedded} pictures embedded" if report.pictures_embedded else ""))
-    for path, why in report.failed:
-        print(f"  failed: {readable(path)}: {why}")
-    for path, why in report.skipped:
-        print(f"  skipped: {readable(path)}: {why}")
-    for path, note in report.notes:
-        print(f"  note: {readable(path)}: {note}")
-    for old, new in report.moved:
-        print(f"  moved: {readable(old)} -> {readable(new)} (vectors kept)")
-    for path in report.copies:
-        print(f"  copy: {readable(path)} (same content as an indexed file)")
-    for path in report.removed:
-        print(f"  removed: {readable(path)} (deleted from a linked folder)")
-    if report.password_needed:
-        print("  encrypted files: run again with --password to index them")
-
-
 def cmd_remove(args: argparse.Namespace) -> int:
     """Remove a document from a knowledge base."""
-    kb = _open(args.kb)
+    kb = open_kb(args.kb)
     try:
         path = kb.remove(args.doc)
     except KeyError as e:
@@ -203,7 +165,7 @@ def _scope(kb, only: list[str] | None) -> set[int] | None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Print the best chunks for a query with file:page and a snippet."""
-    kb = _open(args.kb)
+    kb = open_kb(args.kb)
     documents = _scope(kb, args.only)
     if documents == set():
         return 1
@@ -224,7 +186,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from kb.answer import Answerer
     from models.llm import LocalLLM
 
-    kb = _open(args.kb)
+    kb = open_kb(args.kb)
     documents = _scope(kb, args.only)
     if documents == set():
         return 1
@@ -293,8 +255,8 @@ def register(sub) -> None:
                         "similarity floor is not re-tuned yet, see bench/README.md)")
     c.add_argument("name")
     c.add_argument("--embedder", help="embedding model (default: the catalog default)")
-    c.add_argument("--chunk-tokens", type=int, default=DEFAULT_CHUNK_TOKENS)
-    c.add_argument("--overlap-tokens", type=int, default=DEFAULT_OVERLAP_TOKENS)
+    c.add_argument("--chunk-tokens", type=int, default=defaults.CHUNK_TOKENS)
+    c.add_argument("--overlap-tokens", type=int, default=defaults.OVERLAP_TOKENS)
     c.set_defaults(func=cmd_kb_create)
     ls = ksub.add_parser("list", help="every knowledge base with its counts")
     ls.add_argument("--json", action="store_true")
@@ -330,7 +292,7 @@ def register(sub) -> None:
     a.add_argument("--no-embed", action="store_true",
                    help="read the files now (keyword search works at once); embed on the next `zhiku add`")
     a.add_argument("--time-limit", type=float, default=None, metavar="S",
-                   help="stop parsing a file after S seconds without progress (default 120)")
+                   help=f"stop parsing a file after S seconds without progress (default {defaults.PARSE_TIME_LIMIT_S:g})")
     a.set_defaults(func=cmd_add)
     rm = sub.add_parser("remove", help="remove a document from a knowledge base")
     rm.add_argument("kb")
@@ -339,7 +301,7 @@ def register(sub) -> None:
     s = sub.add_parser("search", help="ranked chunks for a query")
     s.add_argument("kb")
     s.add_argument("query")
-    s.add_argument("-k", type=int, default=5)
+    s.add_argument("-k", type=int, default=defaults.TOP_K)
     s.add_argument("--json", action="store_true")
     s.add_argument("--only", nargs="+", metavar="PATH",
                    help="search only these documents, or the documents under these folders")
@@ -347,13 +309,13 @@ def register(sub) -> None:
     q = sub.add_parser("ask", help="a streamed answer citing file and page")
     q.add_argument("kb")
     q.add_argument("question")
-    q.add_argument("-k", type=int, default=5, help="sources to retrieve")
-    q.add_argument("--context-tokens", type=int, default=DEFAULT_CONTEXT_TOKENS,
+    q.add_argument("-k", type=int, default=defaults.TOP_K, help="sources to retrieve")
+    q.add_argument("--context-tokens", type=int, default=defaults.CONTEXT_TOKENS,
                    help="prompt tokens of evidence (smaller: faster first token)")
     q.add_argument("--llm", help="chat model (default: the catalog default)")
-    q.add_argument("--ctx", type=int, default=4096, help="context length in tokens")
+    q.add_argument("--ctx", type=int, default=defaults.N_CTX, help="context length in tokens")
     q.add_argument("--threads", type=int, help="llama.cpp threads (default: cores - 1)")
-    q.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to the GPU")
+    q.add_argument("--gpu-layers", type=int, default=defaults.GPU_LAYERS, help="layers to offload to the GPU")
     q.add_argument("--json", action="store_true")
     q.add_argument("--only", nargs="+", metavar="PATH",
                    help="search only these documents, or the documents under these folders")

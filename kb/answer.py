@@ -21,8 +21,7 @@ from kb.lexical import query_terms
 from kb.prompt import HEADINGS, SourceText, build, follow_up_body, language, neutralise
 from kb.retriever import DEFAULT_TOP_K, Hit, Retriever
 
-# Prompt tokens of evidence for a new question (bench/README.md: answer-recall vs time to first token).
-DEFAULT_CONTEXT_TOKENS = 300
+from kb.defaults import CONTEXT_TOKENS as DEFAULT_CONTEXT_TOKENS  # noqa: E402 (re-exported)
 
 NOT_FOUND = {
     "zh": "你的文档中没有找到与这个问题相关的内容。",

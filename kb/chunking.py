@@ -10,8 +10,8 @@ from kb.document import Document
 
 # Paragraph, line, Chinese sentence ends, English sentence ends, clause commas, spaces, characters.
 SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", ". ", "! ", "? ", "; ", "，", ", ", " ", ""]
-DEFAULT_CHUNK_TOKENS = 384
-DEFAULT_OVERLAP_TOKENS = 58  # ~15%; why these: bench/README.md
+from kb.defaults import CHUNK_TOKENS as DEFAULT_CHUNK_TOKENS  # noqa: E402 (re-exported)
+from kb.defaults import OVERLAP_TOKENS as DEFAULT_OVERLAP_TOKENS  # noqa: E402
 
 
 SECTION_CHARS = 20_000  # a 3-million-character "page" (a book as one .txt) is split in slices of this

@@ -7,7 +7,8 @@ import re
 import shutil
 from pathlib import Path
 
-from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS, Chunker
+from kb import defaults
+from kb.chunking import Chunker
 from kb.store import DB_NAME, ModelMismatch, Store, StoreError
 from models.paths import data_dir
 
@@ -99,8 +100,8 @@ class KnowledgeBase:
         self._clip = clip
 
     @classmethod
-    def create(cls, name: str, embedder=None, chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
-               overlap_tokens: int = DEFAULT_OVERLAP_TOKENS) -> "KnowledgeBase":
+    def create(cls, name: str, embedder=None, chunk_tokens: int = defaults.CHUNK_TOKENS,
+               overlap_tokens: int = defaults.OVERLAP_TOKENS) -> "KnowledgeBase":
         """Create a new, empty knowledge base bound to an embedding model (the default if None)."""
         from models.embedder import Embedder
 
@@ -255,7 +256,7 @@ class KnowledgeBase:
 
         return ImageSearch(self, clip if clip is not None else self.clip)
 
-    def search(self, query: str, k: int = 5, apply_floor: bool = True, **settings):
+    def search(self, query: str, k: int = defaults.TOP_K, apply_floor: bool = True, **settings):
         """Hybrid retrieval; see kb.retriever.Retriever."""
         from kb.retriever import Retriever
 
@@ -275,7 +276,7 @@ class KnowledgeBase:
                 ids.add(d["id"])
         return ids
 
-    def as_retriever(self, k: int = 5, **settings):
+    def as_retriever(self, k: int = defaults.TOP_K, **settings):
         """A LangChain BaseRetriever over this knowledge base."""
         from kb.langchain_retriever import KBRetriever
 

@@ -8,12 +8,14 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
+from kb import defaults
+
 
 class KBRetriever(BaseRetriever):
     """Returns a KB's top chunks as Documents with file, page, offsets and scores in metadata."""
 
     kb: Any
-    k: int = 5
+    k: int = defaults.TOP_K
     settings: dict = {}
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from kb.document import Document, LoadError, PasswordNeeded
 
-DEFAULT_TIME_LIMIT_S = 120.0
-DEFAULT_MEMORY_LIMIT_MB = 3072  # OCR models and a big PDF fit in ~1 GB; a parser past 3 GB is lost
+from kb.defaults import PARSE_MEMORY_LIMIT_MB as DEFAULT_MEMORY_LIMIT_MB  # noqa: E402 (re-exported)
+from kb.defaults import PARSE_TIME_LIMIT_S as DEFAULT_TIME_LIMIT_S  # noqa: E402
 POLL_S = 0.2
 WARM_S = 30.0  # a fresh worker's own start-up does not count against the first file's limit
 

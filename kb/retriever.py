@@ -12,7 +12,7 @@ from kb import lexical
 from kb.prompt import language
 from kb.store import ChunkRecord
 
-DEFAULT_TOP_K = 5
+from kb.defaults import TOP_K as DEFAULT_TOP_K  # noqa: E402 (re-exported)
 # Raw cosines do not make a floor: e5 scores an unrelated Chinese pair ~0.83 and a relevant
 # cross-lingual pair ~0.83 too. So each query is calibrated against everyday sentences that answer
 # nothing: a hit must beat their mean similarity to this query by a margin.

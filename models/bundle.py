@@ -18,7 +18,8 @@ from typing import Callable
 from models.catalog import CATALOG, ModelSpec, by_name
 from models import onnx_int8
 from models.checksum import ChecksumError, folder_model_id, remember, sha256_file
-from models.installer import MANIFEST, _swap_into_place, model_dir
+from models.installed import MANIFEST, model_dir
+from models.installer import _swap_into_place
 from models.paths import models_dir
 
 INDEX = "zhiku-models.json"

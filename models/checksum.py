@@ -113,4 +113,6 @@ def folder_model_id(folder: Path) -> str:
     else:
         cfg = folder / "config.json"
         digest = hashlib.sha256(cfg.read_bytes() if cfg.exists() else str(folder).encode()).hexdigest()
-    return f"{folder.name}@{digest[:12]}"
+    from models.model_files import model_id
+
+    return model_id(folder.name, digest)

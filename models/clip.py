@@ -9,7 +9,6 @@ converted once into a transformers folder (models.clip_convert) cached in the da
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from pathlib import Path
@@ -19,40 +18,15 @@ import numpy as np
 
 from models import offline
 from models.checksum import folder_model_id
-from models.registry import InvalidModel
+from models.model_files import TRANSFORMERS_TYPES, detect_format
+from models.model_files import model_id as make_model_id
+
+__all__ = ["ClipModel", "detect_format"]
 
 offline.enforce()
 
 ImageLike = Union[str, Path, "PIL.Image.Image"]  # noqa: F821
-_TRANSFORMERS_TYPES = {"clip": "CLIPModel", "chinese_clip": "ChineseCLIPModel"}
 _MULTILINGUAL_WORDS = {"chinese", "multilingual", "xlm", "mclip", "altclip", "taiyi", "zh", "cn"}
-
-
-def detect_format(path: Path) -> str:
-    """'transformers', 'open_clip' (a folder) or 'openai' (a .pt file); InvalidModel says what is wrong."""
-    path = Path(path)
-    if path.is_file():
-        if path.suffix.lower() in (".pt", ".pth", ".bin", ".safetensors"):
-            return "openai"
-        raise InvalidModel(f"{path}: a CLIP model is a folder, or an OpenAI/open_clip .pt checkpoint")
-    if not path.is_dir():
-        raise InvalidModel(f"{path}: no such CLIP folder or file")
-    cfg = path / "config.json"
-    if cfg.exists():
-        try:
-            model_type = json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
-        except ValueError as e:
-            raise InvalidModel(f"{cfg}: unreadable config ({e})") from None
-        if model_type in _TRANSFORMERS_TYPES:
-            return "transformers"
-    if (path / "open_clip_config.json").exists():
-        from models.clip_convert import WEIGHT_NAMES
-
-        if any((path / n).is_file() for n in WEIGHT_NAMES):
-            return "open_clip"
-        raise InvalidModel(f"{path}: an open_clip folder without weights ({' or '.join(WEIGHT_NAMES)})")
-    raise InvalidModel(f"{path}: not a CLIP folder (expected a transformers CLIP/Chinese-CLIP "
-                       "config.json, or open_clip_config.json)")
 
 
 class ClipModel:
@@ -92,7 +66,7 @@ class ClipModel:
         from transformers import AutoConfig, AutoTokenizer, CLIPImageProcessor
 
         cfg = AutoConfig.from_pretrained(self._folder, local_files_only=True)
-        cls = getattr(transformers, _TRANSFORMERS_TYPES[cfg.model_type])
+        cls = getattr(transformers, TRANSFORMERS_TYPES[cfg.model_type])
         self._model = cls.from_pretrained(self._folder, local_files_only=True).to(self.device).eval()
         self._tokenizer = AutoTokenizer.from_pretrained(self._folder, local_files_only=True)
         # the slow processor works on PIL/numpy; the fast one needs torchvision
@@ -155,7 +129,7 @@ class ClipModel:
 def _file_model_id(path: Path) -> str:
     from models.checksum import cached_sha256
 
-    return f"{path.name}@{cached_sha256(path)[:12]}"  # as `zhiku models add` names it
+    return make_model_id(path.name, cached_sha256(path))  # as `zhiku models add` names it
 
 
 def _as_tensor(feats):

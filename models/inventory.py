@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from models import registry
-from models.catalog import CATALOG, ModelSpec, by_name, default_for
-from models.checksum import ChecksumError, cached_sha256
-from models.installer import MANIFEST, model_dir, model_path
+from models.catalog import CATALOG, by_name, default_for
+from models.checksum import ChecksumError
+from models.installed import file_problems, model_dir, model_path, problems
+from models.model_files import model_id
+
+__all__ = ["ModelNotInstalled", "ModelStatus", "ResolvedModel", "problems", "resolve", "statuses", "user_problems"]
 
 
 class ModelNotInstalled(RuntimeError):
@@ -41,46 +43,9 @@ class ResolvedModel:
     model_id: str
 
 
-def problems(spec: ModelSpec) -> list[str]:
-    """Why an installed catalog model fails verification (empty list: it verifies)."""
-    folder = model_dir(spec)
-    if not folder.exists():
-        return [f"{spec.name} is not installed"]
-    out = []
-    for f in spec.files:
-        p = folder / f.name
-        if not p.is_file():
-            out.append(f"{p}: missing")
-        elif f.size is not None and p.stat().st_size != f.size:
-            out.append(f"{p}: size {p.stat().st_size:,} bytes, expected {f.size:,}")
-        elif cached_sha256(p) != f.sha256:
-            out.append(f"{p}: SHA-256 does not match the catalog")
-    out += _manifest_problems(folder, skip={f.name for f in spec.files})
-    return out
-
-
-def _manifest_problems(folder: Path, skip: set[str]) -> list[str]:
-    try:
-        files = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError):
-        return [f"{folder}: install manifest missing or unreadable (interrupted install?)"]
-    return _file_problems(folder, {k: v for k, v in files.items() if k not in skip})
-
-
-def _file_problems(base: Path, files: dict) -> list[str]:
-    out = []
-    for rel, info in files.items():
-        p = base / rel if rel else base
-        if not p.is_file():
-            out.append(f"{p}: missing")
-        elif p.stat().st_size != info["size"] or cached_sha256(p) != info["sha256"]:
-            out.append(f"{p}: changed since it was installed (size or SHA-256 differs)")
-    return out
-
-
 def user_problems(model: registry.UserModel) -> list[str]:
     """Why a registered model no longer matches what was registered."""
-    return _file_problems(Path(model.path), model.files)
+    return file_problems(Path(model.path), model.files)
 
 
 def statuses(check: bool = True) -> list[ModelStatus]:
@@ -123,7 +88,7 @@ def resolve(name: str | None = None, role: str | None = None) -> ResolvedModel:
         if found:
             raise ChecksumError("; ".join(found) + f" — re-register it with `zhiku models add {user.path}`")
         weights = max(user.files.items(), key=lambda kv: kv[1]["size"])[1]["sha256"]
-        return ResolvedModel(user.name, user.role, Path(user.path), f"{user.name}@{weights[:12]}")
+        return ResolvedModel(user.name, user.role, Path(user.path), model_id(user.name, weights))
     try:
         spec = by_name(name)
     except KeyError as e:
@@ -134,4 +99,4 @@ def resolve(name: str | None = None, role: str | None = None) -> ResolvedModel:
     if found:
         raise ChecksumError("; ".join(found) + f" — refusing to load it; reinstall with "
                             f"`zhiku models install --force {spec.name}`")
-    return ResolvedModel(spec.name, spec.role, model_path(spec), f"{spec.name}@{spec.files[0].sha256[:12]}")
+    return ResolvedModel(spec.name, spec.role, model_path(spec), model_id(spec.name, spec.files[0].sha256))

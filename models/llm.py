@@ -11,10 +11,15 @@ import threading
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from models import cpu_load
+from models import cpu_load, llama_backends
 from models.checksum import verify_file
+from models.model_files import NotGGUF, check_gguf
 
-GGUF_MAGIC = b"GGUF"
+__all__ = ["LocalLLM", "NotGGUF", "check_gguf", "default_threads", "default_batch_threads"]
+
+# 4k tokens: the evidence (300), the conversation so far and a full answer fit with room to spare;
+# the KV cache of the 1.5B model at 4k is ~110 MB
+DEFAULT_N_CTX = 4096
 log = logging.getLogger("zhiku.llama")
 _log_callback = None
 
@@ -32,22 +37,6 @@ def _route_llama_log() -> None:
 
     _log_callback = _cb
     llama_cpp.llama_log_set(_cb, ctypes.c_void_p(0))
-
-
-class NotGGUF(ValueError):
-    """The file is not a GGUF model; llama.cpp is never shown it."""
-
-
-def check_gguf(path: Path) -> None:
-    """Raise NotGGUF unless `path` is a readable file starting with the GGUF magic bytes."""
-    path = Path(path)
-    if not path.is_file():
-        raise NotGGUF(f"{path}: no such model file")
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head != GGUF_MAGIC:
-        raise NotGGUF(f"{path}: not a GGUF model (starts with {head!r}, expected b'GGUF'); "
-                      "Zhiku runs llama.cpp GGUF files only")
 
 
 def default_threads() -> int:
@@ -69,7 +58,7 @@ def default_batch_threads() -> int:
 class LocalLLM:
     """A loaded GGUF chat model. One generation at a time; `stop()` may come from any thread."""
 
-    def __init__(self, path: Path, n_ctx: int = 4096, n_gpu_layers: int = 0,
+    def __init__(self, path: Path, n_ctx: int = DEFAULT_N_CTX, n_gpu_layers: int = 0,
                  n_threads: int | None = None, n_threads_batch: int | None = None, expected_sha256: str | None = None,
                  expected_size: int | None = None, seed: int = 0, n_batch: int = 256) -> None:
         self.path = Path(path)
@@ -83,6 +72,7 @@ class LocalLLM:
         threads = n_threads or default_threads()
         batch_threads = n_threads_batch or max(threads, default_batch_threads())
         _route_llama_log()
+        llama_backends.ensure_loaded()
         self._llm = llama_cpp.Llama(
             model_path=str(self.path), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers,
             n_threads=threads, n_threads_batch=batch_threads, n_batch=n_batch, seed=seed, verbose=False)

@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-SUFFIX = "+int8"
+VARIANT = "int8"  # the model id's variant: models.model_files.model_id
 MANIFEST = "zhiku-int8.json"
 # A derived model whose vectors stray further than this from the float model's is refused.
 MIN_PARITY = 0.99

@@ -13,11 +13,9 @@ from models.catalog import CATALOG, ROLES
 from models.checksum import cached_sha256
 from models.paths import data_dir
 
-GGUF_MAGIC = b"GGUF"
+from models.model_files import InvalidModel, NotGGUF, check_gguf, detect_format
 
-
-class InvalidModel(ValueError):
-    """A path the user offered is not a model of the role they named."""
+__all__ = ["InvalidModel", "UserModel", "add", "check_role", "find", "load", "remove"]
 
 
 @dataclass
@@ -67,17 +65,15 @@ def check_role(path: Path, role: str) -> None:
     if role == "llm":
         if not path.is_file():
             raise InvalidModel(f"{path}: a chat model must be a single .gguf file")
-        with open(path, "rb") as f:
-            head = f.read(4)
-        if head != GGUF_MAGIC:
-            raise InvalidModel(f"{path}: not a GGUF file (starts with {head!r}, expected b'GGUF')")
+        try:
+            check_gguf(path)
+        except NotGGUF as e:
+            raise InvalidModel(str(e)) from None
     elif role == "embedding":
         if not (path.is_dir() and ((path / "modules.json").exists() or (path / "config.json").exists())):
             raise InvalidModel(f"{path}: an embedding model must be a sentence-transformers or "
                                "transformers folder (with modules.json or config.json)")
     elif role == "clip":
-        from models.clip import detect_format
-
         detect_format(path)  # raises InvalidModel with the reason
 
 

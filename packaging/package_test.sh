@@ -23,6 +23,10 @@ say "models from the bundle (every checksum verified)"
 frozen models import "$BUNDLE" | tee "$OUT/import.txt"
 frozen models verify | tee "$OUT/verify.txt"
 
+say "llama.cpp's CPU kernels: the variant libraries travel with the app and the best one loads"
+frozen models list --no-verify | tee "$OUT/models-list.txt"
+grep -Eq "llama.cpp CPU kernels: [a-z0-9]+ \(best of 14 shipped\)" "$OUT/models-list.txt"
+
 say "a knowledge base from generated files, then a cited answer"
 mkdir -p "$T/docs"
 printf '知库隐私说明\n\n知库完全离线运行。文档、问题和回答都只保存在你自己的电脑上，任何数据都不会上传到网络。\n' > "$T/docs/隐私.txt"

@@ -32,6 +32,23 @@ def test_streams_an_answer_piece_by_piece(small_llm):
     assert not small_llm.stopped
 
 
+def test_llama_cpp_ships_cpu_variants_and_runs_the_best_this_cpu_supports(small_llm):
+    import re
+
+    from models import llama_backends
+
+    shipped = llama_backends.variants()
+    assert {"x64", "sse42", "haswell", "skylakex", "icelake", "zen4"} <= set(shipped)  # old CPUs still run
+    chosen = llama_backends.ensure_loaded()  # small_llm answered, so a backend is loaded
+    assert chosen in shipped
+    flags = set(re.search(r"^flags\s*:(.*)$", open("/proc/cpuinfo").read(), re.M).group(1).split())
+    # the choice follows the CPU: AVX-512 kernels where it has AVX-512, AVX2 ones where it has AVX2 only
+    if "avx512f" in flags:
+        assert chosen not in ("x64", "sse42", "sandybridge", "ivybridge", "piledriver", "haswell", "alderlake")
+    elif "avx2" in flags:
+        assert chosen in ("haswell", "alderlake")
+
+
 def test_stop_during_generation_within_100ms(small_llm):
     box = {}
     gen = small_llm.stream_chat([{"role": "user", "content": "Count from 1 to 500, one number per line."}],

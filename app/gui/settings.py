@@ -6,8 +6,7 @@ from dataclasses import dataclass, fields
 
 from PySide6.QtCore import QSettings
 
-from kb.answer import DEFAULT_CONTEXT_TOKENS
-from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
+from kb import defaults
 from models.paths import data_dir
 
 
@@ -18,15 +17,15 @@ class AppSettings:
     llm_name: str = ""  # "" = the catalog default
     embed_name: str = ""
     clip_name: str = ""
-    gpu_layers: int = 0
-    n_ctx: int = 4096
+    gpu_layers: int = defaults.GPU_LAYERS
+    n_ctx: int = defaults.N_CTX
     threads: int = 0  # 0 = cores - 1
-    top_k: int = 5
-    context_tokens: int = DEFAULT_CONTEXT_TOKENS  # evidence per answer: smaller = faster first token
-    chunk_tokens: int = DEFAULT_CHUNK_TOKENS
-    overlap_tokens: int = DEFAULT_OVERLAP_TOKENS
+    top_k: int = defaults.TOP_K
+    context_tokens: int = defaults.CONTEXT_TOKENS  # evidence per answer: smaller = faster first token
+    chunk_tokens: int = defaults.CHUNK_TOKENS
+    overlap_tokens: int = defaults.OVERLAP_TOKENS
     ocr: int = 1  # read scanned pages and images with OCR
-    parse_time_limit: int = 120  # seconds a file's parser may go without progress
+    parse_time_limit: int = int(defaults.PARSE_TIME_LIMIT_S)  # seconds a file's parser may go without progress
     answer_language: str = "auto"  # auto / zh / en
     ui_language: str = ""  # "" = follow the system, "en", "zh_CN"
 

@@ -173,9 +173,9 @@ def _not_a_pdf(path: Path, options: Options, head: bytes) -> Document:
         if head.startswith(magic):
             if not is_image:
                 raise LoadError(f"not a PDF: this is {what} named .pdf")
-            from kb.loaders import image
+            from kb.loaders.image import load as load_image
 
-            doc = image.load(path, options)
+            doc = load_image(path, options)
             doc.note = f"this is {what} named .pdf — it was read as an image"
             return doc
     if not head.strip():

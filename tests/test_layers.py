@@ -1,0 +1,123 @@
+"""The layers hold: app -> kb -> models, nothing back up, no Qt below app/, no import circles, and
+app/ reaches a knowledge base only through KnowledgeBase. Read from the source, imports inside
+functions included (a lazy import is still a dependency)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("app", "kb", "models")
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for pkg in PACKAGES:
+        for f in sorted((ROOT / pkg).rglob("*.py")):
+            name = ".".join(f.relative_to(ROOT).with_suffix("").parts)
+            out[name.removesuffix(".__init__")] = f
+    return out
+
+
+MODULES = _modules()
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module named by an import in the file (for `from a import b`, both a and a.b)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return out
+
+
+IMPORTS = {m: _imports(f) for m, f in MODULES.items()}
+
+
+@pytest.mark.parametrize("layer, forbidden", [
+    ("models", ("kb", "app", "PySide6")),
+    ("kb", ("app", "PySide6")),
+])
+def test_lower_layers_import_nothing_from_above_and_no_qt(layer, forbidden):
+    bad = sorted(f"{m} imports {i}" for m, imps in IMPORTS.items() if m.split(".")[0] == layer
+                 for i in imps if i.split(".")[0] in forbidden)
+    assert bad == []
+
+
+def test_no_module_imports_itself_through_others():
+    graph = {m: {i for i in imps if i in MODULES and i != m} for m, imps in IMPORTS.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                circles.append(sorted(group))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    assert circles == []
+
+
+def test_the_app_reaches_a_knowledge_base_only_through_knowledge_base():
+    found = []
+    for m, f in MODULES.items():
+        if not m.startswith("app"):
+            continue
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            # kb.store, kb.embedder._model, a raw Store or Conversations built from a store
+            if isinstance(node, ast.Attribute) and node.attr in ("store", "_model", "conn"):
+                found.append(f"{m}:{node.lineno} .{node.attr}")
+            if isinstance(node, ast.ImportFrom) and node.module in ("kb.store", "kb.database", "kb.conversations",
+                                                                    "kb.files", "kb.pictures"):
+                # errors to catch, and expanding paths (no knowledge base involved) are fine
+                names = {a.name for a in node.names} - {"StoreError", "ModelMismatch", "collect", "NO_SUCH_PATH"}
+                if names:
+                    found.append(f"{m}:{node.lineno} imports {sorted(names)} from {node.module}")
+    assert found == []
+
+
+def test_the_checks_find_what_they_look_for():
+    """The scans above would pass on an empty tree: they must see the real imports."""
+    assert "kb.knowledge_base" in IMPORTS["app.kb_commands"] or any(
+        i.startswith("kb.knowledge_base") for i in IMPORTS["app.kb_commands"])
+    assert "models.llm" in IMPORTS["kb.defaults"]
+    assert len(MODULES) > 80
+
+
+def test_the_sqlite_store_provides_the_whole_store_interface():
+    import inspect
+
+    from kb import store_api
+    from kb.database import Database
+    from kb.store import Store
+
+    for impl, api in ((Store, store_api.KnowledgeStore), (Database, store_api.Database)):
+        wanted = {n: m for n, m in vars(api).items() if callable(m) and not n.startswith("_")}
+        assert len(wanted) >= 8
+        for name, proto in wanted.items():
+            mine = getattr(impl, name, None)
+            assert mine is not None, f"{impl.__name__} lacks {name}"
+            assert list(inspect.signature(mine).parameters) == list(inspect.signature(proto).parameters), name
