@@ -107,6 +107,7 @@ def main(argv=None) -> int:
     p.add_argument("--dataset", default="cmrc")
     p.add_argument("--quick", action="store_true", help="a small grid around the defaults")
     p.add_argument("--floor", action="store_true", help="sweep the score floor instead")
+    p.add_argument("--int8", action="store_true", help="with the int8 embedder (models/onnx_int8.py)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = p.parse_args(argv)
     ensure_models_dir()
@@ -117,7 +118,7 @@ def main(argv=None) -> int:
     from models.embedder import Embedder
     from models.llm import LocalLLM
 
-    embedder = Embedder.default()
+    embedder = Embedder.default(int8=args.int8)
     llm = LocalLLM.default("qwen2.5-coder-1.5b-instruct-q4_k_m", n_ctx=512)
     llm_tokens = lru_cache(maxsize=None)(llm.count_tokens)
     passages, queries = load_dataset(args.dataset, 0, args.questions)
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
 
         kb, _, _ = open_or_build_kb(args.dataset, passages, embedder, DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS)
         _, others = load_dataset("xquad-zh", 0, 400)
-        rows = floor_sweep(kb, embedder, queries[:600], others)
+        rows = [dict(r, embedder=embedder.model_id) for r in floor_sweep(kb, embedder, queries[:600], others)]
         for r in rows:
             print(json.dumps(r), flush=True)
         args.out.mkdir(parents=True, exist_ok=True)

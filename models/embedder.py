@@ -46,9 +46,9 @@ class Embedder:
         """The catalog's default embedding model (or `name`), verified before use; with `int8`, its
         int8 ONNX variant (models.onnx_int8).
 
-        Not the default yet: the retriever's similarity floor was tuned on the float model, and
-        int8 scores a relevant passage up to ~0.02 lower (0.125 -> 0.104 against a 0.11 margin in
-        the GUI stop test), so near the floor it turns answerable questions away.
+        Not the default yet: it indexes 1.80x as fast (bench/README.md), short of the 2x that would
+        justify a second model in every new knowledge base; it has its own similarity floor
+        (kb.retriever.VARIANT_MARGINS), tuned with `bench/tune.py --floor --int8`.
         """
         return cls(*_resolved(name), int8=int8, **kwargs)
 

@@ -83,7 +83,7 @@ def main(out: Path) -> int:
     docs = write_documents(folder)
     wait(app, lambda: w.warm is not None and w.warm.isFinished(), 300)
     w.index_paths(docs)
-    wait(app, lambda: w.index_worker.isFinished(), 600)
+    wait(app, lambda: w.indexing.worker.isFinished(), 600)
     for question in (QUESTION_ZH, QUESTION):
         if question is QUESTION:
             w.new_chat()  # another topic: a follow-up would be searched together with the question before
@@ -105,7 +105,7 @@ def main(out: Path) -> int:
 
     # the Images tab without a CLIP model: it says what it needs, and finds pictures by their captions
     w.index_paths([picture_report(folder / "figures.pdf")])
-    wait(app, lambda: w.index_worker.isFinished(), 600)
+    wait(app, lambda: w.indexing.worker.isFinished(), 600)
     w.tabs.setCurrentWidget(w.images)
     w.images.query.setText("柱状图 revenue chart")
     w.images.search_requested.emit(w.images.query.text())

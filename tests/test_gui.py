@@ -113,7 +113,7 @@ def window(qtbot, zhiku_home):
     qtbot.waitUntil(lambda: w.warm is not None and w.warm.isFinished() and w.kb.embedder.loaded,
                     timeout=120_000)
     yield w
-    for worker in (w.index_worker, w.answer_worker, w.prefill_worker, w.loader, w.warm):
+    for worker in (w.indexing.worker, w.answer_worker, w.prefill_worker, w.loader, w.warm):
         if worker is not None and worker.isRunning():
             if hasattr(worker, "cancel"):
                 worker.cancel()
@@ -154,8 +154,8 @@ def _index(qtbot, window, paths, target=None):
     """Drop paths and wait for indexing to finish; returns the stopped heartbeat."""
     heart = Heartbeat().start()
     _drop(target or window.docs.tree.viewport(), paths)
-    assert window.index_worker is not None
-    qtbot.waitUntil(lambda: window.index_worker.isFinished(), timeout=180_000)
+    assert window.indexing.worker is not None
+    qtbot.waitUntil(lambda: window.indexing.worker.isFinished(), timeout=180_000)
     qtbot.wait(50)
     heart.stop()
     return heart
@@ -171,7 +171,7 @@ def test_drop_indexes_files_lists_them_and_shows_failures_without_freezing(qtbot
     stall = max(heart.gaps)
     assert stall < 0.100, f"event loop stalled {stall * 1000:.0f} ms during indexing\n{heart.report()}"
     assert "1 failed" in window.status_label.text()
-    assert "locked.pdf" in window.failure_box.text()
+    assert "locked.pdf" in window.indexing.failure_box.text()
 
 
 def test_dropping_anywhere_on_the_window_works(qtbot, window, tmp_path):

@@ -23,7 +23,7 @@ def window(qtbot, zhiku_home):
     w.create_kb("pictures")
     qtbot.waitUntil(lambda: w.warm is not None and w.warm.isFinished(), timeout=120_000)
     yield w
-    for worker in (w.index_worker, w.image_worker, w.clip_loader):
+    for worker in (w.indexing.worker, w.image_worker, w.clip_loader):
         if worker is not None:
             worker.wait(30_000)
 
@@ -48,7 +48,7 @@ def test_without_clip_the_tab_explains_what_it_needs_then_a_chosen_folder_is_use
     assert w.images.download_btn.isVisible() and not w.images.like_btn.isEnabled()
     pdf, _, _ = _report(tmp_path)
     _drop(w.docs.tree.viewport(), [pdf])
-    qtbot.waitUntil(lambda: w.index_worker.isFinished(), timeout=120_000)
+    qtbot.waitUntil(lambda: w.indexing.worker.isFinished(), timeout=120_000)
     assert w.kb.pictures.count() == 2 and w.kb.pictures.count_pending() == 2
 
     assert w.use_clip_folder(str(clip_dir))  # what "Choose folder…" does with the folder picked
@@ -68,7 +68,7 @@ def with_clip(qtbot, window, clip_dir, tmp_path):
     qtbot.waitUntil(lambda: window.clip is not None, timeout=60_000)
     pdf, a, b = _report(tmp_path)
     _drop(window.docs.tree.viewport(), [pdf])
-    qtbot.waitUntil(lambda: window.index_worker.isFinished() and not window.jobs, timeout=120_000)
+    qtbot.waitUntil(lambda: window.indexing.worker.isFinished() and not window.indexing.jobs, timeout=120_000)
     qtbot.waitUntil(lambda: window.kb.pictures.count_pending() == 0, timeout=60_000)
     return window, pdf, a, b
 

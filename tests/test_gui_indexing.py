@@ -12,12 +12,12 @@ def test_an_encrypted_pdf_asks_for_its_password_and_opens(qtbot, window, tmp_pat
     f = make_pdf(tmp_path / "locked.pdf", [["机密：项目代号青鸟。"]], password="青鸟-2026")
     _index(qtbot, window, [f])
     assert window.docs.rows()["locked.pdf"][0] == "failed"
-    dlg = window.password_dialog
+    dlg = window.indexing.password_dialog
     assert dlg is not None and dlg.isVisible() and "locked.pdf" in dlg.labelText()
-    assert window.failure_box is None  # a password question, not a failure list
+    assert window.indexing.failure_box is None  # a password question, not a failure list
     dlg.setTextValue("青鸟-2026")
     dlg.accept()
-    qtbot.waitUntil(lambda: window.index_worker.isFinished() and
+    qtbot.waitUntil(lambda: window.indexing.worker.isFinished() and
                     window.docs.rows()["locked.pdf"][0] == "indexed", timeout=120_000)
     assert window.kb.search("项目代号", k=1)[0].name == "locked.pdf"
 
@@ -26,10 +26,10 @@ def test_a_linked_folder_is_indexed_and_watched(qtbot, window, tmp_path):  # noq
     d = tmp_path / "linked"
     d.mkdir()
     (d / "a.md").write_text("# 笔记甲\n\n关联文件夹里的第一份笔记。", encoding="utf-8")
-    window.link_folder(str(d))
+    window.indexing.link_folder(str(d))
     qtbot.waitUntil(lambda: "a.md" in window.docs.rows() and window.docs.rows()["a.md"][0] == "indexed",
                     timeout=120_000)
-    assert window.watcher is not None
+    assert window.indexing.watcher is not None
     (d / "b.md").write_text("# 笔记乙\n\n之后放进来的第二份笔记。", encoding="utf-8")
     (d / "a.md").unlink()
     qtbot.waitUntil(lambda: set(window.docs.rows()) == {"b.md"} and window.docs.rows()["b.md"][0] == "indexed",
@@ -50,7 +50,7 @@ def test_a_job_interrupted_by_quitting_resumes_at_the_next_start(qtbot, zhiku_ho
     kb.close()
     w = open_window(qtbot)
     qtbot.waitUntil(lambda: w.kb is not None and w.kb.name == "resume", timeout=30_000)
-    qtbot.waitUntil(lambda: w.index_worker is not None and w.index_worker.isFinished()
+    qtbot.waitUntil(lambda: w.indexing.worker is not None and w.indexing.worker.isFinished()
                     and len(w.docs.rows()) == 3, timeout=120_000)
     assert {s for s, _ in w.docs.rows().values()} == {"indexed"}
     assert not Files(w.kb.store).queued()
@@ -114,12 +114,12 @@ def test_files_dropped_during_a_job_are_listed_as_queued_at_once_and_progress_on
     later.write_text("# 后来拖进来的文件\n\n任务进行中拖进来的文件马上显示为排队中。", encoding="utf-8")
     values = []
     _drop(window.docs.tree.viewport(), [first])
-    job = window.index_worker
+    job = window.indexing.worker
     assert job is not None and job.isRunning()
     window.progress.valueChanged.connect(lambda v: values.append(v) if job.isRunning() else None)
     assert window.status_label.text() == "Indexing…"
     _drop(window.docs.tree.viewport(), [later])
     assert window.docs.rows()["later.md"][0] == "queued"  # at once, before the running job ends
-    qtbot.waitUntil(lambda: window.index_worker.isFinished() and not window.jobs, timeout=300_000)
+    qtbot.waitUntil(lambda: window.indexing.worker.isFinished() and not window.indexing.jobs, timeout=300_000)
     qtbot.waitUntil(lambda: window.docs.rows().get("later.md", ("",))[0] == "indexed", timeout=300_000)
     assert values and all(b >= a for a, b in zip(values, values[1:])), values  # the first job's bar

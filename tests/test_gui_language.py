@@ -123,7 +123,7 @@ def test_a_first_start_explains_the_three_steps_and_tries_the_sample_documents(q
         w.chat.view.anchorClicked.emit(QUrl("samples:"))
         # no name asked for: a knowledge base under a default name, renamable later
         assert list_names() == ["My documents"] and w.kb is not None and w.kb.name == "My documents"
-        qtbot.waitUntil(lambda: w.index_worker is not None and w.index_worker.isFinished(), timeout=300_000)
+        qtbot.waitUntil(lambda: w.indexing.worker is not None and w.indexing.worker.isFinished(), timeout=300_000)
         qtbot.waitUntil(lambda: "Welcome to Zhiku" not in w.chat.view.toPlainText(), timeout=10_000)
         assert set(w.docs.rows()) == {"知库说明.txt", "model-notes.md", "demo-report.pdf"}
         assert w.kb_list.default_name() == "My documents 2"

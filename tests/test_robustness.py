@@ -78,11 +78,11 @@ def test_the_corpus_dropped_on_the_window_keeps_the_ui_responsive(qtbot, zhiku_h
     heart = Heartbeat().start()
     _drop(w.docs.tree.viewport(), CORPORA)
     seen = []
-    w.index_worker.progress.connect(lambda p: seen.append((p.files_done, p.files_total)))
+    w.indexing.worker.progress.connect(lambda p: seen.append((p.files_done, p.files_total)))
     # every file read (indexed or failed), then stop: embedding the whole corpus takes an hour here
     qtbot.waitUntil(lambda: bool(seen) and seen[-1][0] >= total, timeout=900_000)
-    w.cancel_indexing()
-    qtbot.waitUntil(lambda: w.index_worker.isFinished(), timeout=60_000)
+    w.indexing.cancel()
+    qtbot.waitUntil(lambda: w.indexing.worker.isFinished(), timeout=60_000)
     stall = heart.stop()
     worst = sorted(heart.gaps)[-5:]
     print(f"\nGUI drop of {total} files: longest event-loop stalls {[round(g * 1000) for g in worst]} ms "

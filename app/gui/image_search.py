@@ -81,8 +81,7 @@ class ImagesMixin:
             return
         kb.use_clip(self.clip)
         if kb.pictures.count_pending() or kb.pictures.missing_documents():
-            if not any(mode == "pictures" for mode, _, _ in self.jobs):
-                self._run_job("pictures", [], None)
+            self.indexing.index_pictures()
 
     def choose_clip_folder(self) -> None:
         """Register a CLIP model folder the user picks, and use it."""

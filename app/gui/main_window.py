@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -15,8 +15,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
-    QPushButton,
     QSplitter,
     QTabWidget,
 )
@@ -26,7 +24,7 @@ from app.gui.chat import ChatPanel
 from app.gui.documents import DocumentsPanel, accept_files
 from app.gui.i18n import set_language, tr
 from app.gui.image_search import ImagesMixin
-from app.gui.indexing import IndexingMixin
+from app.gui.indexing import Indexing
 from app.gui.kb_list import KBList
 from app.gui.settings import AppSettings
 from app.gui.viewer import SourceViewer
@@ -35,10 +33,8 @@ from app.gui.workers import InstallWorker, WarmUp
 log = logging.getLogger("zhiku.gui")
 
 
-class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
+class MainWindow(ImagesMixin, AnsweringMixin, QMainWindow):
     """Zhiku's window. Models load lazily in the background; nothing here blocks the event loop."""
-
-    folders_changed = Signal()  # from the folder watcher's thread; handled on the UI thread
 
     def __init__(self, settings: AppSettings | None = None) -> None:
         super().__init__()
@@ -46,7 +42,7 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
         self.kbs: dict[str, object] = {}
         self.kb = None
         self._init_answering()
-        self._init_indexing()
+        self.indexing = Indexing(self, lambda: self.settings)
         self._init_images()
         self.viewer = SourceViewer(self)
         self.setAcceptDrops(True)
@@ -66,18 +62,17 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
         self.setCentralWidget(self.splitter)
 
         self.status_label = QLabel()
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(220)
-        self.progress.hide()
-        self.progress_text = QLabel()
-        self.cancel_btn = QPushButton()
-        self.cancel_btn.hide()
-        self.cancel_btn.clicked.connect(self.cancel_indexing)
+        self.progress, self.progress_text = self.indexing.bar, self.indexing.text  # model installs share them
         bar = self.statusBar()
         bar.addWidget(self.status_label, 1)
-        bar.addPermanentWidget(self.progress_text)
-        bar.addPermanentWidget(self.progress)
-        bar.addPermanentWidget(self.cancel_btn)
+        bar.addPermanentWidget(self.indexing.text)
+        bar.addPermanentWidget(self.indexing.bar)
+        bar.addPermanentWidget(self.indexing.cancel_button)
+        self.indexing.status.connect(self.status_label.setText)
+        self.indexing.queued.connect(self.docs.refresh)
+        self.indexing.reading.connect(self.docs.refresh_soon)
+        self.indexing.finished.connect(self._on_index_done)
+        self.indexing.password_given.connect(self.index_paths)
 
         self.kb_list.selected.connect(self.select_kb)
         self.docs.add_requested.connect(self.index_paths)
@@ -132,7 +127,7 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
         self.link_action.setToolTip(tr("Keep a folder in sync: new, changed, moved and deleted files are picked up"))
         self.new_chat_action.setText(tr("New chat"))
         self.settings_action.setText(tr("Settings…"))
-        self.cancel_btn.setText(tr("Cancel"))
+        self.indexing.retranslate()
         self.tabs.setTabText(0, tr("Chat"))
         self.tabs.setTabText(1, tr("Images"))
         if not self.status_label.text() or self.llm is not None:
@@ -184,7 +179,7 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
         if self.prefill_worker and self.prefill_worker.isRunning():
             self.prefill_worker.stop()
             self.prefill_worker.wait(2000)
-        self.stop_indexing_for_quit()
+        self.indexing.stop_for_quit()
         super().closeEvent(event)
 
     # ---- drag and drop anywhere -------------------------------------------------------------
@@ -245,7 +240,9 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
         self.kb = self.kbs.get(name) if name else None
         self._title()
         self.docs.set_kb(self.kb)
-        self._on_kb_opened()
+        self.indexing.set_kb(self.kb)
+        self.index_pictures_if_needed()
+        self.indexing.sync_folders()
         if self.kb is not None and not self.kb.embedder.loaded and self.warm is not None:
             self.warm_up()
         self.conversation = None
@@ -272,6 +269,25 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
         if self.kb is None:
             self.create_kb(self.kb_list.default_name())
         return self.kb is not None
+
+    def index_paths(self, paths: list, password: str | None = None) -> None:
+        """Index files and folders in the background (queued if a job is running); a knowledge base
+        is made for them if none is open."""
+        if self._require_kb():
+            self.indexing.add(paths, password)
+
+    def link_folder_dialog(self) -> None:
+        """Ask for a folder to keep in sync with the current knowledge base."""
+        if not self._require_kb():
+            return
+        folder = QFileDialog.getExistingDirectory(self, tr("Link folder…"), str(Path.home()))
+        if folder:
+            self.indexing.link_folder(folder)
+
+    def _on_index_done(self, report) -> None:
+        self.docs.refresh()
+        self.update_welcome()
+        self.kb_list.reload()
 
     def add_documents_dialog(self) -> None:
         """Pick files to add."""
@@ -346,7 +362,7 @@ class MainWindow(IndexingMixin, ImagesMixin, AnsweringMixin, QMainWindow):
             self.progress_text.setText(tr("Installing {name}…", name=name))))
         worker.finished_ok.connect(self.check_models)
         worker.failed.connect(lambda msg: self.chat.banner_text.setText(msg))
-        worker.finished.connect(self._on_index_thread_end)
+        worker.finished.connect(self.indexing.end_progress)
         self.progress.show()
         self.install_worker = worker
         worker.start()
