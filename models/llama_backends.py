@@ -19,6 +19,22 @@ from pathlib import Path
 log = logging.getLogger("zhiku.llama")
 _lock = threading.Lock()
 _variant: str | None = None
+_log_callback = None
+
+
+def _route_llama_log() -> None:
+    """Send llama.cpp's own log lines to logging (debug) instead of the user's terminal."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def _cb(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+        log.debug("%s", text.decode("utf-8", "replace").rstrip())
+
+    _log_callback = _cb
+    llama_cpp.llama_log_set(_cb, ctypes.c_void_p(0))
 
 
 class NoCpuBackend(RuntimeError):
@@ -57,6 +73,7 @@ def ensure_loaded() -> str:
     with _lock:
         if _variant is not None:
             return _variant
+        _route_llama_log()
         ggml = _ggml()
         if ggml.ggml_backend_reg_count() == 0:
             ggml.ggml_backend_load_all_from_path(os.fsencode(lib_dir()))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import ctypes
 import logging
 import os
 import threading
@@ -21,22 +20,6 @@ __all__ = ["LocalLLM", "NotGGUF", "check_gguf", "default_threads", "default_batc
 # the KV cache of the 1.5B model at 4k is ~110 MB
 DEFAULT_N_CTX = 4096
 log = logging.getLogger("zhiku.llama")
-_log_callback = None
-
-
-def _route_llama_log() -> None:
-    """Send llama.cpp's own log lines to logging (debug) instead of the user's terminal."""
-    global _log_callback
-    if _log_callback is not None:
-        return
-    import llama_cpp
-
-    @llama_cpp.llama_log_callback
-    def _cb(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
-        log.debug("%s", text.decode("utf-8", "replace").rstrip())
-
-    _log_callback = _cb
-    llama_cpp.llama_log_set(_cb, ctypes.c_void_p(0))
 
 
 def default_threads() -> int:
@@ -71,8 +54,7 @@ class LocalLLM:
         self._busy = threading.Lock()
         threads = n_threads or default_threads()
         batch_threads = n_threads_batch or max(threads, default_batch_threads())
-        _route_llama_log()
-        llama_backends.ensure_loaded()
+        llama_backends.ensure_loaded()  # routes llama.cpp's log lines to logging first
         self._llm = llama_cpp.Llama(
             model_path=str(self.path), n_ctx=n_ctx, n_gpu_layers=n_gpu_layers,
             n_threads=threads, n_threads_batch=batch_threads, n_batch=n_batch, seed=seed, verbose=False)
