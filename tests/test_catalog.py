@@ -129,7 +129,7 @@ def test_add_refuses_wrong_kinds_of_file(tmp_path, capsys):
     notes = tmp_path / "notes.gguf"
     notes.write_text("just some text")
     assert main(["models", "add", str(notes), "--role", "llm"]) == 2
-    assert "not a GGUF file" in capsys.readouterr().err
+    assert "not a GGUF model" in capsys.readouterr().err
     assert main(["models", "add", str(tmp_path), "--role", "embedding"]) == 2
     assert "sentence-transformers" in capsys.readouterr().err
     assert main(["models", "add", str(tmp_path / "nope"), "--role", "clip"]) == 2
