@@ -198,6 +198,11 @@ class Pictures:
         self.save_index()
         return done
 
+    @property
+    def index(self):
+        """The picture index (kb.vector_index.VectorIndex), or None before any picture has a vector."""
+        return self.vectors.index if self.vectors.dim and self.vectors.count() else None
+
     def save_index(self) -> None:
         """Bring the index file up to date with SQLite (rebuilding it if needed)."""
         _ = self.vectors.index
