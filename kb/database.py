@@ -48,6 +48,11 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _as_dicts(cur: sqlite3.Cursor) -> list[dict]:
+    names = [c[0] for c in cur.description]  # once: the window lists hundreds of documents per refresh
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
 def create_file(path: Path) -> None:
     """Create an empty database file (the schema comes with the first `Database` open)."""
     sqlite3.connect(path).close()
@@ -121,11 +126,9 @@ class Database:
         """Rows as dicts keyed by column name (from the last commit, unblocked, with listing=True)."""
         if listing:
             with self._read_lock:
-                cur = self._reader().execute(sql, params)
-                return [dict(zip([c[0] for c in cur.description], r)) for r in cur.fetchall()]
+                return _as_dicts(self._reader().execute(sql, params))
         with self.lock:
-            cur = self._conn.execute(sql, params)
-            return [dict(zip([c[0] for c in cur.description], r)) for r in cur.fetchall()]
+            return _as_dicts(self._conn.execute(sql, params))
 
     def stream(self, sql: str, params: tuple = (), size: int = 16384) -> Iterator[list[tuple]]:
         """Rows of a large read in slices of `size`, the lock held throughout (rebuilding a cache)."""
