@@ -13,7 +13,7 @@ QUIET  := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 # Portable CPU build with runtime dispatch: one CPU backend per instruction-set level (x64, SSE4.2,
 # AVX, AVX2, AVX-512, VNNI, BF16, AMX), the best one chosen at start (models/llm.py loads them), so
 # new CPUs get their fastest kernels and old ones still run. Without llama.cpp's tools and the
-# multimodal library. The 14 variants make the one-time build ~17 min on two cores (~6 before).
+# multimodal library. The 14 variants make the one-time build ~15 min on two cores (~6 before).
 LLAMA_CMAKE := -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=ON \
                -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 LLAMA_KEY   := $(shell echo '$(LLAMA_CMAKE)' | sha256sum | cut -c1-8)
@@ -34,7 +34,7 @@ help:
 
 $(LLAMA_WHEEL):
 	@mkdir -p $(WHEELS) $(LLAMA_BUILD)
-	@echo ">> building llama-cpp-python $(LLAMA_VER) once (about 17 minutes on two cores; cached in $(WHEELS))"
+	@echo ">> building llama-cpp-python $(LLAMA_VER) once (about 15 minutes on two cores; cached in $(WHEELS))"
 	CMAKE_ARGS="$(LLAMA_CMAKE) $(CCACHE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 	  $(PYTHON) -m pip wheel --no-deps --no-cache-dir --no-binary llama-cpp-python -w $(WHEELS).tmp \
 	    -C build-dir=$(LLAMA_BUILD) \
