@@ -86,7 +86,7 @@ def main(out: Path) -> int:
     wait(app, lambda: w.indexing.worker.isFinished(), 600)
     for question in (QUESTION_ZH, QUESTION):
         if question is QUESTION:
-            w.new_chat()  # another topic: a follow-up would be searched together with the question before
+            w.answering.new_chat()  # another topic: a follow-up would be searched together with the question before
         w.chat.input.setPlainText(question)
         w.chat.submit()
         wait(app, lambda: not w.chat.busy, 900)
@@ -96,7 +96,7 @@ def main(out: Path) -> int:
 
     last = len(w.chat.messages) - 1
     pdf = next(s for s in w.chat.messages[last]["sources"] if s["name"].endswith(".pdf"))
-    w.open_source(last, pdf["number"])
+    w.answering.open_source(last, pdf["number"])
     wait(app, lambda: w.viewer.isVisible(), 30)
     w.viewer.resize(760, 900)
     app.processEvents()
@@ -126,15 +126,15 @@ def main(out: Path) -> int:
     app.processEvents()
     w.grab().save(str(out / "main-chinese.png"))
     # "ask only these documents", and a narrow Documents pane (the name keeps its room)
-    w.ask_only([str(p) for p in docs if p.suffix == ".txt"])
+    w.answering.ask_only([str(p) for p in docs if p.suffix == ".txt"])
     sizes = w.splitter.sizes()
     w.splitter.setSizes([200, 280, sum(sizes) - 480])
     app.processEvents()
     w.grab().save(str(out / "scoped-narrow-chinese.png"))
-    w.clear_scope()
+    w.answering.clear_scope()
     w.splitter.setSizes(sizes)
     # a question the demo documents do not answer: the not-found message and "possibly related"
-    w.new_chat()
+    w.answering.new_chat()
     w.chat.input.setPlainText(QUESTION_NOT_FOUND)
     w.chat.submit()
     wait(app, lambda: not w.chat.busy, 900)

@@ -113,7 +113,7 @@ def window(qtbot, zhiku_home):
     qtbot.waitUntil(lambda: w.warm is not None and w.warm.isFinished() and w.kb.embedder.loaded,
                     timeout=120_000)
     yield w
-    for worker in (w.indexing.worker, w.answer_worker, w.prefill_worker, w.loader, w.warm):
+    for worker in (w.indexing.worker, w.answering.answer_worker, w.answering.prefill_worker, w.answering.loader, w.warm):
         if worker is not None and worker.isRunning():
             if hasattr(worker, "cancel"):
                 worker.cancel()
@@ -187,8 +187,8 @@ def test_question_streams_an_answer_and_citation_opens_the_page(qtbot, window, t
     window.chat.input.setPlainText("What is the default chunk size?")
     qtbot.keyClick(window.chat.input, Qt.Key_Return)
     assert window.chat.messages[0]["content"] == "What is the default chunk size?"
-    qtbot.waitUntil(lambda: window.answer_worker is not None, timeout=120_000)
-    window.answer_worker.token.connect(tokens.append)
+    qtbot.waitUntil(lambda: window.answering.answer_worker is not None, timeout=120_000)
+    window.answering.answer_worker.token.connect(tokens.append)
     qtbot.waitUntil(lambda: not window.chat.busy, timeout=120_000)
     answer = window.chat.messages[-1]
     assert len(tokens) > 2 and "256" in answer["content"]

@@ -17,9 +17,9 @@ def _checked_answer(qtbot, win, question, answer):
     with the real retriever's sources and the real checker's verdicts."""
     from kb.answer import Answerer, clean_answer
 
-    win.load_llm()
-    qtbot.waitUntil(lambda: win.llm is not None, timeout=120_000)
-    answerer = Answerer(win.kb, win.llm, answerable_threshold=None)
+    win.answering.load_llm()
+    qtbot.waitUntil(lambda: win.answering.llm is not None, timeout=120_000)
+    answerer = Answerer(win.kb, win.answering.llm, answerable_threshold=None)
     sources = answerer.evidence(win.kb.search(question, k=3), 300, question)
     sources = [dataclasses.replace(s, number=n) for n, s in enumerate(sources, 1)]
     text = clean_answer(answer, len(sources))
@@ -56,7 +56,7 @@ def test_a_checked_answer_keeps_its_marks_when_the_conversation_is_reopened(qtbo
     cid = conv.create("chunk size").id
     conv.add(cid, "assistant", window.chat.last_answer(), window.chat.messages[-1]["sources"],
              [dataclasses.asdict(c) for c in checks])
-    window.show_conversation(cid)
+    window.answering.show_conversation(cid)
     assert window.chat.messages[0]["checks"][0]["status"] == "unsupported"
     assert "1 of 1 sentences could not be checked" in window.chat.view.toPlainText()
 
@@ -72,7 +72,7 @@ def test_a_question_the_documents_cannot_answer_shows_possibly_related_passages(
     assert "Possibly related" in window.chat.view.toPlainText()
     # the conversation, saved as it ran, exports with its question and the related passages
     assert window.chat.export_btn.isEnabled()
-    window.export_conversation(tmp_path / "chat.md")
+    window.answering.export_conversation(tmp_path / "chat.md")
     md = (tmp_path / "chat.md").read_text(encoding="utf-8")
     assert "## Who won the 1998 football world cup?" in md and "Possibly related:" in md
     # reopening the app shows the conversation used last

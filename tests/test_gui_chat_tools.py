@@ -16,7 +16,7 @@ def _ask(qtbot, win, question):
 
 
 def _stored(win):
-    return [(m.role, m.content) for m in win.kb.conversations.messages(win.conversation)]
+    return [(m.role, m.content) for m in win.kb.conversations.messages(win.answering.conversation)]
 
 
 def test_an_edited_question_replaces_itself_and_what_followed_and_regenerate_answers_again(
@@ -40,14 +40,14 @@ def test_an_edited_question_replaces_itself_and_what_followed_and_regenerate_ans
     assert window.chat.chats.currentText() == "知库会联网吗？"  # the first question names the chat
     assert any(s["name"] == "隐私.txt" for s in window.chat.messages[-1]["sources"])
 
-    old = window.kb.conversations.messages(window.conversation)[-1].created
+    old = window.kb.conversations.messages(window.answering.conversation)[-1].created
     window.chat.view.anchorClicked.emit(QUrl("regenerate:"))
     assert window.chat.busy and window.chat.messages[-1]["content"] == ""
     qtbot.waitUntil(lambda: not window.chat.busy and bool(window.chat.messages[-1]["content"]), timeout=180_000)
     stored = _stored(window)
     assert [r for r, _ in stored] == ["user", "assistant"] and stored[1][1] == window.chat.last_answer()
     # a new answer replaced the old one (its text may match)
-    assert window.kb.conversations.messages(window.conversation)[-1].created > old
+    assert window.kb.conversations.messages(window.answering.conversation)[-1].created > old
 
     # Esc leaves an edit without sending it
     window.chat.view.anchorClicked.emit(QUrl("edit:0"))
@@ -66,13 +66,13 @@ def test_asking_only_some_documents_cites_only_them_until_cleared(qtbot, window,
     assert names <= {"隐私.txt"}
 
     window.chat.scope_all.click()
-    assert not window.chat.scope_bar.isVisible() and window.scope is None
-    window.new_chat()
+    assert not window.chat.scope_bar.isVisible() and window.answering.scope is None
+    window.answering.new_chat()
     _ask(qtbot, window, "What is the default chunk size?")
     assert "report.pdf" in {s["name"] for s in window.chat.messages[-1]["sources"]}
 
     # a folder stands for every document under it
-    window.ask_only([str(d)])
+    window.answering.ask_only([str(d)])
     assert window.chat.scope_text.text().startswith("Asking only 2 documents")
 
 
@@ -97,16 +97,16 @@ def test_a_narrow_documents_pane_gives_the_name_room_first(qtbot, window, tmp_pa
 def test_a_pause_in_typing_prefills_the_prompt_so_enter_only_processes_the_question(
         qtbot, window, tmp_path):  # noqa: F811
     _index(qtbot, window, [_docs(tmp_path)])
-    window.load_llm()
-    qtbot.waitUntil(lambda: window.llm is not None, timeout=120_000)
+    window.answering.load_llm()
+    qtbot.waitUntil(lambda: window.answering.llm is not None, timeout=120_000)
     question = "What is the default chunk size?"
     qtbot.keyClicks(window.chat.input, question)  # typed, then a pause
-    qtbot.waitUntil(lambda: window.prefill_worker is not None, timeout=5_000)
-    qtbot.waitUntil(lambda: window.prefill_worker.isFinished(), timeout=120_000)
-    assert window.prefill_worker.tokens > 50  # the system prompt and the evidence
-    before = len(window.llm.reuse_log)
+    qtbot.waitUntil(lambda: window.answering.prefill_worker is not None, timeout=5_000)
+    qtbot.waitUntil(lambda: window.answering.prefill_worker.isFinished(), timeout=120_000)
+    assert window.answering.prefill_worker.tokens > 50  # the system prompt and the evidence
+    before = len(window.answering.llm.reuse_log)
     qtbot.keyClick(window.chat.input, Qt.Key_Return)
     qtbot.waitUntil(lambda: not window.chat.busy and bool(window.chat.messages[-1]["content"]), timeout=180_000)
-    reused, total = list(window.llm.reuse_log)[before]  # the answer's first prompt
+    reused, total = list(window.answering.llm.reuse_log)[before]  # the answer's first prompt
     assert total - reused < 60  # only the question and the reminder were left to process
     assert "256" in window.chat.messages[-1]["content"]

@@ -23,7 +23,7 @@ def window(qtbot, zhiku_home):
     w.create_kb("pictures")
     qtbot.waitUntil(lambda: w.warm is not None and w.warm.isFinished(), timeout=120_000)
     yield w
-    for worker in (w.indexing.worker, w.image_worker, w.clip_loader):
+    for worker in (w.indexing.worker, w.image_search.image_worker, w.image_search.clip_loader):
         if worker is not None:
             worker.wait(30_000)
 
@@ -43,7 +43,7 @@ def test_without_clip_the_tab_explains_what_it_needs_then_a_chosen_folder_is_use
 
     w = window
     w.tabs.setCurrentWidget(w.images)
-    assert w.clip is None and w.images.setup.isVisible()
+    assert w.image_search.clip is None and w.images.setup.isVisible()
     assert "CLIP" in w.images.setup_text.text() and w.images.choose_btn.isVisible()
     assert w.images.download_btn.isVisible() and not w.images.like_btn.isEnabled()
     pdf, _, _ = _report(tmp_path)
@@ -51,8 +51,8 @@ def test_without_clip_the_tab_explains_what_it_needs_then_a_chosen_folder_is_use
     qtbot.waitUntil(lambda: w.indexing.worker.isFinished(), timeout=120_000)
     assert w.kb.pictures.count() == 2 and w.kb.pictures.count_pending() == 2
 
-    assert w.use_clip_folder(str(clip_dir))  # what "Choose folder…" does with the folder picked
-    qtbot.waitUntil(lambda: w.clip is not None, timeout=60_000)
+    assert w.image_search.use_clip_folder(str(clip_dir))  # what "Choose folder…" does with the folder picked
+    qtbot.waitUntil(lambda: w.image_search.clip is not None, timeout=60_000)
     assert not w.images.setup.isVisible() and w.settings.clip_name == "tiny-clip"
     # the pictures extracted before the model came are embedded in a background job
     qtbot.waitUntil(lambda: w.kb.pictures.count_pending() == 0, timeout=60_000)
@@ -64,8 +64,8 @@ def test_without_clip_the_tab_explains_what_it_needs_then_a_chosen_folder_is_use
 def with_clip(qtbot, window, clip_dir, tmp_path):
     from test_gui import _drop
 
-    assert window.use_clip_folder(str(clip_dir))
-    qtbot.waitUntil(lambda: window.clip is not None, timeout=60_000)
+    assert window.image_search.use_clip_folder(str(clip_dir))
+    qtbot.waitUntil(lambda: window.image_search.clip is not None, timeout=60_000)
     pdf, a, b = _report(tmp_path)
     _drop(window.docs.tree.viewport(), [pdf])
     qtbot.waitUntil(lambda: window.indexing.worker.isFinished() and not window.indexing.jobs, timeout=120_000)

@@ -121,3 +121,31 @@ def test_the_sqlite_store_provides_the_whole_store_interface():
             mine = getattr(impl, name, None)
             assert mine is not None, f"{impl.__name__} lacks {name}"
             assert list(inspect.signature(mine).parameters) == list(inspect.signature(proto).parameters), name
+
+
+PARTS = {  # the main window's parts, each with the panel it owns
+    "app.gui.answering": "app.gui.chat",
+    "app.gui.image_search": "app.gui.images",
+    "app.gui.indexing": None,
+    "app.gui.documents": None,
+    "app.gui.kb_list": None,
+}
+
+
+def test_the_window_parts_know_nothing_of_one_another():
+    """The window's parts talk by signals: none imports another part or the window, none calls
+    into the window (it is only a parent for their dialogs), and the window mixes nothing in."""
+    from app.gui.main_window import MainWindow
+
+    others = set(PARTS) | {p for p in PARTS.values() if p} | {"app.gui.main_window"}
+    found = []
+    for part, panel in PARTS.items():
+        found += [f"{part} imports {i}" for i in IMPORTS[part] if i in others - {part, panel}]
+        for node in ast.walk(ast.parse(MODULES[part].read_text(encoding="utf-8"))):
+            call = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            if call and isinstance(node.func.value, ast.Call) and getattr(node.func.value.func, "attr", "") == "window":
+                found.append(f"{part}:{node.lineno} self.window().{node.func.attr}()")  # a widget's window
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "window":
+                found.append(f"{part}:{node.lineno} self.window.{node.attr}")
+    assert found == []
+    assert [c.__module__.split(".")[0] for c in MainWindow.__mro__[1:3]] == ["PySide6", "PySide6"]

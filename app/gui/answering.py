@@ -1,11 +1,22 @@
-"""The window's chat: loading the chat model, conversations, streaming answers, opening their sources."""
+"""The window's chat part: the chat model, conversations, streaming answers, opening their sources.
+
+`Answering` is one part of the main window, like `Indexing`: it owns the chat panel, the chat
+model and its loader, the open conversation, the "ask only these documents" scope and the answer
+and prefill threads. It tells the window what it needs through signals (a knowledge base to ask,
+documents to index, a page to show) and knows nothing of the document list or the Images tab.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import time
 from pathlib import Path
+from typing import Callable
 
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QWidget
+
+from app.gui.chat import ChatPanel
 from app.gui.i18n import tr
 from app.gui.workers import AnswerWorker, ModelLoader, PrefillWorker
 
@@ -14,39 +25,107 @@ from app.gui.workers import AnswerWorker, ModelLoader, PrefillWorker
 REGENERATE_TEMPERATURE = 0.7
 
 
-class AnsweringMixin:
-    """Mixed into MainWindow: everything between a question typed and a cited answer shown."""
+class Answering(QObject):
+    """Everything between a question typed and a cited answer shown."""
 
-    def _init_answering(self) -> None:
+    status = Signal(str)  # a line for the status bar
+    kb_wanted = Signal()  # a question came with no knowledge base open: the window opens or makes one
+    index_requested = Signal(list)  # paths to add (the sample documents)
+    page_requested = Signal(str, int, str, str, object)  # path, page, passage, page text, boxes
+
+    def __init__(self, window: QWidget, settings: Callable[[], object]) -> None:
+        super().__init__(window)
+        self.window, self.settings = window, settings
+        self.kb = None
         self.llm = None
         self.loader: ModelLoader | None = None
         self.answerer = None
         self.answerer_key: tuple | None = None
         self.answer_worker: AnswerWorker | None = None
+        self.answer_started: float | None = None
         self.pending_question: str | None = None
         self.conversation: int | None = None
         self.scope: set[int] | None = None  # "ask only these documents" (None: all of them)
         self.temperature: float | None = None  # of the next answer only (Regenerate)
         self.prefill_worker: PrefillWorker | None = None
         self.typed: str | None = None  # text typed while a prefill ran: prefilled next
+        self.chat = chat = ChatPanel()
+        chat.ask.connect(self.ask)
+        chat.stop.connect(self.stop_answer)
+        chat.open_source.connect(self.open_source)
+        chat.open_support.connect(self.open_support)
+        chat.new_chat.connect(self.new_chat)
+        chat.delete_chat.connect(self.delete_chat)
+        chat.export_chat.connect(self.export_chat_dialog)
+        chat.try_samples.connect(lambda: self.index_requested.emit(self._sample_documents()))
+        chat.chat_selected.connect(self.show_conversation)
+        chat.regenerate.connect(self.regenerate)
+        chat.typing.connect(self.prefill)
+        chat.resend.connect(self.resend)
+        chat.clear_scope.connect(self.clear_scope)
+
+    @property
+    def busy(self) -> bool:
+        """True while an answer is being written."""
+        return self.answer_worker is not None and self.answer_worker.isRunning()
+
+    @property
+    def model_name(self) -> str | None:
+        """The loaded chat model's name (None before it is loaded)."""
+        return self.llm.model_name if self.llm is not None else None
+
+    def set_kb(self, kb) -> None:
+        """Switch to a knowledge base: its last conversation is shown where it was left."""
+        self.kb = kb
+        self.conversation = None
+        self.clear_scope()
+        self._reload_chats()
+        self.chat.set_messages([])
+        self._restore_last_conversation()
+        self.update_welcome()
+
+    def release_model(self) -> None:
+        """Unload the chat model (its settings changed): the next question loads it again."""
+        if self.llm is not None and not self.busy:
+            self.llm.close()
+            self.llm = None
+
+    def stop_for_quit(self) -> None:
+        """Stop the answer and the prefill threads (the window is closing)."""
+        for worker in (self.answer_worker, self.prefill_worker):
+            if worker is not None and worker.isRunning():
+                worker.stop()
+                worker.wait(2000)
+
+    def _has_kb(self) -> bool:
+        if self.kb is None:
+            self.kb_wanted.emit()  # connected directly: the window has called set_kb when this returns
+        return self.kb is not None
+
+    @staticmethod
+    def _sample_documents() -> list:
+        from app.demo import write_documents
+        from models.paths import data_dir
+
+        return write_documents(data_dir() / "samples")
 
     def load_llm(self) -> None:
         """Start loading the chat model in the background (once)."""
         if self.llm is not None or (self.loader and self.loader.isRunning()):
             return
-        s = self.settings
-        self.status_label.setText(tr("Loading models…"))
+        s = self.settings()
+        self.status.emit(tr("Loading models…"))
         lang = s.answer_language if s.answer_language in ("zh", "en") else (
             "en" if s.ui_language == "en" else "zh")
         self.loader = ModelLoader(s.llm_name or None, s.n_ctx, s.threads or None, s.gpu_layers,
-                                  self.kb.embedder if self.kb else None, self, lang=lang)
+                                  self.kb.embedder if self.kb else None, self, lang=lang, server=s.server())
         self.loader.loaded.connect(self._on_llm_loaded)
         self.loader.failed.connect(self._on_llm_failed)
         self.loader.start()
 
     def _on_llm_loaded(self, llm) -> None:
         self.llm = llm
-        self.status_label.setText(f"{tr('Ready')} · {llm.model_name}")
+        self.status.emit(f"{tr('Ready')} · {llm.model_name}")
         if self.pending_question:
             q, self.pending_question = self.pending_question, None
             self._start_answer(q)
@@ -55,7 +134,7 @@ class AnsweringMixin:
         self.pending_question = None
         self.chat.set_busy(False)
         self.chat.finish(f"**{tr('Could not load the chat model')}**: {message}")
-        self.status_label.setText(tr("Could not load the chat model"))
+        self.status.emit(tr("Could not load the chat model"))
 
     # ---- chat -------------------------------------------------------------------------------
     def _reload_chats(self) -> None:
@@ -68,14 +147,6 @@ class AnsweringMixin:
         if self.chat.welcome != empty:
             self.chat.welcome = empty
             self.chat.render()
-
-    def try_samples(self) -> None:
-        """Index the demo's three documents into the open (or a new) knowledge base."""
-        from app.demo import write_documents
-        from models.paths import data_dir
-
-        if self._require_kb():
-            self.index_paths(write_documents(data_dir() / "samples"))
 
     def _restore_last_conversation(self) -> None:
         """Reopening a knowledge base shows the conversation used last, where it was left."""
@@ -105,7 +176,7 @@ class AnsweringMixin:
             return
         title = self.chat.chats.currentText().strip() or "conversation"
         safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in title)[:60].strip() or "conversation"
-        path, _ = QFileDialog.getSaveFileName(self, tr("Export…"), str(Path.home() / f"{safe}.md"),
+        path, _ = QFileDialog.getSaveFileName(self.window, tr("Export…"), str(Path.home() / f"{safe}.md"),
                                               "Markdown (*.md)")
         if path:
             self.export_conversation(Path(path))
@@ -113,7 +184,7 @@ class AnsweringMixin:
     def export_conversation(self, path: Path) -> None:
         """Write the current conversation, with its sources, as Markdown to `path`."""
         path.write_text(self.kb.conversations.markdown(self.conversation), encoding="utf-8")
-        self.status_label.setText(tr("Saved {path}", path=str(path)))
+        self.status.emit(tr("Saved {path}", path=str(path)))
 
     def show_conversation(self, conversation_id: int) -> None:
         """Show a stored conversation."""
@@ -145,18 +216,18 @@ class AnsweringMixin:
             self.prefill(text)
 
     def _answer_language(self) -> str | None:
-        return None if self.settings.answer_language == "auto" else self.settings.answer_language
+        return None if self.settings().answer_language == "auto" else self.settings().answer_language
 
     def _answerer(self):
         """The answerer of the open conversation (one per conversation: a follow-up then extends
         the prompt llama.cpp has cached)."""
         from kb.answer import Answerer
 
-        key = (id(self.kb), id(self.llm), self.conversation, self.settings.top_k, self.settings.context_tokens,
-               frozenset(self.scope or ()))
+        s = self.settings()
+        key = (id(self.kb), id(self.llm), self.conversation, s.top_k, s.context_tokens, frozenset(self.scope or ()))
         if self.answerer is None or self.answerer_key != key:
-            self.answerer = Answerer(self.kb, self.llm, top_k=self.settings.top_k,
-                                     context_tokens=self.settings.context_tokens, documents=self.scope)
+            self.answerer = Answerer(self.kb, self.llm, top_k=s.top_k, context_tokens=s.context_tokens,
+                                     documents=self.scope)
             self.answerer_key = key
         return self.answerer
 
@@ -199,7 +270,7 @@ class AnsweringMixin:
 
     def ask(self, question: str) -> None:
         """Answer a question from the current knowledge base (loading the model first if needed)."""
-        if not self._require_kb():
+        if not self._has_kb():
             return
         self.chat.add_question(question)
         self.chat.set_busy(True)
@@ -235,16 +306,24 @@ class AnsweringMixin:
 
     def _on_answer_done(self, result, error: str | None = None) -> None:
         self.chat.set_busy(False)
-        if result is None:
-            self.chat.finish(f"**{tr('Something went wrong')}**: {error}")
+        if result is None:  # what streamed before the failure stays, in the window and the conversation
+            came = self.chat.last_answer().strip() if self.chat.messages[-1:] and \
+                self.chat.messages[-1]["role"] == "assistant" else ""
+            note = f"**{tr('Something went wrong')}**: {error}"
+            self.chat.finish(f"{came}\n\n{note}" if came else note)
+            if came:
+                self._keep_last_answer([], False)
             return
         checks = [dataclasses.asdict(c) for c in result.checks]
         related = [dataclasses.asdict(s) for s in result.related] if result.not_found else None
         self.chat.finish(result.text, stopped=result.stopped, checks=checks, related=related)
-        if self.kb is not None and self.conversation is not None:
+        self._keep_last_answer(checks, bool(related))
+
+    def _keep_last_answer(self, checks: list[dict], related: bool) -> None:
+        if self.kb is not None and self.conversation is not None and self.chat.messages:
             last = self.chat.messages[-1]
             last["id"] = self.kb.conversations.add(self.conversation, "assistant", self.chat.last_answer(),
-                                                          last["sources"], checks, bool(last.get("related"))).id
+                                                   last.get("sources") or [], checks, related).id
             self._reload_chats()
 
     def open_support(self, message: int, sentence: int) -> None:
@@ -254,7 +333,7 @@ class AnsweringMixin:
         if not span or self.kb is None:
             return
         page_text, boxes = self.kb.page(span["doc_id"], span["page"])
-        self.viewer.show_source(span["path"], span["page"], span["text"], page_text, boxes)
+        self.page_requested.emit(span["path"], span["page"], span["text"], page_text or "", boxes)
 
     def open_source(self, message: int, number: int) -> None:
         """Open the viewer on source `number` of message `message`."""
@@ -263,4 +342,4 @@ class AnsweringMixin:
         if src is None:
             return
         page_text, boxes = self.kb.page(src["doc_id"], src["page"]) if self.kb else ("", [])
-        self.viewer.show_source(src["path"], src["page"], src["text"], page_text or "", boxes)
+        self.page_requested.emit(src["path"], src["page"], src["text"], page_text or "", boxes)

@@ -97,6 +97,8 @@ class DocumentsPanel(QWidget):
     """Shows a knowledge base's documents; asks the window to add, remove or re-index them."""
 
     add_requested = Signal(list)
+    pick_files = Signal()  # "Add documents…": the window asks which
+    pick_folder = Signal()  # "Add folder…"
     remove_requested = Signal(list)
     reindex_requested = Signal(list)
     scope_requested = Signal(list)  # "Ask only these documents"
@@ -119,8 +121,8 @@ class DocumentsPanel(QWidget):
         self.hint.setWordWrap(True)
         self.hint.setStyleSheet("color: palette(mid);")
         self.add_btn, self.folder_btn = QPushButton(), QPushButton()
-        self.add_btn.clicked.connect(lambda: self.window().add_documents_dialog())
-        self.folder_btn.clicked.connect(lambda: self.window().add_folder_dialog())
+        self.add_btn.clicked.connect(lambda: self.pick_files.emit())
+        self.folder_btn.clicked.connect(lambda: self.pick_folder.emit())
         buttons = QHBoxLayout()
         buttons.addWidget(self.add_btn)
         buttons.addWidget(self.folder_btn)

