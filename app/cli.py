@@ -270,10 +270,11 @@ def main(argv: list[str] | None = None) -> int:
     from models.checksum import ChecksumError
     from models.inventory import ModelNotInstalled
     from models.llm import NotGGUF
+    from models.server_errors import ServerError
 
     try:
         return int(args.func(args) or 0)
-    except (ModelNotInstalled, ChecksumError, NotGGUF, StoreError) as e:
+    except (ModelNotInstalled, ChecksumError, NotGGUF, StoreError, ServerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `zhiku kb info | head`: the reader has all it wanted

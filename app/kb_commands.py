@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shlex
 import sys
 import time
@@ -184,13 +185,15 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_ask(args: argparse.Namespace) -> int:
     """Stream an answer from a knowledge base, then list the sources it cited."""
     from kb.answer import Answerer
-    from models.llm import LocalLLM
+    from models.chat_model import open_chat_model
+    from models.server_errors import ServerError
 
     kb = open_kb(args.kb)
     documents = _scope(kb, args.only)
     if documents == set():
         return 1
-    llm = LocalLLM.default(args.llm, n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers)
+    llm = open_chat_model(args.llm, n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers,
+                          server=server_choice(args))
     stream = Answerer(kb, llm, top_k=args.k, context_tokens=args.context_tokens,
                       documents=documents).ask(args.question)
     if args.json:
@@ -198,10 +201,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(json.dumps(answer_json(stream.result), ensure_ascii=False, indent=2))
         return 0
     streamed = []
-    for piece in stream:
-        streamed.append(piece)
-        sys.stdout.write(piece)
-        sys.stdout.flush()
+    try:
+        for piece in stream:
+            streamed.append(piece)
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    except ServerError as e:  # what came stays on the screen; the reason follows it
+        print(f"\n\nerror: {e}", file=sys.stderr)
+        return 2
     result = stream.result
     print()
     if result.not_found:
@@ -227,6 +234,20 @@ def cmd_ask(args: argparse.Namespace) -> int:
     elif result.sources:
         print("\n(no source cited; consulted: " + ", ".join(f"{s.name}:{s.page}" for s in result.sources) + ")")
     return 0
+
+
+def server_choice(args: argparse.Namespace):
+    """The model server named by --server (a key given with --api-key is kept for it), or None."""
+    from models.api_keys import save_key, where
+    from models.chat_model import ServerChoice
+    from models.remote_llm import root_of
+
+    if not args.server:
+        return None
+    if args.api_key:
+        save_key(root_of(args.server), args.api_key)
+        print(f"(the API key for {root_of(args.server)} is kept in {where()})", file=sys.stderr)
+    return ServerChoice(args.server, args.server_model or "", args.api_key, float(args.server_timeout))
 
 
 def answer_json(result) -> dict:
@@ -316,6 +337,14 @@ def register(sub) -> None:
     q.add_argument("--ctx", type=int, default=defaults.N_CTX, help="context length in tokens")
     q.add_argument("--threads", type=int, help="llama.cpp threads (default: cores - 1)")
     q.add_argument("--gpu-layers", type=int, default=defaults.GPU_LAYERS, help="layers to offload to the GPU")
+    q.add_argument("--server", metavar="URL", default=os.environ.get("ZHIKU_SERVER", ""),
+                   help="answer through an OpenAI-compatible server, e.g. http://gpu-box:8000/v1 (vLLM, "
+                        "llama.cpp, Ollama, LM Studio); default: $ZHIKU_SERVER, else the local model")
+    q.add_argument("--server-model", metavar="NAME", help="the model on that server (default: the first it lists)")
+    q.add_argument("--api-key", metavar="KEY", help="the server's API key; kept (keyring or a private file), "
+                                                    "so later runs need not repeat it")
+    q.add_argument("--server-timeout", type=float, default=120, metavar="S",
+                   help="seconds without a word from the server before giving up (default 120)")
     q.add_argument("--json", action="store_true")
     q.add_argument("--only", nargs="+", metavar="PATH",
                    help="search only these documents, or the documents under these folders")

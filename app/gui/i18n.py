@@ -98,6 +98,18 @@ ZH_CN = {
     "Create a knowledge base first": "请先新建一个知识库",
     "Models": "模型",
     "Chat model": "对话模型",
+    "empty: the chat model above, on this computer": "留空：用上面的对话模型，在本机运行",
+    "An OpenAI-compatible server (vLLM, llama.cpp, Ollama, LM Studio), e.g. http://gpu-box:8000/v1. "
+    "Questions and their sources are sent to it.":
+        "兼容 OpenAI 接口的服务器（vLLM、llama.cpp、Ollama、LM Studio），例如 http://gpu-box:8000/v1。"
+        "问题和相关出处会发送给它。",
+    "Model server": "模型服务器",
+    "the first model the server lists": "服务器列出的第一个模型",
+    "Model on the server": "服务器上的模型",
+    "unchanged (kept in {where})": "不变（保存在 {where}）",
+    "API key": "API 密钥",
+    "How long to wait for the server's next word before giving up.": "等待服务器下一个字的最长时间，超时则放弃。",
+    "Server time-out": "服务器超时",
     "Embedding model (new knowledge bases)": "向量模型（用于新知识库）",
     "Image search model (CLIP)": "图像搜索模型（CLIP）",
     "none — add one with “zhiku models add”": "无——可用“zhiku models add”添加",

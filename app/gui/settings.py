@@ -28,6 +28,17 @@ class AppSettings:
     parse_time_limit: int = int(defaults.PARSE_TIME_LIMIT_S)  # seconds a file's parser may go without progress
     answer_language: str = "auto"  # auto / zh / en
     ui_language: str = ""  # "" = follow the system, "en", "zh_CN"
+    # a chat model on the user's own OpenAI-compatible server ("" = the local model); its API
+    # key is not a setting: models.api_keys keeps it in the keyring or a private file
+    server_url: str = ""
+    server_model: str = ""  # "" = the first model the server lists
+    server_timeout: int = 120  # seconds without a word from the server before giving up
+
+    def server(self):
+        """The model server to answer through, or None for the local chat model."""
+        from models.chat_model import ServerChoice
+
+        return ServerChoice(self.server_url, self.server_model, None, self.server_timeout) if self.server_url else None
 
     @staticmethod
     def qsettings() -> QSettings:

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMessageBox,
     QPushButton,
     QSpinBox,
@@ -37,6 +38,12 @@ def _model_choices(role: str) -> list[tuple[str, str]]:
     return out
 
 
+def _key_store() -> str:
+    from models.api_keys import where
+
+    return where()
+
+
 class SettingsDialog(QDialog):
     """Edits AppSettings; the caller applies and saves them on accept."""
 
@@ -52,6 +59,23 @@ class SettingsDialog(QDialog):
         row.addWidget(self.llm, 1)
         row.addWidget(add_llm)
         form.addRow(tr("Chat model"), row)
+        # a model on the user's own OpenAI-compatible server answers instead of the local one
+        self.server_url = QLineEdit(settings.server_url)
+        self.server_url.setPlaceholderText(tr("empty: the chat model above, on this computer"))
+        self.server_url.setToolTip(tr("An OpenAI-compatible server (vLLM, llama.cpp, Ollama, LM Studio), e.g. "
+                                      "http://gpu-box:8000/v1. Questions and their sources are sent to it."))
+        form.addRow(tr("Model server"), self.server_url)
+        self.server_model = QLineEdit(settings.server_model)
+        self.server_model.setPlaceholderText(tr("the first model the server lists"))
+        form.addRow(tr("Model on the server"), self.server_model)
+        self.api_key = QLineEdit()
+        self.api_key.setEchoMode(QLineEdit.Password)
+        self.api_key.setPlaceholderText(tr("unchanged (kept in {where})", where=_key_store()))
+        form.addRow(tr("API key"), self.api_key)
+        self.server_timeout = self._spin(5, 3600, settings.server_timeout, step=5)
+        self.server_timeout.setSuffix(" s")
+        self.server_timeout.setToolTip(tr("How long to wait for the server's next word before giving up."))
+        form.addRow(tr("Server time-out"), self.server_timeout)
         self.embed = self._combo("embedding", settings.embed_name)
         form.addRow(tr("Embedding model (new knowledge bases)"), self._with_folder_button(self.embed, "embedding"))
         self.clip = self._combo("clip", settings.clip_name, none_label=tr("none — add one with “zhiku models add”"))
@@ -167,4 +191,15 @@ class SettingsDialog(QDialog):
             gpu_layers=self.gpu.value(), n_ctx=self.ctx.value(), threads=self.threads.value(),
             top_k=self.top_k.value(), context_tokens=self.context_tokens.value(), chunk_tokens=self.chunk.value(), overlap_tokens=self.overlap.value(),
             ocr=int(self.ocr.isChecked()), parse_time_limit=self.parse_limit.value(),
-            answer_language=self.answer_lang.currentData(), ui_language=self.ui_lang.currentData())
+            answer_language=self.answer_lang.currentData(), ui_language=self.ui_lang.currentData(),
+            server_url=self.server_url.text().strip(), server_model=self.server_model.text().strip(),
+            server_timeout=self.server_timeout.value())
+
+    def accept(self) -> None:  # noqa: D102 (Qt override)
+        # the key goes to the keyring (or a private file), never into the settings file
+        if self.api_key.text().strip() and self.server_url.text().strip():
+            from models.api_keys import save_key
+            from models.remote_llm import root_of
+
+            save_key(root_of(self.server_url.text()), self.api_key.text().strip())
+        super().accept()

@@ -82,23 +82,24 @@ class IndexWorker(QThread):
 class ModelLoader(QThread):
     """Loads the chat model (and warms the embedder) off the UI thread."""
 
-    loaded = Signal(object)  # LocalLLM
+    loaded = Signal(object)  # LocalLLM or RemoteLLM
     failed = Signal(str)
 
     def __init__(self, llm_name: str | None, n_ctx: int, n_threads: int | None, n_gpu_layers: int,
-                 embedder=None, parent=None, lang: str = "zh") -> None:
+                 embedder=None, parent=None, lang: str = "zh", server=None) -> None:
         super().__init__(parent)
         self.args = (llm_name, n_ctx, n_threads, n_gpu_layers)
+        self.server = server  # models.chat_model.ServerChoice: answer through the user's server
         self.lang = lang if lang in ("zh", "en") else "zh"
         self.embedder = embedder
 
     def run(self) -> None:  # noqa: D102 (QThread)
         try:
             from kb.prompt import SYSTEM
-            from models.llm import LocalLLM
+            from models.chat_model import open_chat_model
 
             name, n_ctx, threads, gpu = self.args
-            llm = LocalLLM.default(name, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu)
+            llm = open_chat_model(name, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu, server=self.server)
             # every prompt starts with the system message: process it now, not at the first question
             llm.prime([{"role": "system", "content": SYSTEM[self.lang]}])
             if self.embedder is not None:
@@ -136,8 +137,10 @@ class AnswerWorker(QThread):
                 self.token.emit(piece)
             self.done.emit(stream.result)
         except Exception as e:
+            from models.remote_llm import ServerError
+
             log.error("answer failed: %s", traceback.format_exc())
-            self.failed.emit(f"{type(e).__name__}: {e}")
+            self.failed.emit(str(e) if isinstance(e, ServerError) else f"{type(e).__name__}: {e}")
 
 
 class PrefillWorker(QThread):

@@ -1,0 +1,240 @@
+"""Answering through an OpenAI-compatible server: llama-cpp-python's own server, started here on
+127.0.0.1 with the real 0.5B model (nothing leaves loopback: the suite's network guard is on)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import real_model
+
+MODEL = "qwen2.5-0.5b"  # the alias the server lists
+KEY = "sk-test-4f1c9a"  # the server's API key: must never reach a knowledge base or a log
+DOCS = {
+    "clip.txt": "CLIP 是 OpenAI 提出的对比性语言-图像预训练模型。它用从网络收集的四亿对图片和文字训练，"
+                "让匹配的图文在同一个向量空间里靠近，不匹配的远离。",
+    "bread.md": "To bake bread, mix flour, water, yeast and salt. Knead for ten minutes, let it rise for "
+                "an hour, then bake at 220 degrees for thirty minutes.",
+}
+LONG = "请详细介绍 CLIP 模型：它的训练数据、训练方法、用途和局限，写五段，每段至少一百字。"
+
+# llama.cpp's CPU kernels are separate libraries in our build: load them, then run the server
+LAUNCH = ("import sys, runpy; from models import llama_backends; llama_backends.ensure_loaded(); "
+          "sys.argv[0] = 'llama_cpp.server'; runpy.run_module('llama_cpp.server', run_name='__main__')")
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(30)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(folder: Path) -> Server:
+    """llama-cpp-python's OpenAI-compatible server with the 0.5B model, on a free loopback port."""
+    port = _free_port()
+    log = folder / f"server-{port}.log"
+    cmd = [sys.executable, "-c", LAUNCH, "--model", str(real_model("qwen2.5-coder-0.5b-instruct-q4_k_m")),
+           "--model_alias", MODEL, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
+           "--n_threads", "1", "--api_key", KEY]
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=root,
+                            env={**os.environ, "PYTHONPATH": str(root)})
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the server exited:\n{log.read_text()[-3000:]}"
+        try:
+            if httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {KEY}"}, timeout=2).status_code == 200:
+                return Server(url, proc, log)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise AssertionError(f"the server did not come up:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = start_server(tmp_path_factory.mktemp("server"))
+    yield s
+    s.kill()
+
+
+@pytest.fixture
+def own_server(tmp_path):
+    """A server this test may kill."""
+    s = start_server(tmp_path)
+    yield s
+    if s.proc.poll() is None:
+        s.kill()
+
+
+@pytest.fixture
+def kb(kb_from):
+    return kb_from(DOCS)
+
+
+def remote(server, **kw):
+    from models.remote_llm import RemoteLLM
+
+    return RemoteLLM(server.url, kw.pop("model", MODEL), kw.pop("api_key", KEY), **kw)
+
+
+def test_a_cited_answer_streams_from_the_server(kb, server):
+    from kb.answer import Answerer, cited_numbers
+
+    llm = remote(server)
+    stream = Answerer(kb, llm, temperature=0.0).ask("CLIP 是用多少对图片和文字训练的？")
+    assert stream.sources and stream.sources[0].name == "clip.txt"  # known before the server is asked
+    pieces = list(stream)
+    assert len(pieces) > 2  # streamed, not one block
+    result = stream.result
+    assert "四亿" in result.text or "4亿" in result.text or "4 亿" in result.text
+    assert not result.not_found and all(c in result.sources for c in result.cited)
+    if cited_numbers(result.text):  # the 0.5B sometimes copies the source's header instead of citing
+        assert result.cited[0].name == "clip.txt"
+    assert result.answerability is None  # the probe is calibrated for local models only
+    llm.close()
+
+
+def test_the_prompt_budget_counts_with_the_servers_tokenizer(server, caplog):
+    from models.chat_model import family_tokenizer
+
+    with caplog.at_level(logging.INFO, logger="zhiku.server"):
+        llm = remote(server)
+    assert "/extras/tokenize" in llm.budget
+    assert "/extras/tokenize" in caplog.text  # the log says how the budget is counted
+    local = family_tokenizer(MODEL)  # the same vocabulary, from the installed GGUF
+    assert local is not None
+    for text in ("CLIP 用四亿对图文训练。", "Knead for ten minutes, then bake at 220 degrees.", DOCS["clip.txt"]):
+        assert abs(llm.count_tokens(text) - local(text)) <= 1  # the server may add a BOS
+    messages = [{"role": "system", "content": "x" * 10}, {"role": "user", "content": DOCS["clip.txt"]}]
+    assert llm.count_prompt_tokens(messages) > local(DOCS["clip.txt"])
+    llm.close()
+
+
+def test_stop_ends_a_server_answer_at_once(server):
+    llm = remote(server)
+    pieces, after_stop = [], []
+    for piece in llm.stream_chat([{"role": "user", "content": LONG}], max_tokens=400):
+        (after_stop if llm.stopped else pieces).append(piece)
+        if len(pieces) == 3 and not llm.stopped:
+            threading.Thread(target=llm.stop).start()  # Stop comes from the window's thread
+            time.sleep(0.2)
+    assert llm.stopped and len(pieces) == 3 and len(after_stop) <= 1
+    # the server is still there for the next question
+    assert llm.chat([{"role": "user", "content": "Say OK."}], max_tokens=5)
+    llm.close()
+
+
+def test_server_errors_say_what_to_do(server):
+    from models.remote_llm import ServerUnavailable, UnknownModel, WrongKey
+
+    with pytest.raises(WrongKey, match="refused the API key"):
+        remote(server, api_key="sk-wrong")
+    with pytest.raises(WrongKey):
+        remote(server, api_key=None)
+    with pytest.raises(UnknownModel, match=f"no model “qwen-72b”.*serves: {MODEL}"):
+        remote(server, model="qwen-72b")
+    with pytest.raises(ServerUnavailable, match="No model server answers at http://127.0.0.1:"):
+        remote(server.__class__(f"http://127.0.0.1:{_free_port()}/v1", server.proc, server.log))
+    assert remote(server, model="").model == MODEL  # no name: the first model the server lists
+
+
+def test_the_api_key_stays_out_of_the_knowledge_base_and_the_logs(kb, server, zhiku_home, caplog, monkeypatch):
+    from kb.answer import Answerer
+    from models.api_keys import key_file, load_key, save_key
+    from models.chat_model import ServerChoice, open_chat_model
+    from models.remote_llm import root_of
+
+    monkeypatch.setenv("ZHIKU_KEYRING", "file")  # no desktop keyring here: the private file
+    save_key(root_of(server.url), KEY)
+    assert load_key(root_of(server.url)) == KEY
+    assert stat.S_IMODE(key_file().stat().st_mode) == 0o600  # readable by the user only
+    with caplog.at_level(logging.DEBUG):
+        llm = open_chat_model(server=ServerChoice(server.url, MODEL))  # the key comes from the store
+        stream = Answerer(kb, llm).ask("CLIP 是用多少对图片和文字训练的？")
+        stream.text()
+        kb.conversations.add(kb.conversations.create("q").id, "assistant", stream.result.text)
+        llm.close()
+    assert KEY not in caplog.text
+    kb_files = [p for p in kb.folder.rglob("*") if p.is_file()]
+    assert kb_files and not any(KEY.encode() in p.read_bytes() for p in kb_files)
+    assert not any(KEY.encode() in p.read_bytes() for p in zhiku_home.rglob("*") if p.is_file()
+                   and p != key_file())
+    assert json.loads(key_file().read_text()) == {root_of(server.url): KEY}
+
+
+def test_a_server_killed_mid_answer_gives_a_clear_error_and_the_conversation_keeps_what_came(
+        qtbot, kb_from, own_server, monkeypatch):
+    from test_gui import open_window
+
+    from app.gui.settings import AppSettings
+    from models.api_keys import save_key
+    from models.remote_llm import root_of
+
+    monkeypatch.setenv("ZHIKU_KEYRING", "file")
+    save_key(root_of(own_server.url), KEY)
+    kb = kb_from(DOCS)
+    w = open_window(qtbot)
+    w.apply_settings(AppSettings(**{**vars(w.settings), "server_url": own_server.url, "server_model": MODEL}))
+    w.kbs[kb.name] = kb
+    w.select_kb(kb.name)
+    w.answering.ask(LONG)
+    qtbot.waitUntil(lambda: w.answering.answer_worker is not None, timeout=60_000)
+    streamed = []
+    w.answering.answer_worker.token.connect(streamed.append)
+    qtbot.waitUntil(lambda: len(streamed) >= 5, timeout=120_000)
+    own_server.kill()
+    qtbot.waitUntil(lambda: not w.chat.busy, timeout=60_000)
+    last = w.chat.messages[-1]
+    assert last["role"] == "assistant"
+    assert "broke off in the middle of the reply" in last["content"] or "ended the reply early" in last["content"]
+    came = "".join(streamed).strip()
+    assert last["content"].startswith(came[:20])  # what came is still on screen
+    stored = kb.conversations.messages(w.answering.conversation)
+    assert [m.role for m in stored] == ["user", "assistant"]
+    assert stored[-1].content.startswith(came[:20]) and "Something went wrong" in stored[-1].content
+    assert w.isVisible()  # the app stays up
+
+
+def test_the_cli_answers_through_the_server_and_keeps_the_key(kb, server, capsys, monkeypatch):
+    from app.cli import main
+    from models.api_keys import key_file, load_key
+    from models.remote_llm import root_of
+
+    monkeypatch.setenv("ZHIKU_KEYRING", "file")
+    name = kb.name
+    kb.close()
+    code = main(["ask", name, "CLIP 是用多少对图片和文字训练的？", "--server", server.url, "--api-key", KEY])
+    out, err = capsys.readouterr()
+    assert code == 0 and "亿" in out and "clip.txt" in out
+    assert f"kept in {key_file()}" in err and load_key(root_of(server.url)) == KEY
+    code = main(["ask", name, "CLIP 是什么？", "--server", server.url])  # the kept key is used
+    assert code == 0
+    dead = f"http://127.0.0.1:{_free_port()}/v1"
+    assert main(["ask", name, "CLIP 是什么？", "--server", dead]) == 2
+    assert "No model server answers at" in capsys.readouterr().err
