@@ -238,3 +238,14 @@ def test_the_cli_answers_through_the_server_and_keeps_the_key(kb, server, capsys
     dead = f"http://127.0.0.1:{_free_port()}/v1"
     assert main(["ask", name, "CLIP 是什么？", "--server", dead]) == 2
     assert "No model server answers at" in capsys.readouterr().err
+
+
+def test_the_token_estimate_with_its_margin_does_not_undercount(small_llm):
+    """Servers without a tokenize endpoint or a local tokenizer of their family get the estimate
+    plus 25%: it may overcount (less evidence fits) but must not undercount (the prompt overflows)."""
+    from models.remote_llm import estimate_tokens
+
+    texts = [DOCS["clip.txt"], DOCS["bread.md"], LONG, "  • GPT-1 论文\n  • GPT-2 论文\n  • GPT-4V 微软评测报告",
+             "2023年3月,Meta开源了 LLaMA,参数量从 70 亿到 650 亿不等。", "def f(x):\n    return x ** 2  # squared"]
+    for t in texts:
+        assert estimate_tokens(t) * 1.25 >= small_llm.count_tokens(t), t
