@@ -31,6 +31,8 @@ __all__ = ["RemoteLLM", "ServerError", "ServerUnavailable", "WrongKey", "Unknown
            "estimate_tokens", "root_of"]
 
 log = logging.getLogger("zhiku.server")
+# httpx logs every request at INFO: a token count per evidence span would flood the app's log
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 TEMPLATE_TOKENS = 8  # per message: role markers of the server's chat template
 # seconds; `read` is the longest wait for the next piece, which includes the server's prompt

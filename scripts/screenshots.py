@@ -1,7 +1,7 @@
 """Drive the real app with a demo knowledge base and save PNGs of its main screens.
 
 Run through scripts/screenshots.sh (Xvfb). Output: <out>/main-answer.png, viewer-pdf.png,
-settings.png, images.png, main-chinese.png.
+settings.png, images.png, main-chinese.png, settings-chinese.png.
 """
 
 from __future__ import annotations
@@ -125,6 +125,11 @@ def main(out: Path) -> int:
     w.apply_settings(AppSettings(**{**w.settings.__dict__, "ui_language": "zh_CN"}))
     app.processEvents()
     w.grab().save(str(out / "main-chinese.png"))
+    dialog = SettingsDialog(AppSettings(**{**w.settings.__dict__, "server_url": "http://gpu-box:8000/v1"}), w)
+    dialog.show()
+    app.processEvents()
+    dialog.grab().save(str(out / "settings-chinese.png"))  # with a model server filled in
+    dialog.close()
     # "ask only these documents", and a narrow Documents pane (the name keeps its room)
     w.answering.ask_only([str(p) for p in docs if p.suffix == ".txt"])
     sizes = w.splitter.sizes()
