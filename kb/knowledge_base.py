@@ -68,11 +68,7 @@ def summary(name: str) -> dict:
     """
     store = Store(_folder(name))
     try:
-        docs = store.documents()
-        return {"name": name, "documents": len(docs), "chunks": store.count("chunks"),
-                "bytes": sum(d["size"] or 0 for d in docs),
-                "failed": sum(d["status"] == "failed" for d in docs),
-                "embedding_model": store.model_id}
+        return {"name": name, **store.totals(), "embedding_model": store.model_id}
     finally:
         store.close()
 
@@ -241,6 +237,10 @@ class KnowledgeBase:
     def documents(self) -> list[dict]:
         """Every document with its status, counts and copies (read without waiting for a job)."""
         return self.store.documents()
+
+    def has_documents(self) -> bool:
+        """True when the knowledge base holds a document (cheap: for the welcome panel)."""
+        return self.store.has_documents()
 
     def document(self, path: str) -> dict | None:
         """The document stored for a path, if any."""

@@ -129,6 +129,18 @@ class Store:
         """True when at least one page of the document was read by OCR."""
         return bool(self.db.query("SELECT 1 FROM pages WHERE doc_id=? AND ocr LIMIT 1", (doc_id,)))
 
+    def totals(self) -> dict:
+        """Counts for lists (documents, failed, bytes, chunks), from the last commit without
+        waiting for a writer: the window's knowledge-base list asks at the end of every job."""
+        docs, failed, size = self.db.listing(
+            "SELECT COUNT(*), COALESCE(SUM(status='failed'), 0), COALESCE(SUM(size), 0) FROM documents")[0]
+        chunks = self.db.listing("SELECT COUNT(*) FROM chunks")[0][0]
+        return {"documents": int(docs), "failed": int(failed), "bytes": int(size), "chunks": int(chunks)}
+
+    def has_documents(self) -> bool:
+        """True when a document is stored (read without waiting for a writer)."""
+        return bool(self.db.listing("SELECT EXISTS (SELECT 1 FROM documents)")[0][0])
+
     def documents(self) -> list[dict]:
         """All documents with their chunk counts, OCR'd pages and the paths of identical copies
         (from the last commit, without waiting for a writer: the window lists them)."""

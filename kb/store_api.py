@@ -78,6 +78,12 @@ class KnowledgeStore(Protocol):
     def documents(self) -> list[dict]:
         """Every document with counts and copies, without waiting for a writer."""
 
+    def totals(self) -> dict:
+        """documents, failed, bytes, chunks: counts for lists, without waiting for a writer."""
+
+    def has_documents(self) -> bool:
+        """True when a document is stored."""
+
     def put_document(self, path: str, doc, chunks: list, sha256: str, size: int, mtime: float,
                      fts_rows: list[str] | None = None) -> tuple[int, int]:
         """Store a document's content, keeping vectors of unchanged chunks: (id, chunks needing vectors)."""

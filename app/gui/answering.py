@@ -143,7 +143,7 @@ class Answering(QObject):
 
     def update_welcome(self) -> None:
         """Show the three steps while the open knowledge base (or none) holds no documents."""
-        empty = self.kb is None or not self.kb.documents()
+        empty = self.kb is None or not self.kb.has_documents()
         if self.chat.welcome != empty:
             self.chat.welcome = empty
             self.chat.render()

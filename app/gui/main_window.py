@@ -217,9 +217,8 @@ class MainWindow(QMainWindow):
         """Show a knowledge base's documents and conversations."""
         from kb.knowledge_base import KnowledgeBase
 
-        if self.kb is not None and name == self.kb.name:  # the list was only refreshed
-            self.docs.refresh()
-            return
+        if self.kb is not None and name == self.kb.name:  # the list was only refreshed; whoever
+            return  # refreshed it refreshes the documents too (a 300-document list costs the window)
         if not name:
             self.kb = None
         elif name not in self.kbs:
