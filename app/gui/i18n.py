@@ -107,6 +107,7 @@ ZH_CN = {
     "the first model the server lists": "服务器列出的第一个模型",
     "Model on the server": "服务器上的模型",
     "unchanged (kept in {where})": "不变（保存在 {where}）",
+    "none; a key entered here is kept in {where}": "未设置；在此输入的密钥会保存在 {where}",
     "API key": "API 密钥",
     "How long to wait for the server's next word before giving up.": "等待服务器下一个字的最长时间，超时则放弃。",
     "Server time-out": "服务器超时",

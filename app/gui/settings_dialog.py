@@ -44,6 +44,13 @@ def _key_store() -> str:
     return where()
 
 
+def _has_key(server_url: str) -> bool:
+    from models.api_keys import load_key
+    from models.remote_llm import root_of
+
+    return bool(server_url) and load_key(root_of(server_url)) is not None
+
+
 class SettingsDialog(QDialog):
     """Edits AppSettings; the caller applies and saves them on accept."""
 
@@ -70,7 +77,9 @@ class SettingsDialog(QDialog):
         form.addRow(tr("Model on the server"), self.server_model)
         self.api_key = QLineEdit()
         self.api_key.setEchoMode(QLineEdit.Password)
-        self.api_key.setPlaceholderText(tr("unchanged (kept in {where})", where=_key_store()))
+        self.api_key.setPlaceholderText(
+            tr("unchanged (kept in {where})", where=_key_store()) if _has_key(settings.server_url)
+            else tr("none; a key entered here is kept in {where}", where=_key_store()))
         form.addRow(tr("API key"), self.api_key)
         self.server_timeout = self._spin(5, 3600, settings.server_timeout, step=5)
         self.server_timeout.setSuffix(" s")
