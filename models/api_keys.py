@@ -3,8 +3,7 @@
 A key lives in the system keyring (Secret Service, macOS Keychain, Windows Credential Locker)
 when one answers; otherwise in `api-keys.json` in the data folder (beside the settings, never
 inside a knowledge base), created readable by the user only (0600), as ssh and git's credential
-store keep theirs. Keys are filed under
-the server's address, so two servers keep two keys. `ZHIKU_KEYRING=file` skips the keyring
+store keep theirs. Keys are filed under the server's address, so two servers keep two keys. `ZHIKU_KEYRING=file` skips the keyring
 (tests, and desktops whose keyring prompts on every read).
 """
 
@@ -42,7 +41,7 @@ def _keyring():
 
 
 def where() -> str:
-    """Where keys are kept, in words (for settings and `zhiku server` output)."""
+    """Where keys are kept, in words (for the settings dialog and `zhiku ask --api-key`)."""
     ring = _keyring()
     return f"the system keyring ({type(ring.get_keyring()).__name__})" if ring else str(key_file())
 

@@ -76,8 +76,9 @@ class RemoteLLM:
         self._busy = threading.Lock()
         self._response: httpx.Response | None = None
         self._counts: dict[str, int] = {}
-        self.model = self._pick_model(model)
-        self._n_ctx = self._context_length() or n_ctx
+        served = self._served()
+        self.model = self._pick_model(model, [m.get("id", "") for m in served])
+        self._n_ctx = self._context_length(served) or n_ctx
         self.budget, self._count = self._pick_counter(local_tokenizer)
         self.n_threads = 0  # decoding happens on the server
         self.reuse_log: list = []  # local prompt-cache reuse has no meaning here
@@ -90,34 +91,41 @@ class RemoteLLM:
             r = self._client.request(method, url, **kwargs)
         except httpx.ConnectError as e:
             raise ServerUnavailable(f"No model server answers at {self.base_url} ({e}). Start it, or check the "
-                                    "address in Settings → Chat model (or --server).") from e
+                                    "address in Settings → Model server (or --server).") from e
         except httpx.TimeoutException as e:
             raise ServerError(f"The model server at {self.base_url} did not answer in time; it may be busy or "
-                              "its address wrong. Try again, or raise the time-out in Settings.") from e
+                              "its address wrong. Try again, or raise Settings → Server time-out.") from e
         if r.status_code in (401, 403):
             raise WrongKey(f"The model server at {self.base_url} refused the API key (HTTP {r.status_code}). "
-                           "Enter the key its administrator gave you in Settings → Chat model (or --api-key).")
+                           "Enter the key its administrator gave you in Settings → API key (or --api-key).")
         return r
 
-    def _pick_model(self, wanted: str) -> str:
+    def _served(self) -> list[dict]:
+        """The server's models list (GET /models), which also proves the address and the key."""
         r = self._call("GET", f"{self.base_url}/models")
         if r.status_code != 200:
             raise ServerError(f"{self.base_url} does not look like an OpenAI-compatible server "
                               f"(GET /models gave HTTP {r.status_code}). The address usually ends in /v1.")
-        served = [m.get("id", "") for m in r.json().get("data", [])]
+        try:
+            return list(r.json().get("data", []))
+        except (ValueError, AttributeError) as e:
+            raise ServerError(f"{self.base_url} answered GET /models with something other than a models "
+                              "list; is it an OpenAI-compatible server?") from e
+
+    def _pick_model(self, wanted: str, served: list[str]) -> str:
         if not wanted:
             if not served:
                 raise UnknownModel(f"The server at {self.base_url} serves no model yet: load one there first.")
             return served[0]
         if served and wanted not in served:
             raise UnknownModel(f"The server at {self.base_url} has no model “{wanted}”. It serves: "
-                               f"{', '.join(served)}. Pick one of these in Settings → Chat model (or --server-model).")
+                               f"{', '.join(served)}. Pick one of these in Settings → Model on the server (or --server-model).")
         return wanted
 
-    def _context_length(self) -> int | None:
+    def _context_length(self, served: list[dict]) -> int | None:
         """The server's context length where it tells (vLLM's models list, llama.cpp's /props)."""
         try:
-            for m in self._client.get(f"{self.base_url}/models").json().get("data", []):
+            for m in served:
                 if m.get("id") == self.model and m.get("max_model_len"):
                     return int(m["max_model_len"])
             r = self._client.get(f"{self.root}/props")
@@ -233,7 +241,7 @@ class RemoteLLM:
                                 log.info("the server ended the reply at max_tokens=%d", max_tokens)
             except httpx.ConnectError as e:
                 raise ServerUnavailable(f"No model server answers at {self.base_url}. Start it, or check the "
-                                        "address in Settings → Chat model (or --server).") from e
+                                        "address in Settings → Model server (or --server).") from e
             except (httpx.TimeoutException, httpx.TransportError, httpx.StreamError) as e:
                 if self._stop.is_set():
                     return  # our own close, from stop()

@@ -38,19 +38,6 @@ def _model_choices(role: str) -> list[tuple[str, str]]:
     return out
 
 
-def _key_store() -> str:
-    from models.api_keys import where
-
-    return where()
-
-
-def _has_key(server_url: str) -> bool:
-    from models.api_keys import load_key
-    from models.remote_llm import root_of
-
-    return bool(server_url) and load_key(root_of(server_url)) is not None
-
-
 class SettingsDialog(QDialog):
     """Edits AppSettings; the caller applies and saves them on accept."""
 
@@ -77,9 +64,12 @@ class SettingsDialog(QDialog):
         form.addRow(tr("Model on the server"), self.server_model)
         self.api_key = QLineEdit()
         self.api_key.setEchoMode(QLineEdit.Password)
-        self.api_key.setPlaceholderText(
-            tr("unchanged (kept in {where})", where=_key_store()) if _has_key(settings.server_url)
-            else tr("none; a key entered here is kept in {where}", where=_key_store()))
+        from models.api_keys import load_key, where
+        from models.remote_llm import root_of
+
+        kept = bool(settings.server_url) and load_key(root_of(settings.server_url)) is not None
+        self.api_key.setPlaceholderText(tr("unchanged (kept in {where})", where=where()) if kept
+                                        else tr("none; a key entered here is kept in {where}", where=where()))
         form.addRow(tr("API key"), self.api_key)
         self.server_timeout = self._spin(5, 3600, settings.server_timeout, step=5)
         self.server_timeout.setSuffix(" s")

@@ -137,7 +137,7 @@ class AnswerWorker(QThread):
                 self.token.emit(piece)
             self.done.emit(stream.result)
         except Exception as e:
-            from models.remote_llm import ServerError
+            from models.server_errors import ServerError
 
             log.error("answer failed: %s", traceback.format_exc())
             self.failed.emit(str(e) if isinstance(e, ServerError) else f"{type(e).__name__}: {e}")
