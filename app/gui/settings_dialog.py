@@ -70,6 +70,7 @@ class SettingsDialog(QDialog):
         kept = bool(settings.server_url) and load_key(root_of(settings.server_url)) is not None
         self.api_key.setPlaceholderText(tr("unchanged (kept in {where})", where=where()) if kept
                                         else tr("none; a key entered here is kept in {where}", where=where()))
+        self.api_key.setToolTip(self.api_key.placeholderText())  # a long path does not fit the field
         form.addRow(tr("API key"), self.api_key)
         self.server_timeout = self._spin(5, 3600, settings.server_timeout, step=5)
         self.server_timeout.setSuffix(" s")
