@@ -24,17 +24,24 @@ def cmd_kb_create(args: argparse.Namespace) -> int:
     from kb.knowledge_base import KnowledgeBase
     from models.embedder import Embedder
 
+    server = args.server or None
     kb = KnowledgeBase.create(args.name, Embedder.default(args.embedder, int8=args.int8),
-                              args.chunk_tokens, args.overlap_tokens)
-    print(f"created {kb.name!r} in {kb.folder} (embedding model {kb.embedder.model_id})")
+                              args.chunk_tokens, args.overlap_tokens, server=server)
+    if server:
+        verb = "joined" if kb.joined else "created"
+        print(f"{verb} {kb.name!r} on {kb.where} (embedding model {kb.embedder.model_id}); "
+              f"this computer's link and thumbnails are in {kb.folder}")
+    else:
+        print(f"created {kb.name!r} in {kb.folder} (embedding model {kb.embedder.model_id})")
     return 0
 
 
 def cmd_kb_list(args: argparse.Namespace) -> int:
     """List knowledge bases with document counts and sizes."""
-    from kb.knowledge_base import list_names, summary
+    from kb.knowledge_base import list_names, on_server, summary
 
-    rows = [{k: v for k, v in summary(name).items() if k != "embedding_model"} for name in list_names()]
+    rows = [{**{k: v for k, v in summary(name).items() if k != "embedding_model"}, "server": on_server(name)}
+            for name in list_names()]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     elif not rows:
@@ -42,23 +49,34 @@ def cmd_kb_list(args: argparse.Namespace) -> int:
     else:
         for r in rows:
             failed = f", {r['failed']} failed" if r["failed"] else ""
+            where = f" (on {r['server']})" if r["server"] else ""
             print(f"{r['name']}: {r['documents']} documents{failed}, {r['chunks']} chunks, "
-                  f"{r['bytes'] / 1e6:.1f} MB")
+                  f"{r['bytes'] / 1e6:.1f} MB{where}")
     return 0
 
 
 def cmd_kb_delete(args: argparse.Namespace) -> int:
     """Delete a knowledge base (after confirmation unless --yes)."""
-    from kb.knowledge_base import delete
+    from kb.knowledge_base import delete, on_server
 
+    server = on_server(args.name)
+    if args.from_server and not server:
+        print(f"error: {args.name!r} is not on a server", file=sys.stderr)
+        return 2
     if not args.yes:
         if not sys.stdin.isatty():
             print("error: refusing to delete without confirmation; pass --yes", file=sys.stderr)
             return 2
-        if input(f"Delete knowledge base {args.name!r} and its index? Your files stay. [y/N] ").lower() != "y":
+        what = (f"Delete knowledge base {args.name!r} from {server}, for everyone who uses it?" if args.from_server
+                else f"Delete knowledge base {args.name!r} and its index?")
+        if input(f"{what} Your files stay. [y/N] ").lower() != "y":
             return 1
-    delete(args.name)
-    print(f"deleted {args.name!r}")
+    delete(args.name, from_server=args.from_server)
+    if server and not args.from_server:
+        print(f"unlinked {args.name!r} from this computer; it stays on {server} "
+              "(`--from-server` deletes it there)")
+    else:
+        print(f"deleted {args.name!r}")
     return 0
 
 
@@ -278,6 +296,9 @@ def register(sub) -> None:
     c.add_argument("--embedder", help="embedding model (default: the catalog default)")
     c.add_argument("--chunk-tokens", type=int, default=defaults.CHUNK_TOKENS)
     c.add_argument("--overlap-tokens", type=int, default=defaults.OVERLAP_TOKENS)
+    c.add_argument("--server", metavar="URL", default=os.environ.get("ZHIKU_KB_SERVER", ""),
+                   help="keep it in this PostgreSQL database with pgvector (postgresql://user:password@host/db; "
+                        "$ZHIKU_KB_SERVER); joins the knowledge base of that name if another computer made it")
     c.set_defaults(func=cmd_kb_create)
     ls = ksub.add_parser("list", help="every knowledge base with its counts")
     ls.add_argument("--json", action="store_true")
@@ -285,6 +306,8 @@ def register(sub) -> None:
     d = ksub.add_parser("delete", help="delete a knowledge base (your files stay)")
     d.add_argument("name")
     d.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    d.add_argument("--from-server", action="store_true",
+                   help="a server knowledge base: delete it on the server, for everyone (default: unlink it here)")
     d.set_defaults(func=cmd_kb_delete)
     i = ksub.add_parser("info", help="settings, counts and documents")
     i.add_argument("name")

@@ -61,6 +61,8 @@ def create_file(path: Path) -> None:
 class Database:
     """One SQLite file. Thread-safe: every statement runs under the database's lock."""
 
+    dialect = "sqlite"
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         # held by every statement, and by caches (kb.vector_table) across a read and an update that

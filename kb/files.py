@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from kb import loaders
+from kb import leases, loaders
 from kb.file_names import readable
 from kb.store import Store
 
@@ -43,6 +43,27 @@ class Files:
     def waiting(self) -> list[str]:
         """Queued files, read without waiting for a job that is storing a document (for the window)."""
         return [r[0] for r in self.db.listing("SELECT path FROM queue ORDER BY queued, rowid")]
+
+    def claim(self, paths: list[str]) -> list[str]:
+        """The queued files this process indexes: all of them, except on a server knowledge base,
+        where files another live desktop is indexing are left to it (kb.leases)."""
+        if getattr(self.db, "dialect", "sqlite") != "postgresql" or not paths:
+            return paths
+        now, owner = time.time(), leases.me()
+        with self.db.transaction() as db:
+            holders = [r[0] for r in db.raw("SELECT DISTINCT claimed_by FROM queue WHERE claimed_at >= %s",
+                                            (now - leases.LEASE_S,))]
+            mine = {r[0] for r in db.raw(
+                "UPDATE queue SET claimed_by=%s, claimed_at=%s WHERE path = ANY(%s) AND (claimed_by IS NULL "
+                "OR claimed_by=%s OR claimed_at < %s OR claimed_by = ANY(%s)) RETURNING path",
+                (owner, now, [str(p) for p in paths], owner, now - leases.LEASE_S, leases.dead(holders)))}
+        return [p for p in paths if p in mine]
+
+    def renew(self) -> None:
+        """Tell the other desktops this process still works on the files it claimed."""
+        if getattr(self.db, "dialect", "sqlite") == "postgresql":
+            with self.db.transaction() as db:
+                db.raw("UPDATE queue SET claimed_at=%s WHERE claimed_by=%s", (time.time(), leases.me()))
 
     def dequeue(self, paths: Iterable[str]) -> None:
         """Forget queued files (done without storing anything, or given up)."""

@@ -95,7 +95,7 @@ class Indexer:
         """
         found, skipped = collect(paths)
         self.files.enqueue(found)
-        todo = self.files.queued()
+        todo = self.files.claim(self.files.queued())
         job = self._job(len(todo), progress, cancel)
         job.report.skipped, job.reading = skipped, True
 
@@ -124,7 +124,7 @@ class Indexer:
             self._finish_index(job.embedded)
         report = job.report
         if report.cancelled and not (cancel and cancel.keep_queue):
-            self.files.dequeue(self.files.queued())
+            self.files.dequeue(todo)
         job.files, job.pending = job.todo, 0
         job.tell("embedding")
         if embed and not report.cancelled and self.kb.clip is not None:
@@ -203,6 +203,7 @@ class Indexer:
     def _store(self, item: Outcome, report: IndexReport) -> int:
         """Commit one file's outcome; returns how many of its chunks need a vector."""
         path = item.path
+        self.files.renew()
         if isinstance(item, Gone):
             self.files.dequeue([path])
             report.skipped.append((path, "no longer exists (queued by an earlier job)"))

@@ -34,28 +34,67 @@ def readable_suffixes() -> list[str]:
     return sorted(loaders.LOADERS)
 
 
-def list_names() -> list[str]:
-    """Names of the knowledge bases on this machine."""
-    root = kbs_dir()
-    return sorted(p.name for p in root.iterdir() if (p / DB_NAME).exists()) if root.exists() else []
+def _exists(folder: Path) -> bool:
+    from kb.pg_store import is_link
+
+    return (folder / DB_NAME).exists() or is_link(folder)
 
 
-def delete(name: str) -> None:
-    """Delete a knowledge base and everything in its folder (the user's files are not touched)."""
+def open_store(folder: Path) -> Store:
+    """The store of a knowledge base folder: its own SQLite database, or a link to a server."""
+    from kb.pg_store import PgStore, is_link
+
+    return PgStore(folder) if is_link(folder) else Store(folder)
+
+
+def on_server(name: str) -> str | None:
+    """Where a linked knowledge base lives (address without password, schema), or None for a local one."""
+    from kb.pg_store import is_link, read_link
+    from kb.pg_database import safe_url
+
     folder = _folder(name)
-    if not (folder / DB_NAME).exists():
+    if not is_link(folder):
+        return None
+    url, schema = read_link(folder)
+    return f"{safe_url(url)} (schema {schema})"
+
+
+def list_names() -> list[str]:
+    """Names of the knowledge bases on this machine (local ones and links to server ones)."""
+    root = kbs_dir()
+    return sorted(p.name for p in root.iterdir() if _exists(p)) if root.exists() else []
+
+
+def delete(name: str, from_server: bool = False) -> None:
+    """Delete a knowledge base and everything in its folder (the user's files are not touched).
+
+    A server knowledge base is only unlinked from this computer, unless `from_server`: then its
+    schema is dropped on the server, for every desktop.
+    """
+    folder = _folder(name)
+    if not _exists(folder):
         raise StoreError(f"no knowledge base called {name!r}")
+    if from_server:
+        store = open_store(folder)
+        try:
+            if not hasattr(store, "drop_from_server"):
+                raise StoreError(f"knowledge base {name!r} is not on a server")
+            store.drop_from_server()
+        finally:
+            store.close()
     shutil.rmtree(folder)
 
 
 def rename(old: str, new: str) -> None:
     """Rename a knowledge base (its folder); the new name must be free."""
     src, dst = _folder(old), _folder(new)
-    if not (src / DB_NAME).exists():
+    if not _exists(src):
         raise StoreError(f"no knowledge base called {old!r}")
     if dst.exists():
         raise StoreError(f"a knowledge base called {new!r} already exists")
     shutil.move(str(src), str(dst))
+    if on_server(new):
+        return  # the name on this desktop only: the others keep theirs
     store = Store(dst)
     store.db.set_meta("name", new)
     store.close()
@@ -66,11 +105,18 @@ def summary(name: str) -> dict:
 
     Keys: name, documents, failed, chunks, bytes, embedding_model. Raises StoreError for a damaged one.
     """
-    store = Store(_folder(name))
+    store = open_store(_folder(name))
     try:
         return {"name": name, **store.totals(), "embedding_model": store.model_id}
     finally:
         store.close()
+
+
+def safe_server(url: str) -> str:
+    """A server address without its password."""
+    from kb.pg_database import safe_url
+
+    return safe_url(url)
 
 
 class KnowledgeBase:
@@ -79,11 +125,17 @@ class KnowledgeBase:
     def __init__(self, name: str, store: Store, embedder) -> None:
         self.name, self.store, self.embedder = name, store, embedder
         self._clip = None
+        self.joined = False  # created on a server by another desktop, joined by this one
 
     @property
     def folder(self) -> Path:
         """The knowledge base's folder (database, index files, thumbnails)."""
         return self.store.folder
+
+    @property
+    def where(self) -> str:
+        """Where the knowledge base's data lives: its folder, or its server and schema."""
+        return getattr(self.store, "where", str(self.store.folder))
 
     @property
     def clip(self):
@@ -97,19 +149,35 @@ class KnowledgeBase:
 
     @classmethod
     def create(cls, name: str, embedder=None, chunk_tokens: int = defaults.CHUNK_TOKENS,
-               overlap_tokens: int = defaults.OVERLAP_TOKENS) -> "KnowledgeBase":
-        """Create a new, empty knowledge base bound to an embedding model (the default if None)."""
+               overlap_tokens: int = defaults.OVERLAP_TOKENS, server: str | None = None) -> "KnowledgeBase":
+        """Create a new, empty knowledge base bound to an embedding model (the default if None).
+
+        With `server` (postgresql://…) it lives in that PostgreSQL database; if another desktop
+        created one of that name there already, this one joins it (same embedding model required).
+        """
         from models.embedder import Embedder
 
         folder = _folder(name)
-        if (folder / DB_NAME).exists():
+        if _exists(folder):
             raise StoreError(f"a knowledge base called {name!r} already exists")
         Chunker(len, chunk_tokens, overlap_tokens)  # validate the settings before creating anything
         embedder = embedder or Embedder.default()
-        store = Store.create(folder, {
-            "name": name, "embed_model_id": embedder.model_id, "embed_dim": embedder.dim,
-            "chunk_tokens": chunk_tokens, "overlap_tokens": overlap_tokens})
-        return cls(name, store, embedder)
+        settings = {"name": name, "embed_model_id": embedder.model_id, "embed_dim": embedder.dim,
+                    "chunk_tokens": chunk_tokens, "overlap_tokens": overlap_tokens}
+        if not server:
+            return cls(name, Store.create(folder, settings), embedder)
+        from kb.pg_store import PgStore
+
+        store = PgStore.create(folder, settings, server)
+        if store.model_id != embedder.model_id:
+            built_with = store.model_id
+            store.close()
+            shutil.rmtree(folder)
+            raise ModelMismatch(f"knowledge base {name!r} on {safe_server(server)} was built with {built_with}, "
+                                f"not {embedder.model_id}; join it with that embedding model (--embedder)")
+        kb = cls(name, store, embedder)
+        kb.joined = store.joined
+        return kb
 
     @classmethod
     def open(cls, name: str, embedder=None) -> "KnowledgeBase":
@@ -117,9 +185,9 @@ class KnowledgeBase:
         from models.embedder import Embedder
 
         folder = _folder(name)
-        if not (folder / DB_NAME).exists():
+        if not _exists(folder):
             raise StoreError(f"no knowledge base called {name!r} (see `zhiku kb list`)")
-        store = Store(folder)
+        store = open_store(folder)
         built_with = store.model_id
         if embedder is None:
             try:
@@ -139,7 +207,7 @@ class KnowledgeBase:
         """Switch a knowledge base to another embedding model, re-embedding every chunk."""
         from kb.indexer import Indexer
 
-        store = Store(_folder(name))
+        store = open_store(_folder(name))
         store.rebind_vectors(embedder.model_id, embedder.dim)
         kb = cls(name, store, embedder)
         Indexer(kb).embed_pending(progress=progress, cancel=cancel)

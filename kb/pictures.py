@@ -45,10 +45,10 @@ class PictureRow:
 class Pictures:
     """The pictures of one knowledge base: rows, thumbnails and CLIP vectors."""
 
-    def __init__(self, db: Database, folder: Path) -> None:
+    def __init__(self, db: Database, folder: Path, vectors=None) -> None:
         self.db = db
         self.folder = Path(folder) / THUMBS
-        self.vectors = VectorTable(db, folder, PICTURE_VECTORS)
+        self.vectors = vectors if vectors is not None else VectorTable(db, folder, PICTURE_VECTORS)
 
     # ---- rows and thumbnails ------------------------------------------------------------------
     def thumb_path(self, sha256: str) -> Path:

@@ -127,13 +127,14 @@ class Store:
 
     def ocr_ran(self, doc_id: int) -> bool:
         """True when at least one page of the document was read by OCR."""
-        return bool(self.db.query("SELECT 1 FROM pages WHERE doc_id=? AND ocr LIMIT 1", (doc_id,)))
+        return bool(self.db.query("SELECT 1 FROM pages WHERE doc_id=? AND ocr<>0 LIMIT 1", (doc_id,)))
 
     def totals(self) -> dict:
         """Counts for lists (documents, failed, bytes, chunks), from the last commit without
         waiting for a writer: the window's knowledge-base list asks at the end of every job."""
         docs, failed, size = self.db.listing(
-            "SELECT COUNT(*), COALESCE(SUM(status='failed'), 0), COALESCE(SUM(size), 0) FROM documents")[0]
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN status='failed' THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(size), 0) FROM documents")[0]
         chunks = self.db.listing("SELECT COUNT(*) FROM chunks")[0][0]
         return {"documents": int(docs), "failed": int(failed), "bytes": int(size), "chunks": int(chunks)}
 
@@ -147,7 +148,7 @@ class Store:
         return self.db.query_dicts(
             "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) AS chunks, "
             "(SELECT group_concat(path, char(10)) FROM copies WHERE doc_id=d.id) AS copies, "
-            "(SELECT COUNT(*) FROM pages p WHERE p.doc_id=d.id AND p.ocr) AS ocr_pages "
+            "(SELECT COUNT(*) FROM pages p WHERE p.doc_id=d.id AND p.ocr<>0) AS ocr_pages "
             "FROM documents d ORDER BY d.name", listing=True)
 
     def put_document(self, path: str, doc: Document, chunks: list[Chunk], sha256: str, size: int,
@@ -190,10 +191,7 @@ class Store:
             self.pictures.insert(db, doc_id, doc.pictures)
             kept: list[tuple[int, bytes]] = []
             for c, terms in zip(chunks, fts_rows, strict=True):
-                cid = db.execute("INSERT INTO chunks(doc_id, page, start, end, text, tokens) "
-                                 "VALUES (?,?,?,?,?,?)",
-                                 (doc_id, c.page, c.start, c.end, c.text, c.tokens)).lastrowid
-                db.execute("INSERT INTO chunks_fts(rowid, terms) VALUES (?, ?)", (cid, terms))
+                cid = self._insert_chunk(db, doc_id, c, terms)
                 vec = reuse.get(chunk_key(model, c.text)) if reuse else None
                 if vec is not None:
                     kept.append((cid, vec))
@@ -236,12 +234,21 @@ class Store:
         self._delete_content(db, doc_id)
         db.execute("DELETE FROM documents WHERE id=?", (doc_id,))
 
+    def _insert_chunk(self, db, doc_id: int, c: Chunk, terms: str) -> int:
+        cid = db.execute('INSERT INTO chunks(doc_id, page, start, "end", text, tokens) VALUES (?,?,?,?,?,?)',
+                         (doc_id, c.page, c.start, c.end, c.text, c.tokens)).lastrowid
+        db.execute("INSERT INTO chunks_fts(rowid, terms) VALUES (?, ?)", (cid, terms))
+        return cid
+
+    def _delete_terms(self, db, ids: list[int]) -> None:
+        db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
+
     def _delete_content(self, db, doc_id: int) -> None:
         self._df.clear()
         ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))]
         if ids:
             self.vectors.forget(db, ids)
-            db.executemany("DELETE FROM chunks_fts WHERE rowid=?", [(i,) for i in ids])
+            self._delete_terms(db, ids)
             db.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))  # vectors cascade
         db.execute("DELETE FROM pages WHERE doc_id=?", (doc_id,))
         self.pictures.delete(db, doc_id)
@@ -344,7 +351,7 @@ class Store:
         if not ids:
             return {}
         rows = self.db.query(
-            "SELECT c.id, c.doc_id, d.path, d.name, c.page, c.start, c.end, c.text FROM chunks c "
+            "SELECT c.id, c.doc_id, d.path, d.name, c.page, c.start, c.\"end\", c.text FROM chunks c "
             f"JOIN documents d ON d.id=c.doc_id WHERE c.id IN ({','.join('?' * len(ids))})", tuple(ids))
         return {r[0]: ChunkRecord(*r) for r in rows}
 

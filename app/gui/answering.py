@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QWidget
 from app.gui.chat import ChatPanel
 from app.gui.i18n import tr
 from app.gui.workers import AnswerWorker, ModelLoader, PrefillWorker
+from kb.database import StoreError
 
 # Regenerate samples more freely than a first answer (0.2): at 0.2 the 1.5B model gave the
 # same answer again, word for word, so the button looked broken.
@@ -282,10 +283,15 @@ class Answering(QObject):
 
     def _start_answer(self, question: str) -> None:
         conv = self.kb.conversations
-        history = conv.history(self.conversation) if self.conversation is not None else []
-        if self.conversation is None:
-            self.conversation = conv.create(question).id
-        asked = conv.add(self.conversation, "user", question)
+        try:  # a knowledge base on a server that stopped answering: say so, ask again later
+            history = conv.history(self.conversation) if self.conversation is not None else []
+            if self.conversation is None:
+                self.conversation = conv.create(question).id
+            asked = conv.add(self.conversation, "user", question)
+        except StoreError as e:
+            self.chat.set_busy(False)
+            self.chat.finish(f"**{tr('Something went wrong')}**: {e}")
+            return
         if len(self.chat.messages) >= 2:
             self.chat.messages[-2]["id"] = asked.id  # so Edit can cut the conversation from here
         lang = self._answer_language()
@@ -322,8 +328,12 @@ class Answering(QObject):
     def _keep_last_answer(self, checks: list[dict], related: bool) -> None:
         if self.kb is not None and self.conversation is not None and self.chat.messages:
             last = self.chat.messages[-1]
-            last["id"] = self.kb.conversations.add(self.conversation, "assistant", self.chat.last_answer(),
-                                                   last.get("sources") or [], checks, related).id
+            try:
+                last["id"] = self.kb.conversations.add(self.conversation, "assistant", self.chat.last_answer(),
+                                                       last.get("sources") or [], checks, related).id
+            except StoreError as e:  # the answer stays on screen; only keeping it failed
+                self.status.emit(tr("This answer could not be kept in the conversation: {error}").format(error=e))
+                return
             self._reload_chats()
 
     def open_support(self, message: int, sentence: int) -> None:

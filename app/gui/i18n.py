@@ -137,6 +137,7 @@ ZH_CN = {
     "Install models": "安装模型",
     "Installing {name}…": "正在安装 {name}…",
     "Something went wrong": "出错了",
+    "This answer could not be kept in the conversation: {error}": "这个回答未能保存到对话中：{error}",
     "Zhiku hit an unexpected error. Details were written to:\n{path}":
         "知库遇到了意外错误。详细信息已写入：\n{path}",
     "Chats": "对话",
