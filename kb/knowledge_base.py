@@ -107,7 +107,8 @@ def summary(name: str) -> dict:
     """
     store = open_store(_folder(name))
     try:
-        return {"name": name, **store.totals(), "embedding_model": store.model_id}
+        return {"name": name, **store.totals(), "embedding_model": store.model_id,
+                "server": getattr(store, "host", None)}
     finally:
         store.close()
 

@@ -96,6 +96,7 @@ class PgStore(Store):
         self.db_path = None
         self.db = PgDatabase(url, schema)
         self.where = self.db.where
+        self.host = urlsplit(url).hostname or "localhost"  # for lists: "on db.office.lan"
         self.vectors = PgVectorTable(self.db, CHUNK_VECTORS)
         self.index_path = None
         self._df: dict[str, int] = {}

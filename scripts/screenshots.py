@@ -1,7 +1,7 @@
 """Drive the real app with a demo knowledge base and save PNGs of its main screens.
 
 Run through scripts/screenshots.sh (Xvfb). Output: <out>/main-answer.png, viewer-pdf.png,
-settings.png, images.png, main-chinese.png, settings-chinese.png.
+settings.png, new-kb.png, images.png, main-chinese.png, settings-chinese.png, new-kb-chinese.png.
 """
 
 from __future__ import annotations
@@ -121,6 +121,14 @@ def main(out: Path) -> int:
     app.processEvents()
     dialog.grab().save(str(out / "settings.png"))
     dialog.close()
+    from app.gui.new_kb_dialog import NewKnowledgeBaseDialog
+
+    dialog = NewKnowledgeBaseDialog(w, "Team handbook")
+    dialog.server.setText("postgresql://zhiku@db.office.lan:5432/knowledge")
+    dialog.show()
+    app.processEvents()
+    dialog.grab().save(str(out / "new-kb.png"))
+    dialog.close()
 
     w.apply_settings(AppSettings(**{**w.settings.__dict__, "ui_language": "zh_CN"}))
     app.processEvents()
@@ -129,6 +137,11 @@ def main(out: Path) -> int:
     dialog.show()
     app.processEvents()
     dialog.grab().save(str(out / "settings-chinese.png"))  # with a model server filled in
+    dialog.close()
+    dialog = NewKnowledgeBaseDialog(w, "团队手册")
+    dialog.show()
+    app.processEvents()
+    dialog.grab().save(str(out / "new-kb-chinese.png"))
     dialog.close()
     # "ask only these documents", and a narrow Documents pane (the name keeps its room)
     w.answering.ask_only([str(p) for p in docs if p.suffix == ".txt"])

@@ -253,3 +253,25 @@ def test_the_server_stopped_mid_answer_gives_a_clear_error_and_the_window_stays_
     assert "Check that it runs" in last
     assert w.isVisible()
     w.answering.release_model()
+
+
+def test_the_window_creates_a_server_knowledge_base_and_lists_where_it_lives(qtbot, pg, monkeypatch):
+    from PySide6.QtCore import QTimer
+    from test_gui import open_window
+
+    monkeypatch.setenv("ZHIKU_KEYRING", "file")
+    w = open_window(qtbot)
+
+    def fill() -> None:  # the real dialog, filled in as a user would
+        from app.gui.new_kb_dialog import NewKnowledgeBaseDialog
+
+        dialog = next(d for d in w.findChildren(NewKnowledgeBaseDialog) if d.isVisible())
+        dialog.name.setText("窗口 团队")
+        dialog.server.setText(pg)
+        dialog.accept()
+
+    QTimer.singleShot(300, fill)
+    assert w.kb_list.create() == "窗口 团队"
+    assert w.kb is not None and w.kb.name == "窗口 团队" and w.kb.where.startswith("postgresql://postgres@")
+    item = w.kb_list.list.currentItem()
+    assert "0 documents" in item.text() and "on localhost" in item.text()

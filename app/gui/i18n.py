@@ -137,6 +137,12 @@ ZH_CN = {
     "Install models": "安装模型",
     "Installing {name}…": "正在安装 {name}…",
     "Something went wrong": "出错了",
+    "Team server (optional):": "团队服务器（可选）：",
+    "Leave empty to keep it on this computer. With a PostgreSQL server (pgvector), everyone who creates a "
+    "knowledge base of the same name there shares it; it is only as private as that server.":
+        "留空则保存在这台电脑上。填写 PostgreSQL 服务器（需 pgvector）后，在那里创建同名知识库的人都共用它；"
+        "它的私密程度取决于那台服务器。",
+    "on {server}": "位于 {server}",
     "This answer could not be kept in the conversation: {error}": "这个回答未能保存到对话中：{error}",
     "Zhiku hit an unexpected error. Details were written to:\n{path}":
         "知库遇到了意外错误。详细信息已写入：\n{path}",

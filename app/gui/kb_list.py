@@ -23,7 +23,9 @@ class KBList(QWidget):
     """Lists knowledge bases; emits `selected(name)` ('' when none)."""
 
     selected = Signal(str)
-    create_requested = Signal(str)  # a name: the window creates it (and selects it) before emit returns
+    # a name and a server address ('' for this computer): the window creates it (and selects it)
+    # before emit returns
+    create_requested = Signal(str, str)
     releasing = Signal(str)  # a name about to be renamed or deleted: whoever holds it open closes it
 
     def __init__(self, parent=None) -> None:
@@ -82,6 +84,8 @@ class KBList(QWidget):
             try:
                 counts = summary(name)
                 detail = tr("{n} documents · {size}", n=counts["documents"], size=human_size(counts["bytes"]))
+                if counts.get("server"):
+                    detail += " · " + tr("on {server}", server=counts["server"])
             except StoreError as e:  # a damaged KB is listed with its problem, never crashes the app
                 detail = str(e)
             item = QListWidgetItem(f"{name}\n{detail}")
@@ -110,12 +114,13 @@ class KBList(QWidget):
 
     def create(self) -> str:
         """Ask for a name (a free default filled in) and create an empty knowledge base."""
-        name, ok = QInputDialog.getText(self, tr("New knowledge base"), tr("Name of the new knowledge base:"),
-                                        text=self.default_name())
-        if ok and name.strip():
-            self.create_requested.emit(name.strip())
-            return name.strip()
-        return ""
+        from app.gui.new_kb_dialog import NewKnowledgeBaseDialog
+
+        dialog = NewKnowledgeBaseDialog(self, self.default_name())
+        name, server = dialog.values() if dialog.exec() else ("", "")
+        if name:
+            self.create_requested.emit(name, server)
+        return name
 
     def rename(self) -> None:
         """Rename the selected knowledge base (its folder)."""

@@ -185,15 +185,16 @@ class MainWindow(QMainWindow):
             self.index_paths(paths)
 
     # ---- knowledge bases --------------------------------------------------------------------
-    def create_kb(self, name: str) -> None:
-        """Create a knowledge base with the configured embedding model and chunking."""
+    def create_kb(self, name: str, server: str = "") -> None:
+        """Create a knowledge base with the configured embedding model and chunking (on a PostgreSQL
+        server when `server` is given: joining it when another computer made it)."""
         from kb.knowledge_base import KnowledgeBase
         from kb.store import StoreError
         from models.embedder import Embedder
 
         try:
             kb = KnowledgeBase.create(name, Embedder.default(self.settings.embed_name or None),
-                                      self.settings.chunk_tokens, self.settings.overlap_tokens)
+                                      self.settings.chunk_tokens, self.settings.overlap_tokens, server=server or None)
         except (StoreError, ValueError, RuntimeError) as e:
             QMessageBox.warning(self, tr("New knowledge base"), str(e))
             return
