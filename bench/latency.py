@@ -33,7 +33,7 @@ NOISE_COS = 0.9
 def base_rows(store) -> tuple[list[tuple], np.ndarray]:
     """The real KB's chunks (doc_id, page, start, end, text, tokens, fts terms) and vectors."""
     rows = store.db.query(
-        "SELECT c.id, c.doc_id, c.page, c.start, c.end, c.text, c.tokens, f.terms, v.vec FROM chunks c "
+        'SELECT c.id, c.doc_id, c.page, c.start, c."end", c.text, c.tokens, f.terms, v.vec FROM chunks c '
         "JOIN chunks_fts f ON f.rowid=c.id JOIN vectors v ON v.chunk_id=c.id ORDER BY c.id")
     vecs = np.frombuffer(b"".join(r[8] for r in rows), np.float16).reshape(len(rows), -1).astype(np.float32)
     return [r[1:8] for r in rows], vecs
@@ -49,15 +49,9 @@ def grow(folder: Path, size: int, rows: list[tuple], vecs: np.ndarray, dim: int,
 
     shutil.rmtree(folder, ignore_errors=True)
     store = Store.create(folder, {"name": folder.name, "embed_model_id": model_id, "embed_dim": dim})
-    rng = np.random.default_rng(0)
-    sigma = np.tan(np.arccos(NOISE_COS)) / np.sqrt(dim)
     n_docs = len({r[0] for r in rows})
-    copies = -(-size // len(rows))
     made = 0
-    for copy in range(copies):
-        take = rows[: min(len(rows), size - made)]
-        noisy = vecs[: len(take)] + rng.normal(0, sigma, (len(take), dim)).astype(np.float32)
-        noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    for copy, take, noisy in noisy_copies(size, rows, vecs, dim):
         half = noisy.astype(np.float16)
         with store.db.transaction() as db:
             doc_base = copy * n_docs
@@ -66,7 +60,7 @@ def grow(folder: Path, size: int, rows: list[tuple], vecs: np.ndarray, dim: int,
                            [(doc_base + d, f"/synthetic/{copy}/{d}.txt", f"{copy}-{d}.txt", "text", "indexed")
                             for d in docs])
             first = made + 1
-            db.executemany("INSERT INTO chunks(id, doc_id, page, start, end, text, tokens) VALUES (?,?,?,?,?,?,?)",
+            db.executemany('INSERT INTO chunks(id, doc_id, page, start, "end", text, tokens) VALUES (?,?,?,?,?,?,?)',
                            [(first + i, doc_base + r[0], *r[1:6]) for i, r in enumerate(take)])
             db.executemany("INSERT INTO chunks_fts(rowid, terms) VALUES (?, ?)",
                            [(first + i, r[6]) for i, r in enumerate(take)])
@@ -79,6 +73,36 @@ def grow(folder: Path, size: int, rows: list[tuple], vecs: np.ndarray, dim: int,
     store.rebuild_index()
     (folder / "done").write_text(json.dumps({"index_build_s": round(time.perf_counter() - started, 1)}))
     return store
+
+
+def noisy_copies(size: int, rows: list[tuple], vecs: np.ndarray, dim: int):
+    """(copy number, rows, float32 vectors) slices of `size` synthetic chunks (the same for both stores)."""
+    rng = np.random.default_rng(0)
+    sigma = np.tan(np.arccos(NOISE_COS)) / np.sqrt(dim)
+    made = 0
+    for copy in range(-(-size // len(rows))):
+        take = rows[: min(len(rows), size - made)]
+        noisy = vecs[: len(take)] + rng.normal(0, sigma, (len(take), dim)).astype(np.float32)
+        noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+        yield copy, take, noisy
+        made += len(take)
+
+
+def grow_pg(url: str, size: int, rows: list[tuple], vecs: np.ndarray, embedder):
+    """The same synthetic chunks in a server knowledge base (PostgreSQL + pgvector), loaded by COPY."""
+    from pg_copy import copy_rows, server_kb
+
+    kb = server_kb(url, f"synthetic-{size}", embedder, 384, 58)
+    n_docs = len({r[0] for r in rows})
+    docs, pages, chunks, parts = [], [], [], []
+    for copy, take, noisy in noisy_copies(size, rows, vecs, embedder.dim):
+        base = copy * n_docs
+        docs += [(base + d, f"/synthetic/{copy}/{d}.txt", f"{copy}-{d}.txt") for d in sorted({r[0] for r in take})]
+        chunks += [(len(chunks) + i + 1, base + r[0], *r[1:7]) for i, r in enumerate(take)]
+        parts.append(noisy)
+    pages = [(d[0], 1, "") for d in docs]
+    times = copy_rows(kb.store, docs, pages, chunks, np.concatenate(parts))
+    return kb, {"index_build_s": times["hnsw_build_s"], "load_s": times["rows_s"] + times["vectors_s"]}
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -119,7 +143,10 @@ def measure(store, embedder, questions: list[str]) -> dict:
 def ivf_recall(store, embedder, questions: list[str]) -> float:
     """How many of the exact top-10 neighbours the IVF index returns (mean over questions)."""
     rows = store.db.query("SELECT chunk_id, vec FROM vectors ORDER BY chunk_id")
-    vecs = np.frombuffer(b"".join(r[1] for r in rows), np.float16).reshape(len(rows), -1).astype(np.float32)
+    if rows and not isinstance(rows[0][1], bytes):  # pgvector's HalfVector (a server store)
+        vecs = np.stack([r[1].to_numpy() for r in rows]).astype(np.float32)
+    else:
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), np.float16).reshape(len(rows), -1).astype(np.float32)
     ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
     found = 0
     for q in questions:
@@ -159,6 +186,8 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000, 1_000_000])
     p.add_argument("--questions", type=int, default=200)
     p.add_argument("--base", default="cmrc", help="the real KB the synthetic ones are grown from")
+    p.add_argument("--stores", nargs="+", default=["sqlite"], choices=["sqlite", "postgresql"],
+                   help="postgresql: the same chunks in a server knowledge base (embedded PostgreSQL + pgvector)")
     p.add_argument("--rss-probe", help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = p.parse_args(argv)
@@ -179,15 +208,25 @@ def main(argv=None) -> int:
     results = []
     for size in args.sizes:
         folder = CACHE / f"synthetic-{args.base}-{size}"
-        print(f"{size} chunks:", flush=True)
-        store = grow(folder, size, rows_, vecs, embedder.dim, embedder.model_id)
-        row = {"size": size, **json.loads((folder / "done").read_text()), **measure(store, embedder, questions)}
-        store.close()
-        probe = subprocess.run([sys.executable, __file__, "--rss-probe", str(folder),
-                                "--questions", str(args.questions)], capture_output=True, text=True, check=True)
-        row.update(json.loads(probe.stdout.strip().splitlines()[-1]))
-        print("  " + json.dumps(row), flush=True)
-        results.append(row)
+        for kind in args.stores:
+            print(f"{size} chunks, {kind}:", flush=True)
+            if kind == "postgresql":
+                from pg_copy import start_server
+
+                server, built = grow_pg(start_server(CACHE / "postgres"), size, rows_, vecs, embedder)
+                row = {"size": size, "store": kind, **built, **measure(server.store, embedder, questions)}
+                server.close()
+            else:
+                store = grow(folder, size, rows_, vecs, embedder.dim, embedder.model_id)
+                row = {"size": size, "store": kind, **json.loads((folder / "done").read_text()),
+                       **measure(store, embedder, questions)}
+                store.close()
+                probe = subprocess.run([sys.executable, __file__, "--rss-probe", str(folder),
+                                        "--questions", str(args.questions)], capture_output=True, text=True,
+                                       check=True)
+                row.update(json.loads(probe.stdout.strip().splitlines()[-1]))
+            print("  " + json.dumps(row), flush=True)
+            results.append(row)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"latency-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=1))
     return 0

@@ -233,7 +233,17 @@ def main(argv=None) -> int:
             print(f"  ingested {report.chunks_added} chunks in {ingest_s:.0f}s", flush=True)
         systems = {"ours": {}, "lexical": {"dense_weight": 0.0}, "dense": {"lexical_weight": 0.0}}
         for label in args.systems:
-            if label == "naive":
+            if label.endswith("-pg"):  # the same chunks in a server knowledge base (bench/pg_copy.py)
+                from pg_copy import copy_kb, server_kb, start_server
+
+                server = server_kb(start_server(CACHE / "postgres"), f"bench-{name}", embedder,
+                                   args.chunk_tokens, args.overlap_tokens)
+                print(f"  copied into PostgreSQL: {copy_kb(kb, server)}", flush=True)
+                retriever = Retriever(server.store, embedder, **systems[label.removesuffix("-pg")])
+                rank = lambda q, r=retriever: r.search(q, 10, apply_floor=False)  # noqa: E731
+                context = packed(count_tokens, lru_cache(maxsize=None)(server.store.page_text))
+                chunks = server.store.count("chunks")
+            elif label == "naive":
                 rank, chunks = naive_baseline(passages, embedder)
                 context = take_until_full(count_tokens)
             else:
