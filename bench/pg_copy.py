@@ -65,7 +65,9 @@ def copy_rows(store, docs: list[tuple], pages: list[tuple], chunks: list[tuple],
         with conn.cursor().copy("COPY raw_terms (id, terms) FROM STDIN") as cp:
             for c in chunks:
                 cp.write_row((c[0], c[7]))
-        h.raw("UPDATE chunks c SET terms = to_tsvector('simple', r.terms) FROM raw_terms r WHERE r.id = c.id")
+        h.raw("UPDATE chunks c SET terms = to_tsvector('simple', r.terms), "
+              "n_terms = COALESCE(array_length(regexp_split_to_array(btrim(r.terms), ' +'), 1), 0) "
+              "FROM raw_terms r WHERE r.id = c.id")
         times["rows_s"] = round(time.perf_counter() - started, 1)
         started = time.perf_counter()
         h.raw("DROP INDEX IF EXISTS vectors_hnsw")

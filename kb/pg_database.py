@@ -32,6 +32,11 @@ _IDENTITY = ("documents", "chunks", "conversations", "messages", "images")
 _INSERT = re.compile(r"^\s*INSERT\s+(?:OR\s+(IGNORE|REPLACE)\s+)?INTO\s+(\w+)\s*\(([^)]*)\)", re.I | re.S)
 
 
+# a server that does not answer at all (a laptop off the office network) is given up on after this
+# long; the window's lists wait for it once per refresh
+CONNECT_TIMEOUT_S = 5
+
+
 class ServerGone(StoreError):
     """The PostgreSQL server of a knowledge base does not answer."""
 
@@ -170,14 +175,25 @@ class PgDatabase:
             raise StoreError("this Zhiku was installed without PostgreSQL support (pip install 'psycopg[binary]' "
                              "pgvector)") from None
         try:
-            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
         except psycopg.OperationalError as e:
             raise ServerGone(self._gone_message(e)) from None
         _loaders(conn)
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('zhiku: create extension'))")
-            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('zhiku: create extension'))")
+                if not conn.execute("SELECT 1 FROM pg_extension WHERE extname='vector'").fetchone():
+                    conn.execute("CREATE EXTENSION vector")
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+        except psycopg.errors.FeatureNotSupported as e:  # pgvector's files are not on the server
+            conn.close()
+            raise StoreError(f"{safe_url(self.url)} has no pgvector ({e}); install the extension on the "
+                             "server (most managed PostgreSQL services offer it), then try again") from None
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedFile) as e:
+            conn.close()
+            raise StoreError(f"{safe_url(self.url)}: {str(e).strip().splitlines()[0]}; ask the database's "
+                             "administrator to run CREATE EXTENSION vector there (and to let this user create "
+                             "a schema), then try again") from None
         conn.execute(f'SET search_path TO "{self.schema}", public')
         from pgvector.psycopg import register_vector
 
@@ -256,9 +272,11 @@ class PgDatabase:
             return _rows(self._alive().execute(sql, _params(params)))
 
     def query_dicts(self, sql: str, params: tuple = (), listing: bool = False) -> list[dict]:
-        """Rows as dicts keyed by column name."""
+        """Rows as dicts keyed by column name (listing=True: on the reader connection, never waiting)."""
         from psycopg.rows import dict_row
 
+        if listing:
+            return self._read(sql, params, dict_row)
         with self.lock, self._errors():
             cur = self._alive().cursor(row_factory=dict_row)
             return cur.execute(translate(sql), _params(params)).fetchall()
@@ -272,16 +290,22 @@ class PgDatabase:
 
     def listing(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Rows of a read from the last commit; on its own connection, so it never waits for a writer."""
+        return self._read(sql, params)
+
+    def _read(self, sql: str, params: tuple, row_factory=None) -> list:
+        import psycopg
+
         with self._read_lock:
             try:
-                import psycopg
-
                 if self._read_conn is None or self._read_conn.closed:
-                    self._read_conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+                    self._read_conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
                     _loaders(self._read_conn)
                     self._read_conn.execute(f'SET search_path TO "{self.schema}", public')
-                return self._read_conn.execute(translate(sql), _params(params)).fetchall()
+                cur = self._read_conn.cursor(row_factory=row_factory) if row_factory else self._read_conn.cursor()
+                return cur.execute(translate(sql), _params(params)).fetchall()
             except psycopg.OperationalError as e:
+                with contextlib.suppress(Exception):
+                    self._read_conn.close()
                 raise ServerGone(self._gone_message(e)) from None
 
     def count(self, table: str) -> int:

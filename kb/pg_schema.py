@@ -1,7 +1,8 @@
 """A server knowledge base's schema in PostgreSQL, as numbered migrations (meta 'schema_version').
 
 The tables are kb.schema's, with PostgreSQL's types: identity ids, double precision times, a
-`tsvector` of the chunk's jieba terms in place of the FTS5 table, pgvector `halfvec` vectors (their
+`tsvector` of the chunk's jieba terms (and their count, for bm25's length norm) in place of the
+FTS5 table, pgvector `halfvec` vectors (their
 dimension and HNSW index are set when the embedding model is bound, kb.pg_vectors), leases on
 queued files and on chunks being embedded (several desktops share the work), and thumbnails as
 rows, since each desktop has its own folder.
@@ -26,7 +27,8 @@ MIGRATIONS: dict[int, list[str]] = {
         f"""CREATE TABLE chunks (
             id {_ID}, doc_id BIGINT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
             page INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL,
-            tokens INTEGER NOT NULL, terms tsvector, lease_until DOUBLE PRECISION, leased_by TEXT)""",
+            tokens INTEGER NOT NULL, terms tsvector, n_terms INTEGER, lease_until DOUBLE PRECISION,
+            leased_by TEXT)""",
         "CREATE INDEX chunks_doc ON chunks(doc_id)",
         "CREATE INDEX chunks_terms ON chunks USING gin(terms)",
         """CREATE TABLE vectors (

@@ -7,10 +7,12 @@ thumbnails. The password is kept like a model server's API key (models.api_keys)
 is kb.store.Store's logic: the SQL it shares is translated (kb.pg_database), and what differs is
 here: keyword terms in a `tsvector` column, and their ranking.
 
-Keyword ranking: PostgreSQL ranks full-text matches without the inverse document frequency bm25
-uses, so a common word would weigh as much as a rare one. Each query word's score is its ts_rank
-in the chunk (term frequency, length-normalised) times its idf, with document frequencies counted
-on the server once per word and process (cached for DF_TTL_S, as other desktops add documents).
+Keyword ranking: PostgreSQL has no bm25 (ts_rank knows no inverse document frequency, so a common
+word weighs as much as a rare one: a first try ranking by idf × ts_rank found the answer in the top
+keyword hit for 67% of 300 CMRC questions, against 94% for FTS5's bm25). So bm25 is computed in the
+query as FTS5 computes it: term frequency from the tsvector's positions, the chunk's term count, the
+mean count and each lexeme's document frequency, counted on the server once per lexeme and process
+(cached for DF_TTL_S, as other desktops add documents).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from kb.store import CHUNK_VECTORS, COMMON_SHARE, KEEP_AT_LEAST, PRUNE_FROM, Sto
 
 LINK_NAME = "server.json"
 DF_TTL_S = 300.0
+BM25_K1, BM25_B = 1.2, 0.75  # FTS5's bm25 constants
 MAX_SCHEMA_BYTES = 63  # PostgreSQL's identifier limit
 
 
@@ -99,8 +102,10 @@ class PgStore(Store):
         self.host = urlsplit(url).hostname or "localhost"  # for lists: "on db.office.lan"
         self.vectors = PgVectorTable(self.db, CHUNK_VECTORS)
         self.index_path = None
-        self._df: dict[str, int] = {}
+        self._df: dict[str, int] = {}  # lexeme -> chunks holding it
         self._df_at = 0.0
+        self._size: tuple[int, float] | None = None  # chunks, mean terms per chunk
+        self._lexes: dict[str, list[str]] = {}  # query word -> its lexemes
         self.pictures = ServerPictures(self.db, self.folder, PgVectorTable(self.db, PICTURE_VECTORS))
 
     @classmethod
@@ -131,45 +136,63 @@ class PgStore(Store):
 
     # ---- keyword terms ------------------------------------------------------------------------
     def _insert_chunk(self, db, doc_id: int, c: Chunk, terms: str) -> int:
-        return db.execute('INSERT INTO chunks(doc_id, page, start, "end", text, tokens, terms) '
-                          "VALUES (?,?,?,?,?,?, to_tsvector('simple', ?))",
-                          (doc_id, c.page, c.start, c.end, c.text, c.tokens, terms)).lastrowid
+        return db.execute('INSERT INTO chunks(doc_id, page, start, "end", text, tokens, terms, n_terms) '
+                          "VALUES (?,?,?,?,?,?, to_tsvector('simple', ?), ?)",
+                          (doc_id, c.page, c.start, c.end, c.text, c.tokens, terms, len(terms.split()))).lastrowid
 
     def _delete_terms(self, db, ids: list[int]) -> None:
         """The terms go with their chunks."""
 
-    def _frequencies(self, words: list[str]) -> dict[str, int]:
-        if time.monotonic() - self._df_at > DF_TTL_S:
+    def _lexemes(self, words: list[str]) -> list[str]:
+        """The index's lexemes for the query words (PostgreSQL's parser splits "gpt-3" as FTS5 does)."""
+        new = [w for w in words if w not in self._lexes]
+        if new:
+            found: dict[str, list[str]] = {w: [] for w in new}
+            for w, lexeme in self.db.query_pg("SELECT w, t.lexeme FROM unnest(%s::text[]) w, "
+                                              "unnest(to_tsvector('simple', w)) t", (new,)):
+                found[w].append(lexeme)
+            self._lexes.update(found)
+        return list(dict.fromkeys(lx for w in words for lx in self._lexes[w]))
+
+    def _stats(self, lexemes: list[str]) -> tuple[int, float, dict[str, int]]:
+        """(chunks, mean terms per chunk, chunks holding each lexeme), cached for DF_TTL_S."""
+        if time.monotonic() - self._df_at > DF_TTL_S or self._size is None:
             self._df, self._df_at = {}, time.monotonic()
-        for w in words:
-            if w not in self._df:
-                self._df[w] = int(self.db.query_pg(
-                    "SELECT COUNT(*) FROM chunks WHERE terms @@ plainto_tsquery('simple', %s)", (w,))[0][0])
-        return self._df
+            n, avg = self.db.query_pg("SELECT COUNT(*), COALESCE(AVG(n_terms), 1) FROM chunks")[0]
+            self._size = (int(n), float(avg) or 1.0)
+        for lx in lexemes:
+            if lx not in self._df:
+                self._df[lx] = int(self.db.query_pg(
+                    "SELECT COUNT(*) FROM chunks WHERE terms @@ to_tsquery('simple', %s)", (_quoted(lx),))[0][0])
+        return self._size[0], self._size[1], self._df
 
     def lexical_search(self, query: str, k: int, documents: Collection[int] | None = None) -> list[tuple[int, float]]:
-        """Full-text search over the chunks' terms, ranked by idf-weighted ts_rank: (chunk id, score) best first."""
-        words = lexical.query_words(query)
-        if not words:
+        """bm25 over the chunks' terms, as FTS5 computes it (k1 1.2, b 0.75): (chunk id, score) best first."""
+        lexemes = self._lexemes(lexical.query_words(query))
+        if not lexemes:
             return []
-        total = int(self.db.query_pg("SELECT COALESCE(max(id), 0) FROM chunks")[0][0])
-        df = self._frequencies(words)
-        words = [w for w in words if df[w]]
-        if total >= PRUNE_FROM and len(words) > KEEP_AT_LEAST:
-            kept = [w for w in words if df[w] <= COMMON_SHARE * total]
-            words = kept if len(kept) >= KEEP_AT_LEAST else sorted(words, key=df.get)[:KEEP_AT_LEAST]
-        if not words:
+        total, avg, df = self._stats(lexemes)
+        lexemes = [lx for lx in lexemes if df[lx]]
+        if total >= PRUNE_FROM and len(lexemes) > KEEP_AT_LEAST:
+            kept = [lx for lx in lexemes if df[lx] <= COMMON_SHARE * total]
+            lexemes = kept if len(kept) >= KEEP_AT_LEAST else sorted(lexemes, key=df.get)[:KEEP_AT_LEAST]
+        if not lexemes:
             return []
-        n = max(total, 1)
-        idf = [math.log(1 + (n - df[w] + 0.5) / (df[w] + 0.5)) for w in words]
-        score = " + ".join("%s * ts_rank(terms, plainto_tsquery('simple', %s), 1)" for _ in words)
-        match = " || ".join("plainto_tsquery('simple', %s)" for _ in words)
-        params: list = [p for pair in zip(idf, words) for p in pair] + list(words)
-        scope = ""
+        idf = [max(math.log((total - df[lx] + 0.5) / (df[lx] + 0.5)), 1e-6) for lx in lexemes]
+        scope, params = "", [lexemes, idf, " | ".join(_quoted(lx) for lx in lexemes)]
         if documents is not None:
-            scope = " AND doc_id = ANY(%s)"
+            scope = " AND c.doc_id = ANY(%s)"
             params.append(sorted(documents))
-        rows = self.db.query_pg(f"SELECT id, {score} AS s FROM chunks WHERE terms @@ ({match}){scope} "
-                                "ORDER BY s DESC, id LIMIT %s", (*params, int(k)))
+        rows = self.db.query_pg(
+            "SELECT c.id, SUM(w.idf * cardinality(u.positions) * (%s + 1) / (cardinality(u.positions) + "
+            "%s * (1 - %s + %s * COALESCE(c.n_terms, 1) / %s))) AS s "
+            "FROM chunks c CROSS JOIN LATERAL unnest(c.terms) u "
+            "JOIN unnest(%s::text[], %s::float8[]) AS w(lexeme, idf) ON w.lexeme = u.lexeme "
+            f"WHERE c.terms @@ to_tsquery('simple', %s){scope} GROUP BY c.id ORDER BY s DESC, c.id LIMIT %s",
+            (BM25_K1, BM25_K1, BM25_B, BM25_B, avg, *params, int(k)))
         return [(int(r[0]), float(r[1])) for r in rows]
 
+
+def _quoted(lexeme: str) -> str:
+    """A lexeme as a tsquery operand ('it''s' stays one word)."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
