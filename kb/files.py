@@ -27,6 +27,8 @@ class Files:
 
     def __init__(self, store: Store) -> None:
         self.store, self.db = store, store.db
+        # several computers add to a server knowledge base: a path missing here may be on another one
+        self.shared = getattr(self.db, "dialect", "sqlite") == "postgresql"
 
     # ---- the indexing queue -------------------------------------------------------------------
     def enqueue(self, paths: Iterable[str]) -> None:
@@ -47,7 +49,7 @@ class Files:
     def claim(self, paths: list[str]) -> list[str]:
         """The queued files this process indexes: all of them, except on a server knowledge base,
         where files another live desktop is indexing are left to it (kb.leases)."""
-        if getattr(self.db, "dialect", "sqlite") != "postgresql" or not paths:
+        if not self.shared or not paths:
             return paths
         now, owner = time.time(), leases.me()
         with self.db.transaction() as db:
@@ -61,7 +63,7 @@ class Files:
 
     def renew(self) -> None:
         """Tell the other desktops this process still works on the files it claimed."""
-        if getattr(self.db, "dialect", "sqlite") == "postgresql":
+        if self.shared:
             with self.db.transaction() as db:
                 db.raw("UPDATE queue SET claimed_at=%s WHERE claimed_by=%s", (time.time(), leases.me()))
 
@@ -89,9 +91,9 @@ class Files:
         """The linked folders."""
         return [r[0] for r in self.db.query("SELECT path FROM folders ORDER BY path")]
 
-    def under_folders(self) -> list[str]:
-        """Every known path (documents and copies) inside a linked folder."""
-        roots = [f.rstrip(os.sep) + os.sep for f in self.folders()]
+    def under_folders(self, folders: Iterable[str] | None = None) -> list[str]:
+        """Every known path (documents and copies) inside the given linked folders (default: all)."""
+        roots = [str(f).rstrip(os.sep) + os.sep for f in (self.folders() if folders is None else folders)]
         return [p for p in self.all_paths() if any(p.startswith(r) for r in roots)]
 
     # ---- documents by content -----------------------------------------------------------------

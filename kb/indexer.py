@@ -246,7 +246,7 @@ class Indexer:
         if owner_path == path:
             self.files.dequeue([path])
             report.unchanged.append(path)
-        elif not os.path.exists(owner_path):
+        elif not os.path.exists(owner_path) and not self.files.shared:  # (shared: on another computer)
             self.files.move(doc_id, path, item.mtime)
             report.moved.append((owner_path, path))
         else:
@@ -300,7 +300,9 @@ class Indexer:
         report = self.add(folders, progress, cancel)
         if report.cancelled:
             return report
-        for path in self.files.under_folders():
+        # only folders this computer sees: a drive not mounted, or another computer's folder on a
+        # server knowledge base, is not a folder whose files were all deleted
+        for path in self.files.under_folders(folders):
             if not os.path.exists(path):
                 if self.files.forget(path):
                     report.removed.append(path)

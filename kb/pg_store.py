@@ -10,9 +10,10 @@ here: keyword terms in a `tsvector` column, and their ranking.
 Keyword ranking: PostgreSQL has no bm25 (ts_rank knows no inverse document frequency, so a common
 word weighs as much as a rare one: a first try ranking by idf × ts_rank found the answer in the top
 keyword hit for 67% of 300 CMRC questions, against 94% for FTS5's bm25). So bm25 is computed in the
-query as FTS5 computes it: term frequency from the tsvector's positions, the chunk's term count, the
-mean count and each lexeme's document frequency, counted on the server once per lexeme and process
-(cached for DF_TTL_S, as other desktops add documents).
+query as FTS5 computes it (its scores match FTS5's to 0.1%): term frequency from the tsvector (by
+way of ts_rank, see lexical_search), the chunk's term count, the mean count, and each lexeme's
+document frequency, counted on the server once per lexeme and process (cached for DF_TTL_S, as
+other desktops add documents).
 """
 
 from __future__ import annotations
@@ -155,42 +156,73 @@ class PgStore(Store):
         return list(dict.fromkeys(lx for w in words for lx in self._lexes[w]))
 
     def _stats(self, lexemes: list[str]) -> tuple[int, float, dict[str, int]]:
-        """(chunks, mean terms per chunk, chunks holding each lexeme), cached for DF_TTL_S."""
+        """(chunks, mean terms per chunk, chunks holding each lexeme), cached for DF_TTL_S.
+
+        In a big knowledge base a lexeme's count stops at the share that drops it from the match
+        (counting 48,000 chunks for "为" would cost more than the search)."""
         if time.monotonic() - self._df_at > DF_TTL_S or self._size is None:
             self._df, self._df_at = {}, time.monotonic()
             n, avg = self.db.query_pg("SELECT COUNT(*), COALESCE(AVG(n_terms), 1) FROM chunks")[0]
             self._size = (int(n), float(avg) or 1.0)
-        for lx in lexemes:
-            if lx not in self._df:
-                self._df[lx] = int(self.db.query_pg(
-                    "SELECT COUNT(*) FROM chunks WHERE terms @@ to_tsquery('simple', %s)", (_quoted(lx),))[0][0])
-        return self._size[0], self._size[1], self._df
+        total = self._size[0]
+        cap = int(COMMON_SHARE * total) + 1 if total >= PRUNE_FROM else None
+        new = [lx for lx in lexemes if lx not in self._df]
+        if new:
+            limit = f" LIMIT {cap}" if cap else ""
+            self._df.update((lx, int(n)) for lx, n in self.db.query_pg(
+                "SELECT q, (SELECT COUNT(*) FROM (SELECT 1 FROM chunks WHERE terms @@ to_tsquery('simple', q)"
+                f"{limit}) m) FROM unnest(%s::text[]) q", ([_quoted(lx) for lx in new],)))
+            for lx in new:  # keyed by the quoted form above
+                self._df[lx] = self._df.pop(_quoted(lx))
+        return total, self._size[1], self._df
 
     def lexical_search(self, query: str, k: int, documents: Collection[int] | None = None) -> list[tuple[int, float]]:
-        """bm25 over the chunks' terms, as FTS5 computes it (k1 1.2, b 0.75): (chunk id, score) best first."""
+        """bm25 over the chunks' terms, as FTS5 computes it (k1 1.2, b 0.75): (chunk id, score) best first.
+
+        A lexeme's frequency in a chunk comes from ts_rank: with one lexeme, one weight and no
+        normalisation, ts_rank is 0.1·H(tf)/H(∞) with H(n) = Σ 1/i², which `_TF` inverts exactly
+        (checked for tf 1–200); reading the positions themselves (unnest) cost 250 ms a question
+        at 100,000 chunks.
+        """
         lexemes = self._lexemes(lexical.query_words(query))
         if not lexemes:
             return []
         total, avg, df = self._stats(lexemes)
         lexemes = [lx for lx in lexemes if df[lx]]
-        if total >= PRUNE_FROM and len(lexemes) > KEEP_AT_LEAST:
-            kept = [lx for lx in lexemes if df[lx] <= COMMON_SHARE * total]
-            lexemes = kept if len(kept) >= KEEP_AT_LEAST else sorted(lexemes, key=df.get)[:KEEP_AT_LEAST]
+        matching = lexemes
+        if total >= PRUNE_FROM:
+            if len(lexemes) > KEEP_AT_LEAST:
+                kept = [lx for lx in lexemes if df[lx] <= COMMON_SHARE * total]
+                lexemes = kept if len(kept) >= KEEP_AT_LEAST else sorted(lexemes, key=df.get)[:KEEP_AT_LEAST]
+            # a common word kept for scoring (too few rare ones) finds no candidates of its own:
+            # FTS5 walks a 48,000-chunk posting list in C, here each chunk would be read (700 ms);
+            # a chunk holding none of the rare words ranks below those that do anyway
+            matching = [lx for lx in lexemes if df[lx] <= COMMON_SHARE * total] or lexemes
         if not lexemes:
             return []
+        queries = [_quoted(lx) for lx in lexemes]
         idf = [max(math.log((total - df[lx] + 0.5) / (df[lx] + 0.5)), 1e-6) for lx in lexemes]
-        scope, params = "", [lexemes, idf, " | ".join(_quoted(lx) for lx in lexemes)]
+        tfs = ", ".join(f"{_TF} AS t{i}" for i in range(len(lexemes)))
+        norm = f"{BM25_K1} * (1 - {BM25_B} + {BM25_B} * COALESCE(n_terms, 1) / %s)"
+        score = " + ".join(f"%s * t{i} * {BM25_K1 + 1} / (t{i} + {norm})" for i in range(len(lexemes)))
+        params: list = [p for w in idf for p in (w, avg)]  # in the order the statement reads them
+        params += queries + [" | ".join(_quoted(lx) for lx in matching)]
+        scope = ""
         if documents is not None:
-            scope = " AND c.doc_id = ANY(%s)"
+            scope = " AND doc_id = ANY(%s)"
             params.append(sorted(documents))
+        # each matching chunk's terms are read (detoasted) once, by the innermost select; OFFSET 0
+        # keeps the planner from folding the selects back into one that reads them once per lexeme
         rows = self.db.query_pg(
-            "SELECT c.id, SUM(w.idf * cardinality(u.positions) * (%s + 1) / (cardinality(u.positions) + "
-            "%s * (1 - %s + %s * COALESCE(c.n_terms, 1) / %s))) AS s "
-            "FROM chunks c CROSS JOIN LATERAL unnest(c.terms) u "
-            "JOIN unnest(%s::text[], %s::float8[]) AS w(lexeme, idf) ON w.lexeme = u.lexeme "
-            f"WHERE c.terms @@ to_tsquery('simple', %s){scope} GROUP BY c.id ORDER BY s DESC, c.id LIMIT %s",
-            (BM25_K1, BM25_K1, BM25_B, BM25_B, avg, *params, int(k)))
+            f"SELECT id, {score} AS s FROM (SELECT id, n_terms, {tfs} FROM ("
+            f"SELECT id, n_terms, terms || ''::tsvector AS v FROM chunks WHERE terms @@ to_tsquery('simple', %s)"
+            f"{scope} OFFSET 0) a OFFSET 0) x ORDER BY s DESC, id LIMIT %s", (*params, int(k)))
         return [(int(r[0]), float(r[1])) for r in rows]
+
+
+# tf from ts_rank(terms, one lexeme): 1 / (H(∞) - H(tf)) - 1/2 ≈ tf (see lexical_search)
+# (a chunk without the lexeme: ts_rank 1e-20, so round(0.108) = 0)
+_TF = "round(1 / (1.6449340668 - 16.449340668 * ts_rank(v, to_tsquery('simple', %s), 0)) - 0.5)"
 
 
 def _quoted(lexeme: str) -> str:
