@@ -69,6 +69,10 @@ class PgVectorTable:
                                      (self.db.schema, f"{self.kind.table}_hnsw")))
 
     # ---- rows -------------------------------------------------------------------------------
+    def has_any(self) -> bool:
+        """True when a vector is stored (COUNT(*) would read 100,000 rows before every search)."""
+        return bool(self.db.query(f"SELECT EXISTS (SELECT 1 FROM {self.kind.table})")[0][0])
+
     def count(self) -> int:
         """Stored vectors."""
         return int(self.db.query(f"SELECT COUNT(*) FROM {self.kind.table}")[0][0])

@@ -156,7 +156,7 @@ class Retriever:
         dense, qvec, baseline = [], None, 0.0
         if self.dense_weight > 0:
             qvec = self.embedder.embed_query(query)  # before touching the store: it is locked meanwhile
-            if self.store.index.count > 0:
+            if self.store.has_vectors():
                 dense = self.store.dense_search(qvec, self.candidates, self.documents)
                 baseline = float((null_vectors(self.embedder) @ qvec).mean())
             else:

@@ -269,6 +269,10 @@ class Store:
             "(SELECT 1 FROM chunks c LEFT JOIN vectors v ON v.chunk_id=c.id "
             " WHERE c.doc_id=documents.id AND v.chunk_id IS NULL)"))
 
+    def has_vectors(self) -> bool:
+        """True when at least one chunk has a vector (dense search has something to search)."""
+        return self.vectors.has_any()
+
     def vector(self, chunk_id: int) -> np.ndarray | None:
         """The stored vector of a chunk (float32), if it has one."""
         return self.vectors.vector(chunk_id)

@@ -108,6 +108,9 @@ class KnowledgeStore(Protocol):
     def add_vectors(self, ids: list[int], vecs: np.ndarray, save: bool = True) -> None:
         """Store one batch of vectors."""
 
+    def has_vectors(self) -> bool:
+        """True when at least one chunk has a vector."""
+
     def vector(self, chunk_id: int) -> np.ndarray | None:
         """A chunk's stored vector."""
 

@@ -75,6 +75,10 @@ class VectorTable:
         return True
 
     # ---- rows -------------------------------------------------------------------------------
+    def has_any(self) -> bool:
+        """True when a vector is stored (asked before every search: the loaded index counts)."""
+        return self.index.count > 0
+
     def count(self) -> int:
         """Stored vectors."""
         return int(self.db.query(f"SELECT COUNT(*) FROM {self.kind.table}")[0][0])
