@@ -122,12 +122,12 @@ class PgStore(Store):
         except BaseException:
             (folder / LINK_NAME).unlink(missing_ok=True)
             raise
-        store.joined = store.db.get_meta("created") is not None
-        if not store.joined:
-            with store.db.transaction():
+        with store.db.transaction():  # under the write lock: two computers creating at once, one creates
+            store.joined = store.db.get_meta("created") is not None
+            if not store.joined:
                 for key, value in dict(settings, created=time.time()).items():
                     store.db.set_meta(key, value)
-            store.vectors.bind(settings["embed_model_id"], int(settings["embed_dim"]))
+                store.vectors.bind(settings["embed_model_id"], int(settings["embed_dim"]))
         return store
 
     def drop_from_server(self) -> None:

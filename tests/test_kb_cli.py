@@ -39,7 +39,8 @@ def test_add_search_info_remove_delete(tmp_path, capsys):
 
     assert main(["kb", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert rows == [{"name": "笔记", "documents": 3, "chunks": 3, "bytes": rows[0]["bytes"], "failed": 1}]
+    assert rows == [{"name": "笔记", "documents": 3, "chunks": 3, "bytes": rows[0]["bytes"], "failed": 1,
+                     "server": None}]  # on this computer, not on a PostgreSQL server
 
     assert main(["kb", "info", "笔记", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
