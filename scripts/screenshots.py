@@ -125,6 +125,7 @@ def main(out: Path) -> int:
 
     dialog = NewKnowledgeBaseDialog(w, "Team handbook")
     dialog.server.setText("postgresql://zhiku@db.office.lan:5432/knowledge")
+    dialog.server.setCursorPosition(0)
     dialog.show()
     app.processEvents()
     dialog.grab().save(str(out / "new-kb.png"))

@@ -33,7 +33,7 @@ class NewKnowledgeBaseDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(note)
         layout.addWidget(buttons)
-        self.resize(560, self.sizeHint().height())
+        self.resize(640, self.sizeHint().height())  # a whole postgresql:// address stays in view
 
     def values(self) -> tuple[str, str]:
         """(name, server address or '')."""
