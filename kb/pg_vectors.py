@@ -17,7 +17,7 @@ from typing import Callable, Collection
 import numpy as np
 
 from kb import leases
-from kb.vector_table import VectorKind
+from kb.vector_table import BoundModel, VectorKind
 
 # pgvector's default ef_search is 40; at 100,000 synthetic chunks (bench/latency.py) it found 0.926
 # of the exact top 10, and a search took 2.4 ms: a wider search costs little
@@ -32,7 +32,7 @@ class ServerIndex:
     kind: str = "hnsw"
 
 
-class PgVectorTable:
+class PgVectorTable(BoundModel):
     """One kind of vector of one server knowledge base."""
 
     def __init__(self, db, kind: VectorKind) -> None:
@@ -40,16 +40,6 @@ class PgVectorTable:
         self.index_path = None
 
     # ---- settings ---------------------------------------------------------------------------
-    @property
-    def model_id(self) -> str | None:
-        """The model the stored vectors come from."""
-        return self.db.get_meta(self.kind.model)
-
-    @property
-    def dim(self) -> int:
-        """The vectors' dimension (0 before a model is bound)."""
-        return int(self.db.get_meta(self.kind.dim, 0))
-
     def bind(self, model_id: str, dim: int) -> bool:
         """Use this model from now on; vectors of another model are dropped. True if they were."""
         if self.model_id == model_id and self.dim == dim and self._typed():

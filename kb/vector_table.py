@@ -41,7 +41,24 @@ def blobs_to_array(blobs: list[bytes]) -> np.ndarray:
     return np.frombuffer(b"".join(blobs), np.float16).reshape(len(blobs), -1).astype(np.float32)
 
 
-class VectorTable:
+class BoundModel:
+    """The model a kind of vector comes from, kept in the knowledge base's meta (both stores)."""
+
+    db: Database
+    kind: VectorKind
+
+    @property
+    def model_id(self) -> str | None:
+        """The model the stored vectors come from."""
+        return self.db.get_meta(self.kind.model)
+
+    @property
+    def dim(self) -> int:
+        """The vectors' dimension (0 before a model is bound)."""
+        return int(self.db.get_meta(self.kind.dim, 0))
+
+
+class VectorTable(BoundModel):
     """One kind of vector of one knowledge base, and its FAISS cache."""
 
     def __init__(self, db: Database, folder: Path, kind: VectorKind) -> None:
@@ -54,16 +71,6 @@ class VectorTable:
         self._index = None
 
     # ---- settings ---------------------------------------------------------------------------
-    @property
-    def model_id(self) -> str | None:
-        """The model the stored vectors come from."""
-        return self.db.get_meta(self.kind.model)
-
-    @property
-    def dim(self) -> int:
-        """The vectors' dimension (0 before a model is bound)."""
-        return int(self.db.get_meta(self.kind.dim, 0))
-
     def bind(self, model_id: str, dim: int) -> bool:
         """Use this model from now on; vectors of another model are dropped. True if they were."""
         if self.model_id == model_id and self.dim == dim:
