@@ -76,7 +76,7 @@ def _int8_state(path) -> str:
     from models.checksum import folder_model_id
 
     why = onnx_int8.problem(path, folder_model_id(path))
-    return "; int8 variant ready (`zhiku kb create NAME --int8`)" if why is None else f"; {why}"
+    return "; int8 variant ready (new knowledge bases embed with it)" if why is None else f"; {why}"
 
 
 def cmd_models_verify(args: argparse.Namespace) -> int:

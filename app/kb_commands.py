@@ -25,8 +25,12 @@ def cmd_kb_create(args: argparse.Namespace) -> int:
     from models.embedder import Embedder
 
     server = args.server or None
-    kb = KnowledgeBase.create(args.name, Embedder.default(args.embedder, int8=args.int8),
-                              args.chunk_tokens, args.overlap_tokens, server=server)
+    try:
+        embedder = Embedder.default(args.embedder, int8=args.int8)
+    except FileNotFoundError as e:  # --int8 without a sound variant
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    kb = KnowledgeBase.create(args.name, embedder, args.chunk_tokens, args.overlap_tokens, server=server)
     if server:
         verb = "joined" if kb.joined else "created"
         print(f"{verb} {kb.name!r} on {kb.where} (embedding model {kb.embedder.model_id}); "
@@ -110,7 +114,12 @@ def cmd_kb_reembed(args: argparse.Namespace) -> int:
     from kb.knowledge_base import KnowledgeBase
     from models.embedder import Embedder
 
-    kb = KnowledgeBase.reembed(args.name, Embedder.default(args.embedder), progress=ProgressPrinter())
+    try:
+        embedder = Embedder.default(args.embedder, int8=args.int8)
+    except FileNotFoundError as e:  # --int8 without a sound variant
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    kb = KnowledgeBase.reembed(args.name, embedder, progress=ProgressPrinter())
     print(f"{kb.name!r} now uses {kb.embedder.model_id}")
     return 0
 
@@ -284,14 +293,22 @@ def answer_json(result) -> dict:
     }
 
 
+def _variant_options(p: argparse.ArgumentParser) -> None:
+    """--int8 / --float: which form of the embedding model (default: int8 where it is installed)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--int8", dest="int8", action="store_const", const=True, default=None,
+                   help="embed with the model's int8 ONNX copy (the default where it is installed: "
+                        "about 2x faster indexing, see bench/README.md)")
+    g.add_argument("--float", dest="int8", action="store_const", const=False,
+                   help="embed with the float model (PyTorch): slower, the original vectors")
+
+
 def register(sub) -> None:
     """Add the knowledge-base subcommands to the `zhiku` parser."""
     kbp = sub.add_parser("kb", help="create, list, delete and inspect knowledge bases")
     ksub = kbp.add_subparsers(dest="kb_command", required=True)
     c = ksub.add_parser("create", help="create an empty knowledge base")
-    c.add_argument("--int8", action="store_true",
-                   help="embed with the model's int8 ONNX copy (about 1.8x faster indexing; its "
-                        "similarity floor is not re-tuned yet, see bench/README.md)")
+    _variant_options(c)
     c.add_argument("name")
     c.add_argument("--embedder", help="embedding model (default: the catalog default)")
     c.add_argument("--chunk-tokens", type=int, default=defaults.CHUNK_TOKENS)
@@ -315,7 +332,8 @@ def register(sub) -> None:
     i.set_defaults(func=cmd_kb_info)
     r = ksub.add_parser("reembed", help="switch to another embedding model, re-embedding every chunk")
     r.add_argument("name")
-    r.add_argument("--embedder", required=True)
+    r.add_argument("--embedder", help="embedding model (default: the catalog default)")
+    _variant_options(r)
     r.set_defaults(func=cmd_kb_reembed)
 
     from app import folder_commands

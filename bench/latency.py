@@ -162,7 +162,7 @@ def rss_probe(folder: str, questions: list[str]) -> None:
     from kb.store import Store
     from models.embedder import Embedder
 
-    embedder = Embedder.default()
+    embedder = Embedder.for_model_id(Store(Path(folder)).model_id)
     embedder.embed_query("warm up")
     model_kb = peak_rss_kb()
     store = Store(Path(folder))
@@ -188,6 +188,8 @@ def main(argv=None) -> int:
     p.add_argument("--base", default="cmrc", help="the real KB the synthetic ones are grown from")
     p.add_argument("--stores", nargs="+", default=["sqlite"], choices=["sqlite", "postgresql"],
                    help="postgresql: the same chunks in a server knowledge base (embedded PostgreSQL + pgvector)")
+    p.add_argument("--variant", choices=["float", "int8"],
+                   help="the embedder's float model or its int8 variant (default: what new knowledge bases use)")
     p.add_argument("--rss-probe", help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = p.parse_args(argv)
@@ -199,7 +201,8 @@ def main(argv=None) -> int:
         return 0
     from models.embedder import Embedder
 
-    embedder = Embedder.default()
+    embedder = Embedder.default(int8={"float": False, "int8": True}.get(args.variant))
+    variant = embedder.model_id.partition("+")[2]
     from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 
     kb, _, _ = open_or_build_kb(args.base, load_dataset(args.base, 0, None)[0], embedder,
@@ -207,7 +210,7 @@ def main(argv=None) -> int:
     rows_, vecs = base_rows(kb.store)
     results = []
     for size in args.sizes:
-        folder = CACHE / f"synthetic-{args.base}-{size}"
+        folder = CACHE / f"synthetic-{args.base}-{size}{'-' + variant if variant else ''}"
         for kind in args.stores:
             print(f"{size} chunks, {kind}:", flush=True)
             if kind == "postgresql":

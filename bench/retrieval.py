@@ -153,7 +153,8 @@ def open_or_build_kb(dataset: str, passages: dict, embedder, chunk_tokens: int, 
 
     corpus = "+".join(Path(f).parts[-2] for f in DATASETS[dataset][0]) if dataset in DATASETS else dataset
     model = embedder.model_id.split('@')[-1]
-    key = f"{corpus}-{len(passages)}-{chunk_tokens}-{overlap}-{model[:8]}{'-int8' if model.endswith('+int8') else ''}"
+    variant = model.partition("+")[2]  # a derived model (the int8 e5) gets its own knowledge base
+    key = f"{corpus}-{len(passages)}-{chunk_tokens}-{overlap}-{model[:8]}{'-' + variant if variant else ''}"
     folder = CACHE / key if cache else Path(tempfile.mkdtemp(prefix="zhiku-bench-"))
     os.environ["ZHIKU_HOME"] = str(folder / "home")
     if (folder / "done").exists():

@@ -184,6 +184,7 @@ class KnowledgeBase:
     def open(cls, name: str, embedder=None) -> "KnowledgeBase":
         """Open a knowledge base; refuses an embedder other than the one it was built with."""
         from models.embedder import Embedder
+        from models.onnx_int8 import OlderVariant
 
         folder = _folder(name)
         if not _exists(folder):
@@ -193,6 +194,10 @@ class KnowledgeBase:
         if embedder is None:
             try:
                 embedder = Embedder.for_model_id(built_with)
+            except OlderVariant as e:
+                store.close()
+                raise StoreError(f"knowledge base {name!r}: {e}; re-embed it once "
+                                 f"(`zhiku kb reembed {name} --int8`)") from None
             except FileNotFoundError as e:
                 store.close()
                 raise StoreError(f"knowledge base {name!r}: {e}") from None

@@ -42,15 +42,22 @@ class Embedder:
         self._lock = threading.Lock()
 
     @classmethod
-    def default(cls, name: str | None = None, int8: bool = False, **kwargs) -> "Embedder":
+    def default(cls, name: str | None = None, int8: bool | None = None, **kwargs) -> "Embedder":
         """The catalog's default embedding model (or `name`), verified before use; with `int8`, its
-        int8 ONNX variant (models.onnx_int8).
+        int8 ONNX variant (models.onnx_int8), and with `int8` None (what new knowledge bases get)
+        the variant wherever the model has a sound one, else the float model. FileNotFoundError
+        when `int8` asks for a variant that is missing or damaged.
 
-        Not the default yet: it indexes 1.80x as fast (bench/README.md), short of the 2x that would
-        justify a second model in every new knowledge base; it has its own similarity floor
-        (kb.retriever.VARIANT_MARGINS), tuned with `bench/tune.py --floor --int8`.
+        The variant indexes 2.07x as fast on two cores (bench/README.md) at 0.2 point of answer
+        recall, and the float model's similarity floor suits it (`bench/tune.py --floor --int8`).
         """
-        return cls(*_resolved(name), int8=int8, **kwargs)
+        from models import onnx_int8
+
+        path, model_id = _resolved(name)
+        why = onnx_int8.problem(path, model_id) if int8 is not False else None
+        if int8 and why:
+            raise FileNotFoundError(why)
+        return cls(path, model_id, int8=why is None if int8 is None else int8, **kwargs)
 
     @classmethod
     def for_model_id(cls, model_id: str, **kwargs) -> "Embedder":
@@ -58,11 +65,10 @@ class Embedder:
         from models import onnx_int8
 
         name, _, variant = split_model_id(model_id)
-        int8 = variant == onnx_int8.VARIANT
-        embedder = cls.default(name, int8=int8, **kwargs)
-        if int8 and (why := onnx_int8.problem(embedder.path, embedder.base_id)):
-            raise FileNotFoundError(why)
-        return embedder
+        if variant in onnx_int8.OLDER_VARIANTS:
+            raise onnx_int8.OlderVariant(f"its vectors come from an older int8 copy of {name} ({variant}) that this "
+                                         f"version no longer makes")
+        return cls.default(name, int8=variant == onnx_int8.VARIANT, **kwargs)
 
     @property
     def model(self):
@@ -109,7 +115,7 @@ class Embedder:
 
     @property
     def model_id(self) -> str:
-        """A stable id stored with every index built by this model: the float model's, plus "+int8"
+        """A stable id stored with every index built by this model: the float model's, plus "+int8v2"
         for the int8 variant, whose vectors differ slightly."""
         from models.onnx_int8 import VARIANT
 

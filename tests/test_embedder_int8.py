@@ -1,6 +1,7 @@
 """The embedder's int8 ONNX variant: made at install, close to the float model, used by the
 knowledge bases created with it, and never mixed with float vectors."""
 
+import json
 import shutil
 
 import numpy as np
@@ -8,8 +9,9 @@ import pytest
 from conftest import real_model
 from test_embedder import MIXED
 
+from app.cli import main
 from kb.knowledge_base import KnowledgeBase
-from kb.store import ModelMismatch
+from kb.store import CHUNK_VECTORS, ModelMismatch, StoreError
 from models import onnx_int8
 from models.embedder import Embedder
 
@@ -36,20 +38,20 @@ def test_int8_vectors_stay_within_one_percent_of_the_float_model(int8, e5):
 
 
 def test_an_int8_knowledge_base_reopens_with_int8_and_never_mixes(int8, e5, zhiku_home, tmp_path):
-    assert Embedder.default(int8=True).model_id == int8.model_id == e5.model_id + "+int8"
-    assert not Embedder.default().int8  # float stays the default until int8 indexes 2x as fast
+    assert Embedder.default(int8=True).model_id == int8.model_id == e5.model_id + "+int8v2"
+    assert Embedder.default().int8 and not Embedder.default(int8=False).int8  # new knowledge bases get int8
     from kb.retriever import default_margins
 
-    assert default_margins(int8.model_id) == (0.10, 0.03) != default_margins(e5.model_id)  # its own floor
+    assert default_margins(int8.model_id) == default_margins(e5.model_id)  # bench/tune.py --floor --int8
     (tmp_path / "a.txt").write_text("知库把向量保存在 SQLite 里，FAISS 只是缓存。", encoding="utf-8")
     kb = KnowledgeBase.create("quick", Embedder.default(int8=True))
     kb.add([tmp_path / "a.txt"])
-    assert kb.store.model_id.endswith("+int8")
+    assert kb.store.model_id.endswith("+int8v2")
     kb.close()
     again = KnowledgeBase.open("quick")
     assert again.embedder.int8 and again.search("向量保存在哪里？", k=1)[0].name == "a.txt"
     again.close()
-    with pytest.raises(ModelMismatch, match=r"\+int8"):
+    with pytest.raises(ModelMismatch, match=r"\+int8v2"):
         KnowledgeBase.open("quick", e5)
     # a float knowledge base stays float
     KnowledgeBase.create("float", e5).close()
@@ -68,3 +70,37 @@ def test_a_damaged_or_stale_variant_is_reported_and_not_used(int8, tmp_path):
         f.seek(1 << 20)
         f.write(bytes([byte[0] ^ 0xFF]))
     assert "damaged" in onnx_int8.problem(source, int8.base_id)
+    # a variant made by an earlier recipe (its manifest names no variant) is made again, not used
+    manifest = json.loads((copy / onnx_int8.MANIFEST).read_text())
+    del manifest["variant"]
+    (copy / onnx_int8.MANIFEST).write_text(json.dumps(manifest))
+    assert "older version" in onnx_int8.problem(source, int8.base_id)
+
+
+def test_a_knowledge_base_of_the_older_int8_variant_says_to_re_embed_and_re_embeds(int8, zhiku_home, tmp_path,
+                                                                                     capsys):
+    (tmp_path / "a.txt").write_text("知库把向量保存在 SQLite 里，FAISS 只是缓存。", encoding="utf-8")
+    kb = KnowledgeBase.create("older", Embedder.default(int8=True))
+    kb.add([tmp_path / "a.txt"])
+    # what an earlier version recorded: vectors of its int8 recipe, which this one no longer makes
+    kb.store.db.set_meta(CHUNK_VECTORS.model, int8.base_id + "+int8")
+    kb.close()
+    with pytest.raises(StoreError, match=r"older int8 copy.*zhiku kb reembed older --int8"):
+        KnowledgeBase.open("older")
+    assert main(["kb", "reembed", "older", "--int8"]) == 0
+    assert "int8v2" in capsys.readouterr().out
+    again = KnowledgeBase.open("older")
+    assert again.embedder.int8 and again.store.model_id == int8.model_id
+    assert again.search("向量保存在哪里？", k=1)[0].name == "a.txt"
+    again.close()
+
+
+def test_without_a_sound_variant_new_knowledge_bases_get_the_float_model_and_asking_for_int8_says_why(
+        int8, scratch_models, zhiku_home):
+    e5_copy = shutil.copytree(int8.path, scratch_models / int8.path.name)
+    assert not Embedder.default().int8  # no variant here: the float model, not an error
+    with pytest.raises(FileNotFoundError, match="zhiku models install"):
+        Embedder.default(int8=True)
+    assert main(["kb", "create", "wants-int8", "--int8"]) == 2
+    shutil.copytree(onnx_int8.variant_dir(int8.path), onnx_int8.variant_dir(e5_copy))
+    assert Embedder.default().int8
