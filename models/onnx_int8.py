@@ -28,7 +28,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 import warnings
+import weakref
 from pathlib import Path
 from typing import Sequence
 
@@ -175,12 +177,36 @@ def parity(source: Path, variant: Path) -> float:
     return float((ref * got).sum(axis=1).min())
 
 
+# One ONNX Runtime session per model file in a process, shared by every encoder of it: a session
+# holds its 400 MB of weights in private memory (PyTorch maps safetensors from the file instead), so
+# a window with five knowledge bases open, or a test run, would otherwise hold one copy per
+# knowledge base (the suite reached 20 GB). ONNX Runtime runs one session from several threads.
+_sessions: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_sessions_lock = threading.Lock()
+
+
+def _session(model: Path, threads: int | None):
+    """The process's session of `model` (a file changed on disk gets a new one)."""
+    import onnxruntime as ort
+
+    st = model.stat()
+    key = (str(model), st.st_size, st.st_mtime_ns, threads)
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            options = ort.SessionOptions()
+            if threads:
+                options.intra_op_num_threads = threads
+            session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+            _sessions[key] = session
+        return session
+
+
 class OnnxEncoder:
     """Runs the int8 variant with ONNX Runtime: the slice of SentenceTransformer that Embedder uses."""
 
     def __init__(self, folder: Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
+        from models.embedder import shared_tokenizer
 
         folder = Path(folder)
         pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
@@ -192,14 +218,9 @@ class OnnxEncoder:
             if st_config.exists() else 512
         prompts = folder / "config_sentence_transformers.json"
         self.prompts = dict(json.loads(prompts.read_text()).get("prompts") or {}) if prompts.exists() else {}
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.enable_truncation(self.max_seq_length)
-        self.tokenizer.no_padding()
+        self.tokenizer = shared_tokenizer(folder / "tokenizer.json", truncate=self.max_seq_length)
         self.pad_id = self.tokenizer.token_to_id("<pad>") or 0
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        self.session = _session(folder / "model.onnx", threads)
 
     def get_embedding_dimension(self) -> int:
         """Vector size."""

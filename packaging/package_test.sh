@@ -36,6 +36,9 @@ PHOTO=$(ls ../shared/images/skimage-captions/images/*.png 2>/dev/null | head -1 
 [ -n "$PHOTO" ] && cp "$PHOTO" "$T/docs/"
 frozen add packaged "$T/docs" | tee "$OUT/add.txt"
 grep -q " 0 failed" "$OUT/add.txt"
+# the bundle's int8 e5 (ONNX Runtime in the frozen app) is what a new knowledge base embeds with
+frozen kb info packaged --json > "$OUT/info.json"
+grep -q '+int8v2"' "$OUT/info.json"
 frozen ask packaged "Where does Zhiku keep its vectors?" --json > "$OUT/ask.json"
 grep -q '"sources"' "$OUT/ask.json"
 grep -q 'storage.md' "$OUT/ask.json"
