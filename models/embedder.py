@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -12,6 +11,7 @@ import numpy as np
 from models import offline
 from models.checksum import folder_model_id
 from models.model_files import split_model_id, with_variant
+from models.tokenizer_files import shared_tokenizer
 
 offline.enforce()
 
@@ -177,26 +177,3 @@ def token_counter(tokenizer_file: str):
     # tokenizer.json may cap at the model's 512; chunk sizing needs real counts
     tok = shared_tokenizer(tokenizer_file, truncate=None)
     return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
-
-
-def shared_tokenizer(tokenizer_file: str | Path, truncate: int | None):
-    """The process's one loaded tokenizer of a file (truncating at `truncate` tokens, or not), no padding.
-
-    Loaded, e5's tokenizer.json (250k pieces) takes ~270 MB of memory (measured): every knowledge
-    base, counter and encoder of the model shares one instead of loading its own.
-    """
-    st = Path(tokenizer_file).stat()
-    return _tokenizer(str(tokenizer_file), st.st_size, st.st_mtime_ns, truncate)
-
-
-@functools.lru_cache(maxsize=4)
-def _tokenizer(path: str, _size: int, _mtime_ns: int, truncate: int | None):
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(path)
-    if truncate:
-        tok.enable_truncation(truncate)
-    else:
-        tok.no_truncation()
-    tok.no_padding()
-    return tok

@@ -206,7 +206,7 @@ class OnnxEncoder:
     """Runs the int8 variant with ONNX Runtime: the slice of SentenceTransformer that Embedder uses."""
 
     def __init__(self, folder: Path, threads: int | None = None) -> None:
-        from models.embedder import shared_tokenizer
+        from models.tokenizer_files import shared_tokenizer
 
         folder = Path(folder)
         pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
