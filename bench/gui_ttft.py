@@ -40,6 +40,16 @@ def wait_until(app, done, timeout_s: float) -> float:
     return time.perf_counter() - t0
 
 
+def type_into(app, widget, text: str) -> None:
+    """Key presses carrying each character (QTest.keyClicks knows only ASCII keys)."""
+    from PySide6.QtCore import QEvent, Qt
+    from PySide6.QtGui import QKeyEvent
+
+    for ch in text:
+        for kind in (QEvent.KeyPress, QEvent.KeyRelease):
+            app.sendEvent(widget, QKeyEvent(kind, Qt.Key_unknown, Qt.NoModifier, ch))
+
+
 def measure(questions: list[str], llm_name: str | None) -> dict:
     """Enter-to-first-token sent at once vs after a pause, and the type-ahead's CPU seconds."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -72,7 +82,7 @@ def measure(questions: list[str], llm_name: str | None) -> dict:
             llm.prime([{"role": "system", "content": SYSTEM["zh"]}])  # the cache as the app leaves it after loading
             app.processEvents()
             cpu0 = time.process_time()
-            QTest.keyClicks(chat.input, question)
+            type_into(app, chat.input, question)
             if pause:
                 wait_until(app, lambda: w.answering.prefill_worker is not None
                            and w.answering.prefill_worker.isFinished(), 300)
