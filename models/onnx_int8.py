@@ -197,6 +197,10 @@ def _session(model: Path, threads: int | None):
             options = ort.SessionOptions()
             if threads:
                 options.intra_op_num_threads = threads
+            # idle workers sleep instead of spinning: spinning took the window's thread off the CPU
+            # (event-loop stalls of 190-300 ms while indexing, tests/test_robustness.py); the encoder
+            # alone ran 14.0 chunks/s either way (200 CMRC chunks, 2 threads)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
             _sessions[key] = session
         return session
