@@ -173,7 +173,7 @@ class Embedder:
 
 def token_counter(tokenizer_file: str):
     """A function counting a model's tokens in a text (no special tokens), from its tokenizer.json
-    alone: loads in milliseconds, without torch, so parser processes can size chunks too."""
+    alone: without torch (e5's loads once per process in ~0.3 s), so parser processes can size chunks too."""
     # tokenizer.json may cap at the model's 512; chunk sizing needs real counts
     tok = shared_tokenizer(tokenizer_file, truncate=None)
     return lambda text: len(tok.encode(text, add_special_tokens=False).ids)
