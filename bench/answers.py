@@ -289,6 +289,8 @@ def main(argv=None) -> int:
                    help="chunk:overlap tokens of the benchmark KBs (default: the app's)")
     p.add_argument("--recheck", type=Path, help="only sentence checking, again, over a saved answers-*.json")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    p.add_argument("--variant", choices=["float", "int8"],
+                   help="the embedder's float model or its int8 variant (default: what the app uses)")
     args = p.parse_args(argv)
     chunking = tuple(int(x) for x in args.chunking.split(":"))
     if args.quick:
@@ -299,7 +301,7 @@ def main(argv=None) -> int:
     from models.embedder import Embedder
     from models.llm import LocalLLM
 
-    embedder = Embedder.default()
+    embedder = Embedder.default(int8={"float": False, "int8": True}.get(args.variant))
     llm = LocalLLM.default(args.llm)
     if args.recheck:
         recheck(args.recheck, embedder, llm, chunking)
@@ -347,7 +349,7 @@ def main(argv=None) -> int:
             details[f"{name}/{label}"] = {"answerable": a["rows"], "unanswerable": u["rows"]}
             print("  " + json.dumps(row, ensure_ascii=False, default=str), flush=True)
         kb.close()
-    write(rows, details, args.out, llm)
+    write(rows, details, args.out, llm, embedder)
     return 0
 
 
@@ -389,11 +391,12 @@ def calibrate(kb, llm, answerable, unanswerable, out: Path) -> None:
         {"scores": scores, "other_probe": other, "table": table}, indent=1))
 
 
-def write(rows: list[dict], details: dict, out: Path, llm) -> None:
+def write(rows: list[dict], details: dict, out: Path, llm, embedder) -> None:
     """JSON with every answer, and the Markdown table for bench/README.md."""
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    (out / f"answers-{stamp}.json").write_text(json.dumps({"rows": rows, "details": details, "model": llm.model_name},
+    models = {"model": llm.model_name, "embedder": embedder.model_id}
+    (out / f"answers-{stamp}.json").write_text(json.dumps({"rows": rows, "details": details, **models},
                                                           ensure_ascii=False, indent=1, default=str))
     cols = ["dataset", "system", "n", "contains_gold", "cited_holds_gold", "language_ok", "rejected",
             "markers_only", "header_copies", "unanswerable_n", "unanswerable_rejected", "ttft_median_s",
@@ -405,7 +408,8 @@ def write(rows: list[dict], details: dict, out: Path, llm) -> None:
         return f"{v:.3f}" if isinstance(v, float) else ("" if v is None else str(v))
     table = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     table += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
-    (out / f"answers-{stamp}.md").write_text(f"model: {llm.model_name}\n\n" + "\n".join(table) + "\n")
+    (out / f"answers-{stamp}.md").write_text(f"model: {llm.model_name}, embedder: {embedder.model_id}\n\n"
+                                             + "\n".join(table) + "\n")
     print("\n".join(table))
 
 

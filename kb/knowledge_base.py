@@ -154,14 +154,18 @@ class KnowledgeBase:
         """Create a new, empty knowledge base bound to an embedding model (the default if None).
 
         With `server` (postgresql://…) it lives in that PostgreSQL database; if another desktop
-        created one of that name there already, this one joins it (same embedding model required).
+        created one of that name there already, this one joins it with the embedding model it was
+        built with (an `embedder` given that is another model is refused).
         """
+        from models.checksum import ChecksumError
         from models.embedder import Embedder
+        from models.inventory import ModelNotInstalled
 
         folder = _folder(name)
         if _exists(folder):
             raise StoreError(f"a knowledge base called {name!r} already exists")
         Chunker(len, chunk_tokens, overlap_tokens)  # validate the settings before creating anything
+        chosen = embedder is not None
         embedder = embedder or Embedder.default()
         settings = {"name": name, "embed_model_id": embedder.model_id, "embed_dim": embedder.dim,
                     "chunk_tokens": chunk_tokens, "overlap_tokens": overlap_tokens}
@@ -171,11 +175,18 @@ class KnowledgeBase:
 
         store = PgStore.create(folder, settings, server)
         if store.model_id != embedder.model_id:
-            built_with = store.model_id
-            store.close()
-            shutil.rmtree(folder)
-            raise ModelMismatch(f"knowledge base {name!r} on {safe_server(server)} was built with {built_with}, "
-                                f"not {embedder.model_id}; join it with that embedding model (--embedder)")
+            built_with, why = store.model_id, None
+            if not chosen:  # nobody chose a model: join with the team's, if this computer has it
+                try:
+                    embedder = Embedder.for_model_id(built_with)
+                except (FileNotFoundError, ModelNotInstalled, ChecksumError) as e:  # each says what to do
+                    why = str(e)
+            if why or store.model_id != embedder.model_id:
+                store.close()
+                shutil.rmtree(folder)
+                raise ModelMismatch(f"knowledge base {name!r} on {safe_server(server)} was built with {built_with}"
+                                    + (f": {why}" if why else f", not {embedder.model_id}; join it with that "
+                                       "embedding model (--embedder, --int8 or --float)"))
         kb = cls(name, store, embedder)
         kb.joined = store.joined
         return kb

@@ -139,6 +139,41 @@ def test_a_second_computer_joins_and_a_wrong_embedder_is_refused(pg, tmp_path, e
     assert not (tmp_path / "third-computer" / "kbs" / "shared").exists()
 
 
+def test_a_computer_that_names_no_model_joins_with_the_teams_or_is_told_what_to_install(
+        pg, tmp_path, e5, monkeypatch, capsys):
+    import shutil
+
+    from conftest import REAL_MODELS
+
+    from app.cli import main
+    from kb.knowledge_base import KnowledgeBase, ModelMismatch
+    from models.embedder import Embedder
+
+    monkeypatch.setenv("ZHIKU_KEYRING", "file")
+    monkeypatch.setenv("ZHIKU_MODELS", str(REAL_MODELS))
+    monkeypatch.setenv("ZHIKU_HOME", str(tmp_path / "first-computer"))
+    KnowledgeBase.create("team-float", e5, server=pg).close()
+    KnowledgeBase.create("team-int8", Embedder.default(int8=True), server=pg).close()
+    # the second computer's own new knowledge bases would embed with int8; the team's is float
+    monkeypatch.setenv("ZHIKU_HOME", str(tmp_path / "second-computer"))
+    assert Embedder.default().int8
+    joined = KnowledgeBase.create("team-float", server=pg)
+    assert joined.joined and joined.embedder.model_id == e5.model_id and not joined.embedder.int8
+    joined.close()
+    # a third computer has the float model but not its int8 copy, which the other team uses
+    models = tmp_path / "third-computer-models"
+    shutil.copytree(e5.path, models / e5.path.name)
+    monkeypatch.setenv("ZHIKU_MODELS", str(models))
+    monkeypatch.setenv("ZHIKU_HOME", str(tmp_path / "third-computer"))
+    with pytest.raises(ModelMismatch, match=r"built with multilingual-e5-small@\w+\+int8v2: .*zhiku models install"):
+        KnowledgeBase.create("team-int8", server=pg)
+    assert main(["kb", "create", "team-int8", "--server", pg]) == 2
+    assert "zhiku models install" in capsys.readouterr().err
+    assert not (tmp_path / "third-computer" / "kbs" / "team-int8").exists()
+    assert main(["kb", "create", "team-float", "--server", pg]) == 0  # the float team's it can join
+    assert "joined 'team-float'" in capsys.readouterr().out
+
+
 def test_a_password_in_the_address_goes_to_the_key_store_not_the_link(tmp_path, monkeypatch):
     from kb.pg_store import read_link, write_link
     from models.api_keys import key_file

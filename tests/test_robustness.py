@@ -89,7 +89,8 @@ def test_the_corpus_dropped_on_the_window_keeps_the_ui_responsive(qtbot, zhiku_h
           f"over {len(heart.gaps)} beats")
     # Two cores shared by the embedder, the OCR process and the window: the window's thread gets a
     # core because parsing, chunking and segmenting run in the parser process, indexing runs at a
-    # lower priority and torch's workers sleep when idle (measured: at most 58 ms).
+    # lower priority, and so do the embedder's workers, which are born in a lowered thread (measured
+    # with the int8 encoder: at most 54 ms; 301 ms when its workers had the window's priority).
     assert stall < 0.15, f"event loop stalled {stall * 1000:.0f} ms\n{heart.report()}"
     assert _listed(w.kb) == total
     w.close()

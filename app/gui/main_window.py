@@ -193,7 +193,8 @@ class MainWindow(QMainWindow):
         from models.embedder import Embedder
 
         try:
-            kb = KnowledgeBase.create(name, Embedder.default(self.settings.embed_name or None),
+            chosen = self.settings.embed_name  # none: the default, or a team knowledge base's own model
+            kb = KnowledgeBase.create(name, Embedder.default(chosen) if chosen else None,
                                       self.settings.chunk_tokens, self.settings.overlap_tokens, server=server or None)
         except (StoreError, ValueError, RuntimeError) as e:
             QMessageBox.warning(self, tr("New knowledge base"), str(e))

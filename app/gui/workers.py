@@ -26,9 +26,10 @@ def settle_heap() -> None:
 def background_priority() -> None:
     """Lower this thread's CPU priority, and so that of the threads and processes it starts.
 
-    On Linux nice values are per thread and inherited: the embedder's OpenMP workers (created by
-    the thread that first runs a model op) and the parser process all yield to the window's
-    thread, which otherwise waits up to half a second for a core on a two-core machine.
+    On Linux nice values are per thread and inherited: the embedder's workers (PyTorch's are
+    created by the thread that first runs a model op, ONNX Runtime's by the thread that loads the
+    model) and the parser process all yield to the window's thread, which otherwise waits up to
+    half a second for a core on a two-core machine.
     """
     import threading
 
@@ -37,6 +38,34 @@ def background_priority() -> None:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         except OSError:  # not allowed: the work is the same, only less polite
             pass
+
+
+def at_background_priority(load) -> None:
+    """Call `load` in a short-lived thread of background priority and wait for it: the threads a
+    model starts while loading (ONNX Runtime's workers) keep that priority for good."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        background_priority()
+        try:
+            load()
+        except BaseException as e:  # raised again in the caller's thread
+            errors.append(e)
+
+    t = threading.Thread(target=run, name="zhiku-load", daemon=True)
+    t.start()
+    t.join()
+    if errors:
+        raise errors[0]
+
+
+def embedder_loaded(answerer) -> None:
+    """Load the knowledge base's embedder at background priority if nothing has loaded it yet."""
+    embedder = getattr(answerer.kb, "embedder", None)
+    if embedder is not None and not embedder.loaded:
+        at_background_priority(lambda: embedder.model)
 
 
 class IndexWorker(QThread):
@@ -102,8 +131,8 @@ class ModelLoader(QThread):
             llm = open_chat_model(name, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu, server=self.server)
             # every prompt starts with the system message: process it now, not at the first question
             llm.prime([{"role": "system", "content": SYSTEM[self.lang]}])
-            if self.embedder is not None:
-                _ = self.embedder.model  # load sentence-transformers now, not at the first question
+            if self.embedder is not None:  # now, not at the first question (unless warm-up loaded it)
+                at_background_priority(lambda: self.embedder.model)
             settle_heap()
             self.loaded.emit(llm)
         except Exception as e:
@@ -131,6 +160,7 @@ class AnswerWorker(QThread):
 
     def run(self) -> None:  # noqa: D102 (QThread)
         try:
+            embedder_loaded(self.answerer)
             stream = self.answerer.ask(self.question, self.history, self.lang, temperature=self.temperature)
             self.sources.emit(stream.sources)
             for piece in stream:
@@ -157,6 +187,7 @@ class PrefillWorker(QThread):
 
     def run(self) -> None:  # noqa: D102 (QThread)
         try:
+            embedder_loaded(self.answerer)
             self.tokens = self.answerer.prefill(self.text, self.history, self.lang)
         except Exception:  # type-ahead is an optimisation: a failure only costs the saving
             log.warning("prefill failed: %s", traceback.format_exc())
@@ -204,6 +235,9 @@ class WarmUp(QThread):
         self.embedders = [e for e in embedders if e is not None]
 
     def run(self) -> None:  # noqa: D102 (QThread)
+        # the int8 encoder's workers and the parser process are born here and keep this priority:
+        # at the window's priority they stalled its event loop 156-301 ms while indexing
+        background_priority()
         try:
             import importlib
 
