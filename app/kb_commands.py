@@ -115,9 +115,8 @@ def cmd_kb_reembed(args: argparse.Namespace) -> int:
     from kb.knowledge_base import KnowledgeBase
     from models.embedder import Embedder
 
-    try:  # none chosen: the default, or when joining a team's knowledge base the model it was built with
-        embedder = Embedder.default(args.embedder, int8=args.int8) \
-            if args.embedder or args.int8 is not None else None
+    try:
+        embedder = Embedder.default(args.embedder, int8=args.int8)
     except FileNotFoundError as e:  # --int8 without a sound variant
         print(f"error: {e}", file=sys.stderr)
         return 2
