@@ -94,7 +94,9 @@ def test_a_knowledge_base_of_the_older_int8_variant_says_to_re_embed_and_re_embe
     assert again.search("向量保存在哪里？", k=1)[0].name == "a.txt"
     again.close()
     assert main(["kb", "reembed", "older"]) == 0  # naming nothing re-embeds with what new ones get
-    assert KnowledgeBase.open("older").store.model_id == Embedder.default().model_id
+    again = KnowledgeBase.open("older")
+    assert again.store.model_id == Embedder.default().model_id
+    again.close()
 
 
 def test_without_a_sound_variant_new_knowledge_bases_get_the_float_model_and_asking_for_int8_says_why(
