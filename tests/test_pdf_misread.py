@@ -23,8 +23,9 @@ def test_symbol_soup_that_pdfium_reads_the_same_way_is_decoded_as_gbk(tmp_path):
 def test_runs_written_last_first_come_back_in_reading_order(tmp_path):
     runs = ["表", "22", "：现金流量表（单位：百万元）"]
     doc = load(make_reversed_runs_pdf(tmp_path / "report.pdf", runs, "经营活动产生的现金流量净额为一百二十亿元。"))
+    # read again (PDFium, or pypdf by position where PDFium lost the "表" for want of a CJK font)
     assert doc.pages[0].text.startswith("表22：现金流量表（单位：百万元）")
-    assert doc.pages[0].extractor == "pdfium"
+    assert doc.pages[0].extractor in ("pdfium", "pypdf-layout")
 
 
 def test_well_read_pages_stay_with_pypdf(tmp_path):

@@ -61,7 +61,7 @@ def load(path: Path, options: Options | None = None) -> Document:
             failed_pages.add(i + 1)
         pages.append(Page(i + 1, text.replace("\x00", "")))
         options.page_done(i + 1, count)
-    _reread_misread(path, options, pages, failed_pages)
+    _reread_misread(path, options, pages, failed_pages, reader)
     scans = [p for p in pages if len("".join(p.text.split())) < MIN_TEXT_CHARS]
     if scans and options.ocr:
         _ocr(path, options, pages, scans)
@@ -127,7 +127,8 @@ def _annotation_text(page) -> str:
     return "\n".join(dict.fromkeys(t.replace("\r", "\n").strip() for t in out))
 
 
-def _reread_misread(path: Path, options: Options, pages: list[Page], failed: set[int] = frozenset()) -> None:
+def _reread_misread(path: Path, options: Options, pages: list[Page], failed: set[int] = frozenset(),
+                    reader=None) -> None:
     """Pages whose pypdf text looks misread (kb.loaders.pdf_text), or that pypdf failed on, get the
     most plausible reading."""
     suspects = [p for p in pages if (p.text.strip() and suspect(p.text)) or p.number in failed]
@@ -147,6 +148,8 @@ def _reread_misread(path: Path, options: Options, pages: list[Page], failed: set
                     readings.append(("pdfium", _pdfium_text(pdf, page.number - 1)))
                 except pdfium.PdfiumError:
                     pass
+            if reader is not None and page.number not in failed:
+                readings.append(("pypdf-layout", _layout_text(reader.pages[page.number - 1])))
             readings += [(f"{name}+gbk", fixed) for name, text in list(readings)
                          if oddness(text) > SUSPECT and (fixed := as_gbk(text))]
             name, text = best(readings)
@@ -183,6 +186,18 @@ def _not_a_pdf(path: Path, options: Options, head: bytes) -> Document:
     if head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
         raise LoadError("not a PDF: this is a web page (HTML) named .pdf")
     return _with_pdfium(path, options, f"not a PDF: starts with {head[:8]!r}")
+
+
+def _layout_text(page) -> str:
+    """pypdf's reading with the runs placed by their position on the page (the padding that aligns
+    columns squeezed to one space), or "" where that mode fails."""
+    import re
+
+    try:
+        text = page.extract_text(extraction_mode="layout", layout_mode_space_vertically=False) or ""
+    except Exception:  # noqa: BLE001 (one more reading to choose from; its failure costs nothing)
+        return ""
+    return "\n".join(re.sub(r"[ \t]{2,}", " ", line).strip() for line in text.replace("\x00", "").splitlines())
 
 
 def _pdfium_text(pdf, index: int) -> str:

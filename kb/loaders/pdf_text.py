@@ -5,8 +5,11 @@ TrueType font named in GBK ("宋体") without a ToUnicode map comes out as Latin
 ("¹ØÓÚºì¾ü" for 关于红军); runs drawn right to left come out reversed ("：现金流量表（单位：百万元）
 22表"); unexpected scripts (Greek, IPA) stand in for Japanese. Such text is never found by a search,
 and nobody sees why. So each page's text is scored for how implausible it is, and a suspect page
-is read again with PDFium; a page that is still symbol soup is tried as GBK bytes. The least
-implausible reading wins, pypdf's on a tie.
+is read again with PDFium and with pypdf's layout mode (runs placed by position); a page that is
+still symbol soup is tried as GBK bytes. The least implausible reading wins; among equally
+plausible ones the one with the most characters, because PDFium drops characters of a font it cannot
+find on the system (without a CJK font installed, the run "表" at the start of "表22：现金流量表" had
+no glyph box and vanished from its text), then the first (pypdf's).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def as_gbk(text: str) -> str | None:
 
 
 def best(readings: list[tuple[str, str]]) -> tuple[str, str]:
-    """The least implausible (extractor, text) among non-empty readings; the first on a tie."""
+    """The least implausible (extractor, text) among non-empty readings; on a tie the one with the
+    most characters, then the first."""
     usable = [r for r in readings if r[1].strip()] or readings[:1]
-    return min(usable, key=lambda r: oddness(r[1]))
+    return min(usable, key=lambda r: (oddness(r[1]), -len("".join(r[1].split()))))
