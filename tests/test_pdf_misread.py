@@ -1,10 +1,7 @@
 """PDF pages pypdf reads wrong without a word are read again: GBK fonts, symbol soup, reversed runs."""
 
-import pytest
 from fixtures import make_gbk_font_pdf, make_pdf, make_reversed_runs_pdf
-from test_robustness import SHARED
 
-from kb.loaders.options import Options
 from kb.loaders.pdf import load
 from kb.loaders.pdf_text import as_gbk, suspect
 
@@ -121,13 +118,3 @@ def test_a_brotli_compressed_pdf_is_read(tmp_path):
     f = tmp_path / "brotli.pdf"
     f.write_bytes(data)
     assert "Brotli compressed streams are read" in load(f).pages[0].text
-
-
-def test_latex_math_in_cff_fonts_is_read_as_symbols_not_as_ascii():
-    # a real LaTeX lecture script: its math fonts are CFF Type1 with their own encoding, which pypdf
-    # reads only with fontTools; without it "ϱ : G→ Perm(X)" came out as "% : G! Perm(X)", unflagged
-    pdf = next(iter(sorted((SHARED / "corpora" / "pdf-samples").rglob("GeoTopo-komprimiert.pdf"))), None)
-    if pdf is None:
-        pytest.skip("the shared pdf-samples corpus is not here")
-    text = load(pdf, Options(ocr=False, pictures=False)).pages[65].text
-    assert "G→ Perm(X)" in text and "{f : X →X |f ist bijektiv}" in text, text[:300]
