@@ -3,7 +3,7 @@
 from fixtures import make_gbk_font_pdf, make_pdf, make_reversed_runs_pdf
 
 from kb.loaders.pdf import load
-from kb.loaders.pdf_text import as_gbk, suspect
+from kb.loaders.pdf_text import as_gbk, best, suspect
 
 NOTICE = ["关于红军长征胜利八十周年的通知", "各有关单位：现将纪念活动的有关事项通知如下。"]
 
@@ -32,6 +32,13 @@ def test_well_read_pages_stay_with_pypdf(tmp_path):
     doc = load(make_pdf(tmp_path / "fine.pdf", [["知识库把文档切成小段，再建立索引。"],
                                                  ["Café crème and a résumé: accents are not mojibake."]]))
     assert [p.extractor for p in doc.pages] == ["", ""]
+
+
+def test_of_equally_plausible_readings_the_fullest_wins():
+    # PDFium without the page's CJK font loses characters; the reading that kept them is chosen
+    fuller = ("pypdf-layout", "表22：现金流量表（单位：百万元）")
+    assert best([("pdfium", "22：现金流量表（单位：百万元）"), fuller]) == fuller
+    assert best([("pypdf", "：现金流量表（单位：百万元）\n22\n表"), ("pdfium", "22：现金流量表")])[0] == "pdfium"
 
 
 def test_what_counts_as_misread():

@@ -61,7 +61,7 @@ def at_background_priority(load) -> None:
         raise errors[0]
 
 
-def embedder_loaded(answerer) -> None:
+def load_embedder_in_background(answerer) -> None:
     """Load the knowledge base's embedder at background priority if nothing has loaded it yet."""
     embedder = getattr(answerer.kb, "embedder", None)
     if embedder is not None and not embedder.loaded:
@@ -160,7 +160,7 @@ class AnswerWorker(QThread):
 
     def run(self) -> None:  # noqa: D102 (QThread)
         try:
-            embedder_loaded(self.answerer)
+            load_embedder_in_background(self.answerer)
             stream = self.answerer.ask(self.question, self.history, self.lang, temperature=self.temperature)
             self.sources.emit(stream.sources)
             for piece in stream:
@@ -187,7 +187,7 @@ class PrefillWorker(QThread):
 
     def run(self) -> None:  # noqa: D102 (QThread)
         try:
-            embedder_loaded(self.answerer)
+            load_embedder_in_background(self.answerer)
             self.tokens = self.answerer.prefill(self.text, self.history, self.lang)
         except Exception:  # type-ahead is an optimisation: a failure only costs the saving
             log.warning("prefill failed: %s", traceback.format_exc())
