@@ -26,10 +26,11 @@ CCACHE      := $(if $(shell command -v ccache),-DCMAKE_C_COMPILER_LAUNCHER=ccach
 # The set-up is redone only when what it installs changes (the llama.cpp build flags included).
 STAMP  := $(VENV)/.zhiku-setup-$(shell cat pyproject.toml constraints.txt models/catalog.py | sha256sum | cut -c1-12)-$(LLAMA_KEY)
 
-.PHONY: help setup models run demo screenshots bench bench-quick test clean package package-test models-bundle
+.PHONY: help setup models run demo screenshots bench bench-quick test test-slow clean package package-test models-bundle
 help:
 	@echo "make run    set up (first time only) and start Zhiku"
-	@echo "make test   set up (first time only) and run the whole test suite"
+	@echo "make test   set up (first time only) and run the test suite (~6 minutes)"
+	@echo "make test-slow  the slow tier: the same checks over the whole shared corpora (~10 minutes)"
 	@echo "make demo   the headless demo: a small knowledge base and two cited answers"
 
 $(LLAMA_WHEEL):
@@ -88,8 +89,13 @@ bench-quick: models
 screenshots: models
 	bash scripts/screenshots.sh
 
+# `make test` runs every kind of check; the slow tier repeats the size-bound ones (the whole shared
+# corpora, every kill round) and is what `.ci/run` runs next (tests/README.md).
 test: models
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra -m "not slow" --durations=15
+
+test-slow: models
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra -m slow --durations=5
 
 # ---- the desktop binary (packaging/README.md) -------------------------------------------------
 VERSION   := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)

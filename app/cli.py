@@ -202,7 +202,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
     return run_demo(llm_name=args.llm, embed_name=args.embedder, threads=args.threads,
-                    gpu_layers=args.gpu_layers)
+                    gpu_layers=args.gpu_layers, answer_tokens=args.answer_tokens)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -256,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--embedder", help="embedding model name (default: the catalog default)")
     demo.add_argument("--threads", type=int, help="llama.cpp threads (default: cores - 1)")
     demo.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to the GPU")
+    demo.add_argument("--answer-tokens", type=int, default=None, metavar="N",
+                      help="longest answer, in tokens (default: as `zhiku ask`)")
     demo.set_defaults(func=cmd_demo)
     return p
 

@@ -65,7 +65,7 @@ def _out(text: str) -> None:
 
 
 def run_demo(llm_name: str | None = None, embed_name: str | None = None,
-             threads: int | None = None, gpu_layers: int = 0) -> int:
+             threads: int | None = None, gpu_layers: int = 0, answer_tokens: int | None = None) -> int:
     """Build the 'demo' knowledge base from generated files and stream two cited answers."""
     from kb import defaults
     from kb.answer import Answerer
@@ -91,7 +91,7 @@ def run_demo(llm_name: str | None = None, embed_name: str | None = None,
     t0 = time.perf_counter()
     llm = LocalLLM.default(llm_name, n_ctx=defaults.N_CTX, n_threads=threads, n_gpu_layers=gpu_layers)
     _out(f"Chat model: {llm.model_name} ({llm.n_threads} threads), loaded in {time.perf_counter() - t0:.1f}s\n")
-    answerer = Answerer(kb, llm)
+    answerer = Answerer(kb, llm, reserve=answer_tokens or defaults.ANSWER_TOKENS)
     for question in QUESTIONS:
         _out(f"\nQ: {question}\nA: ")
         t0 = time.perf_counter()

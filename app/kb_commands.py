@@ -214,16 +214,28 @@ def cmd_ask(args: argparse.Namespace) -> int:
     """Stream an answer from a knowledge base, then list the sources it cited."""
     from kb.answer import Answerer
     from models.chat_model import open_chat_model
-    from models.server_errors import ServerError
 
     kb = open_kb(args.kb)
-    documents = _scope(kb, args.only)
-    if documents == set():
-        return 1
-    llm = open_chat_model(args.llm, n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers,
-                          server=server_choice(args))
-    stream = Answerer(kb, llm, top_k=args.k, context_tokens=args.context_tokens,
-                      documents=documents).ask(args.question)
+    try:
+        documents = _scope(kb, args.only)
+        if documents == set():
+            return 1
+        llm = open_chat_model(args.llm, n_ctx=args.ctx, n_threads=args.threads, n_gpu_layers=args.gpu_layers,
+                              server=server_choice(args))
+        try:
+            return _answer(args, Answerer(kb, llm, top_k=args.k, context_tokens=args.context_tokens,
+                                          reserve=args.answer_tokens, documents=documents))
+        finally:  # closed here, not by the interpreter's teardown (llama-cpp-python's __del__ fails there)
+            llm.close()
+    finally:
+        kb.close()
+
+
+def _answer(args: argparse.Namespace, answerer) -> int:
+    """Print the answer to `args.question` (streamed, or as JSON), then its checks and sources."""
+    from models.server_errors import ServerError
+
+    stream = answerer.ask(args.question)
     if args.json:
         stream.text()
         print(json.dumps(answer_json(stream.result), ensure_ascii=False, indent=2))
@@ -375,6 +387,8 @@ def register(sub) -> None:
     q.add_argument("-k", type=int, default=defaults.TOP_K, help="sources to retrieve")
     q.add_argument("--context-tokens", type=int, default=defaults.CONTEXT_TOKENS,
                    help="prompt tokens of evidence (smaller: faster first token)")
+    q.add_argument("--answer-tokens", type=int, default=defaults.ANSWER_TOKENS, metavar="N",
+                   help=f"longest answer, in tokens (default {defaults.ANSWER_TOKENS})")
     q.add_argument("--llm", help="chat model (default: the catalog default)")
     q.add_argument("--ctx", type=int, default=defaults.N_CTX, help="context length in tokens")
     q.add_argument("--threads", type=int, help="llama.cpp threads (default: cores - 1)")

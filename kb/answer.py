@@ -21,6 +21,7 @@ from kb.lexical import query_terms
 from kb.prompt import HEADINGS, SourceText, build, follow_up_body, language, neutralise
 from kb.retriever import DEFAULT_TOP_K, Hit, Retriever
 
+from kb.defaults import ANSWER_TOKENS  # noqa: E402
 from kb.defaults import CONTEXT_TOKENS as DEFAULT_CONTEXT_TOKENS  # noqa: E402 (re-exported)
 
 NOT_FOUND = {
@@ -131,7 +132,7 @@ class Answerer:
     own is searched and answered on its own (kb.follow_up).
     """
 
-    def __init__(self, kb, llm, top_k: int = DEFAULT_TOP_K, reserve: int = 512,
+    def __init__(self, kb, llm, top_k: int = DEFAULT_TOP_K, reserve: int = ANSWER_TOKENS,
                  temperature: float = 0.2, context_tokens: int = DEFAULT_CONTEXT_TOKENS,
                  answerable_threshold: float | None | str = "auto", check: bool = True,
                  follow_up: str = "auto", **retriever_settings) -> None:

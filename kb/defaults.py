@@ -11,6 +11,9 @@ GPU_LAYERS = 0  # layers offloaded to a GPU (0: CPU only)
 TOP_K = 5  # sources per answer (and hits per search)
 # Prompt tokens of evidence for a new question (bench/README.md: answer-recall vs time to first token).
 CONTEXT_TOKENS = 300
+# Longest answer, in tokens: room the prompt keeps free for it (answers over the seed articles run
+# 60-250 tokens; a "write five paragraphs" request is cut here).
+ANSWER_TOKENS = 512
 CHUNK_TOKENS = 384  # chunk size in the embedding model's tokens
 OVERLAP_TOKENS = 58  # ~15% of a chunk, carried into the next
 PARSE_TIME_LIMIT_S = 120.0  # a file's parser may go this long without progress

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ def _vocabulary(family: str) -> Callable[[str], int] | None:
 
             llama_backends.ensure_loaded()
             vocab = llama_cpp.Llama(str(resolve(name=spec.name, role="llm").path), vocab_only=True, verbose=False)
+            atexit.register(vocab.close)  # before llama_cpp's globals go: its __del__ fails after
             log.info("token counts for the server's %s model come from %s's vocabulary", family, spec.name)
             return lambda text: len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False))
     return None

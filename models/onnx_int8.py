@@ -140,18 +140,26 @@ def derive(source: Path, source_id: str) -> Path:
                 shutil.copy2(source / f, stage / f)
         (stage / "1_Pooling").mkdir()
         shutil.copy2(source / "1_Pooling" / "config.json", stage / "1_Pooling" / "config.json")
-        worst = parity(source, stage)
-        if worst < MIN_PARITY:
-            raise Int8Error(f"the int8 variant of {source.name} strays from it (cosine {worst:.4f} < "
-                            f"{MIN_PARITY}); the float model stays in use")
-        write_manifest(stage, source_id, worst)
-        shutil.rmtree(dest, ignore_errors=True)
-        stage.rename(dest)
+        accept(stage, source, source_id)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
     finally:
         logging.getLogger().setLevel(quiet)
+    return dest
+
+
+def accept(stage: Path, source: Path, source_id: str) -> Path:
+    """Put the variant made in `stage` in place of `source`'s, or refuse it (Int8Error, nothing
+    installed) when its vectors stray from the float model's on PARITY_TEXTS."""
+    worst = parity(source, stage)
+    if worst < MIN_PARITY:
+        raise Int8Error(f"the int8 variant of {source.name} strays from it (cosine {worst:.4f} < "
+                        f"{MIN_PARITY}); the float model stays in use")
+    write_manifest(stage, source_id, worst)
+    dest = variant_dir(source)
+    shutil.rmtree(dest, ignore_errors=True)
+    stage.rename(dest)
     return dest
 
 

@@ -270,8 +270,13 @@ class RemoteLLM:
         """The whole reply as one string."""
         return "".join(self.stream_chat(messages, **kwargs))
 
-    def close(self) -> None:
-        """Close the connection pool."""
+    def close(self, wait_s: float | None = None) -> None:
+        """Close the connection pool (an answer still streaming is stopped; with `wait_s`, one
+        that has not let go by then is left to the process's end)."""
         self.stop()
-        with self._busy:
+        if not self._busy.acquire(timeout=-1 if wait_s is None else wait_s):
+            return
+        try:
             self._client.close()
+        finally:
+            self._busy.release()

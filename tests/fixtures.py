@@ -254,3 +254,53 @@ def make_attachment_encrypted_pdf(path: Path, lines: list[str], password: str = 
     Path(path).write_bytes(data + tail)
     plain.unlink()
     return Path(path)
+
+
+def cpu_ticks(pid: int) -> int:
+    """CPU time a process has used so far, in clock ticks (utime + stime; 0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except FileNotFoundError:
+        return 0
+
+
+def when_busy(pid: int, then, ticks: int = 50, limit_s: float = 120.0):
+    """A started thread that calls `then()` once process `pid` has used `ticks` more CPU ticks
+    (50: half a second of work), i.e. when it is seen working rather than after a guessed delay."""
+    import threading
+    import time
+
+    def watch() -> None:
+        start, deadline = cpu_ticks(pid), time.monotonic() + limit_s
+        while cpu_ticks(pid) < start + ticks and time.monotonic() < deadline:
+            time.sleep(0.05)
+        then()
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    return t
+
+
+def parser_of(pid: int, limit_s: float = 120.0) -> int:
+    """The pid of the parser process (multiprocessing's spawned child) of process `pid`, once it runs."""
+    import glob
+    import time
+
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        for children in glob.glob(f"/proc/{pid}/task/*/children"):
+            try:
+                kids = open(children).read().split()
+            except FileNotFoundError:
+                continue
+            for kid in kids:
+                try:
+                    cmd = open(f"/proc/{kid}/cmdline", "rb").read()
+                except FileNotFoundError:
+                    continue
+                if b"spawn_main" in cmd:
+                    return int(kid)
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} started no parser")

@@ -4,6 +4,8 @@ import pytest
 
 from kb.answer import NOT_FOUND, Answerer, cited_numbers
 
+SHORT = 128  # answer tokens: these answers are a sentence or two; length is not what is tested
+
 DOCS = {
     "clip.txt": "CLIP 是 OpenAI 提出的对比性语言-图像预训练模型。它用从网络收集的四亿对图片和文字训练，"
                 "让匹配的图文在同一个向量空间里靠近，不匹配的远离。",
@@ -37,7 +39,7 @@ def kb(kb_from):
 
 
 def test_answer_streams_with_sources_known_up_front(kb, small_llm):
-    stream = Answerer(kb, small_llm, temperature=0.0).ask("CLIP 是用多少对图片和文字训练的？")
+    stream = Answerer(kb, small_llm, temperature=0.0, reserve=SHORT).ask("CLIP 是用多少对图片和文字训练的？")
     assert stream.sources and stream.sources[0].name == "clip.txt"  # on screen before any token
     src = stream.sources[0]
     assert src.page == 1 and DOCS["clip.txt"][src.start:src.end] == src.text
@@ -47,8 +49,7 @@ def test_answer_streams_with_sources_known_up_front(kb, small_llm):
     assert "四亿" in result.text or "4亿" in result.text or "4 亿" in result.text
     assert not result.not_found
     assert all(c in result.sources for c in result.cited)
-    if cited_numbers(result.text):
-        assert result.cited and result.cited[0].name == "clip.txt"
+    assert cited_numbers(result.text) and result.cited and result.cited[0].name == "clip.txt"
 
 
 def test_not_found_without_calling_the_llm(kb, small_llm):
@@ -62,7 +63,7 @@ def test_not_found_without_calling_the_llm(kb, small_llm):
 
 def test_follow_up_extends_the_cached_prompt_with_one_llm_call(kb, small_llm):
     llm = CountingLLM(small_llm)
-    answerer = Answerer(kb, llm, temperature=0.0)
+    answerer = Answerer(kb, llm, temperature=0.0, reserve=SHORT)
     first = answerer.ask("做面包的步骤是什么？")
     first.text()
     cached_after_first = small_llm.cached_tokens
@@ -91,7 +92,7 @@ def test_history_from_elsewhere_starts_a_fresh_prompt(kb, small_llm):
     llm = CountingLLM(small_llm)
     history = [{"role": "user", "content": "做面包的步骤是什么？"},
                {"role": "assistant", "content": "先混合面粉、水、酵母和盐[1]。"}]
-    stream = Answerer(kb, llm, temperature=0.0).ask("那烤箱要多少度呢？", history=history)
+    stream = Answerer(kb, llm, temperature=0.0, reserve=SHORT).ask("那烤箱要多少度呢？", history=history)
     stream.text()
     sent = llm.sent[0]
     assert sent[0]["role"] == "system" and sent[1] == history[0] and sent[2]["role"] == "assistant"

@@ -1,9 +1,11 @@
 """Models bundles: written from verified models, imported only after every checksum matched."""
 
+import contextlib
 import io
 import tarfile
 
 import pytest
+from conftest import REAL_MODELS
 
 from app.cli import main
 from models import inventory
@@ -11,13 +13,24 @@ from models import inventory
 SMALL = "smollm2-135m-instruct-q4_1"
 
 
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory) -> dict[str, object]:
+    """Two bundles written once from the real, installed models folder (what `make models-bundle`
+    does): SmolLM2 alone, and e5 (with its int8 variant) plus SmolLM2 for a first run; read only."""
+    folder = tmp_path_factory.mktemp("bundles")
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
+        mp.setenv("ZHIKU_MODELS", str(REAL_MODELS))
+        mp.setenv("ZHIKU_HOME", str(folder / "home"))
+        assert main(["models", "bundle", str(folder / "models.tar"), SMALL]) == 0
+        assert main(["models", "bundle", str(folder / "first-run.tar"), "multilingual-e5-small", SMALL]) == 0
+    return {"small": folder / "models.tar", "first-run": folder / "first-run.tar", "printed": out.getvalue()}
+
+
 @pytest.fixture
-def bundle(tmp_path, capsys):
-    # written from the real, installed models folder (what `make models-bundle` does)
-    path = tmp_path / "models.tar"
-    assert main(["models", "bundle", str(path), SMALL]) == 0
-    assert SMALL in capsys.readouterr().out
-    return path
+def bundle(bundles):
+    assert SMALL in bundles["printed"]
+    return bundles["small"]
 
 
 def test_a_bundle_installs_and_verifies_on_an_empty_machine(bundle, scratch_models, capsys):
@@ -56,40 +69,26 @@ def test_files_that_are_not_bundles_are_refused(scratch_models, tmp_path, capsys
     assert "no zhiku-models.json" in capsys.readouterr().err
 
 
-@pytest.fixture
-def first_run_bundle(tmp_path, capsys):
-    path = tmp_path / "first-run.tar"
-    assert main(["models", "bundle", str(path), "multilingual-e5-small", SMALL]) == 0
-    capsys.readouterr()
-    return path
-
-
-def test_the_first_run_panel_takes_a_bundle(qtbot, first_run_bundle, scratch_models):
+@pytest.mark.gui
+def test_the_first_run_panel_takes_a_bundle(qtbot, bundles, scratch_models):
     pytest.importorskip("pytestqt")
     from test_gui import open_window
 
     w = open_window(qtbot, llm_name=SMALL)
     assert w.chat.banner.isVisible() and "multilingual-e5-small" in w.chat.banner_text.text()
     assert w.chat.banner_import.isVisible()
-    w.install_models(bundle=str(first_run_bundle))  # what "Import models bundle…" does with the file
+    w.install_models(bundle=str(bundles["first-run"]))  # what "Import models bundle…" does with the file
     qtbot.waitUntil(lambda: not w.chat.banner.isVisible(), timeout=120_000)
     assert (scratch_models / "multilingual-e5-small" / "model.safetensors").is_file()
 
 
-def test_a_bundle_carries_the_int8_variant_so_the_other_machine_need_not_derive_it(tmp_path, scratch_models,
-                                                                                  monkeypatch, capsys):
-    from conftest import REAL_MODELS
-
+def test_a_bundle_carries_the_int8_variant_so_the_other_machine_need_not_derive_it(bundles, scratch_models, capsys):
     from models import onnx_int8
     from models.checksum import folder_model_id
 
-    path = tmp_path / "e5.tar"
-    monkeypatch.setenv("ZHIKU_MODELS", str(REAL_MODELS))
-    assert main(["models", "bundle", str(path), "multilingual-e5-small"]) == 0
-    with tarfile.open(path) as tar:
+    with tarfile.open(bundles["first-run"]) as tar:
         assert "multilingual-e5-small-int8/model.onnx" in tar.getnames()
-    monkeypatch.setenv("ZHIKU_MODELS", str(scratch_models))
-    assert main(["models", "import", str(path)]) == 0
+    assert main(["models", "import", str(bundles["first-run"])]) == 0
     e5 = scratch_models / "multilingual-e5-small"
     assert onnx_int8.problem(e5, folder_model_id(e5)) is None
     assert not [p for p in scratch_models.glob(".*") if p.is_dir()]

@@ -41,7 +41,7 @@ def _two_turns(kb, llm, first_question, second_question):
     """Ask two questions in one conversation; the second answer's stream, run to its end."""
     from kb.answer import Answerer
 
-    answerer = Answerer(kb, llm, temperature=0.0, answerable_threshold=None)
+    answerer = Answerer(kb, llm, temperature=0.0, answerable_threshold=None, reserve=128)
     first = answerer.ask(first_question)
     first.text()
     history = [{"role": "user", "content": first_question}, {"role": "assistant", "content": first.result.text}]

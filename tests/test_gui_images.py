@@ -3,6 +3,7 @@
 import pytest
 
 pytest.importorskip("pytestqt")
+pytestmark = pytest.mark.gui
 
 from fixtures import make_picture_pdf, picture  # noqa: E402
 from PySide6.QtCore import QUrl  # noqa: E402

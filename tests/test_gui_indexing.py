@@ -3,6 +3,7 @@
 import pytest
 
 pytest.importorskip("pytestqt")
+pytestmark = pytest.mark.gui
 
 from fixtures import make_pdf  # noqa: E402
 from test_gui import _index, open_window, window  # noqa: E402,F401 (the fixture)

@@ -1,5 +1,6 @@
 """Both UI languages: a string without a translation shows its source text, never a blank."""
 
+import pytest
 from PySide6.QtWidgets import (
     QAbstractButton,
     QComboBox,
@@ -12,6 +13,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from test_gui import window  # noqa: F401 (the fixture: waits for its threads before closing)
+
+pytestmark = pytest.mark.gui
 
 
 def visible_texts(root: QWidget) -> list[tuple[str, str]]:

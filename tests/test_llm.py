@@ -13,16 +13,6 @@ from models.llm import LocalLLM, NotGGUF, check_gguf, default_threads
 LONG_CONTEXT = "知库把文档切成小段，建立向量索引和关键词索引，然后回答问题并注明出处。" * 60
 
 
-def _stop_later(llm, delay, box):
-    def run():
-        time.sleep(delay)
-        box["at"] = time.perf_counter()
-        llm.stop()
-    t = threading.Thread(target=run)
-    t.start()
-    return t
-
-
 def test_streams_an_answer_piece_by_piece(small_llm):
     pieces = list(small_llm.stream_chat(
         [{"role": "user", "content": "用中文列出三种水果，用逗号分隔。"}], max_tokens=40, temperature=0.0))
@@ -49,34 +39,39 @@ def test_llama_cpp_ships_cpu_variants_and_runs_the_best_this_cpu_supports(small_
         assert chosen in ("haswell", "alderlake")
 
 
-def test_stop_during_generation_within_100ms(small_llm):
-    box = {}
+def test_stop_from_another_thread_ends_generation_at_the_next_token(small_llm):
+    # how soon (target 100 ms) is measured in bench/responsiveness.py; here: that it ends there
     gen = small_llm.stream_chat([{"role": "user", "content": "Count from 1 to 500, one number per line."}],
                                 max_tokens=1000, temperature=0.0)
-    pieces = []
-    stopper = None
+    pieces, after = [], []
     for p in gen:
-        pieces.append(p)
-        if stopper is None and len(pieces) == 5:
-            stopper = _stop_later(small_llm, 0.3, box)
-    ended = time.perf_counter()
-    stopper.join()
-    assert small_llm.stopped
-    assert ended - box["at"] < 0.100, f"took {1000 * (ended - box['at']):.0f} ms to stop"
-    assert len(pieces) < 900
+        (after if small_llm.stopped else pieces).append(p)
+        if len(pieces) == 5 and not small_llm.stopped:
+            stopper = threading.Thread(target=small_llm.stop)  # Stop comes from the window's thread
+            stopper.start()
+            stopper.join()
+    assert small_llm.stopped and len(pieces) == 5 and after == []
 
 
-def test_stop_during_prompt_processing_within_100ms(small_llm):
-    box = {}
-    stopper = _stop_later(small_llm, 0.4, box)
-    start = time.perf_counter()
-    pieces = list(small_llm.stream_chat([{"role": "user", "content": LONG_CONTEXT + "\n总结上文。"}],
-                                        max_tokens=50))
-    ended = time.perf_counter()
+def test_stop_during_prompt_processing_ends_it_and_the_model_answers_again(small_llm):
+    started = threading.Event()
+    log = small_llm.reuse_log
+    before = len(log)
+
+    def stop_once_processing():  # stream_chat logs its prompt just before llama.cpp processes it
+        while len(log) == before:
+            if started.wait(0.001):
+                return
+        small_llm.stop()
+
+    stopper = threading.Thread(target=stop_once_processing)
+    stopper.start()
+    prompt = [{"role": "user", "content": LONG_CONTEXT + "\n总结上文。"}]
+    pieces = list(small_llm.stream_chat(prompt, max_tokens=50))
+    started.set()
     stopper.join()
-    assert ended - box["at"] < 0.100, f"took {1000 * (ended - box['at']):.0f} ms to stop"
-    assert ended - start < 2.0
-    assert pieces == []
+    assert small_llm.stopped and pieces == []
+    assert small_llm.cached_tokens < small_llm.count_prompt_tokens(prompt)  # it did not get to the end
     # the model is usable right after an abort
     again = small_llm.chat([{"role": "user", "content": "Say OK."}], max_tokens=5, temperature=0.0)
     assert again.strip()
@@ -93,7 +88,15 @@ def test_count_tokens_and_context(small_llm):
     assert small_llm.count_tokens("") == 0
     assert 1 <= small_llm.count_tokens("hello") <= 2
     assert small_llm.count_tokens("知识库 knowledge base") >= 3
-    assert small_llm.n_threads == default_threads() == max(1, __import__("os").cpu_count() - 1)
+    assert small_llm.n_threads == default_threads()
+
+
+@pytest.mark.parametrize("cores, threads", [(1, 1), (2, 1), (8, 7), (None, 1)])
+def test_decoding_leaves_one_core_to_the_window_and_the_indexer(monkeypatch, cores, threads):
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert default_threads() == threads
 
 
 def test_non_gguf_is_refused_before_llama_cpp(tmp_path):
@@ -126,26 +129,29 @@ def test_prime_caches_the_system_prefix_that_every_prompt_starts_with(small_llm)
     assert small_llm.n_threads_batch >= small_llm.n_threads
 
 
+def _until(condition, what: str, limit_s: float = 60.0) -> None:
+    """Wait for `condition()` to hold (the CPU-load sampler's view changes every INTERVAL_S)."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, f"never saw {what}"
+        time.sleep(0.1)
+
+
 def test_threads_shrink_to_the_free_cores_when_other_processes_are_busy(small_llm):
     import os
     import subprocess
     import sys
 
-    from models.cpu_load import INTERVAL_S, WINDOW
-
-    settle = INTERVAL_S * (WINDOW + 1.5)
     cores = os.cpu_count() or 1
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
     try:
-        time.sleep(settle)
-        assert small_llm.load.busy_cores() >= cores - 0.6
+        _until(lambda: small_llm.load.busy_cores() >= cores - 0.6, "the busy processes")
         small_llm.chat([{"role": "user", "content": "Say hi."}], max_tokens=2)
         assert (small_llm.n_threads, small_llm.n_threads_batch) == (1, 1)
     finally:
         for p in busy:
             p.kill()
             p.wait()
-    time.sleep(settle)
+    _until(lambda: small_llm.load.busy_cores() < 0.5, "the cores free again")
     small_llm.chat([{"role": "user", "content": "Say hi."}], max_tokens=2)
-    if cores >= 2 and small_llm.load.busy_cores() < 0.5:  # nothing else ran meanwhile
-        assert small_llm.n_threads_batch == small_llm.max_threads_batch >= 2
+    assert small_llm.n_threads_batch == small_llm.max_threads_batch == max(1, cores)

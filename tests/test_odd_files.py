@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from fixtures import make_slow_pdf
+from fixtures import cpu_ticks, make_slow_pdf, parser_of, when_busy
 
 from app.cli import main
 
@@ -53,7 +53,7 @@ def test_the_cli_adds_a_folder_with_a_gbk_name_and_prints_it_readably(tmp_path, 
     assert "归档/季度报告.txt" in capsys.readouterr().out
 
 
-def test_pipes_and_sockets_in_a_folder_are_skipped_with_their_reason(tmp_path, zhiku_home):
+def test_pipes_and_sockets_in_a_folder_are_skipped_with_their_reason(tmp_path, zhiku_home, capsys):
     d = tmp_path / "docs"
     d.mkdir()
     (d / "note.txt").write_text("管道旁边的普通文件。", encoding="utf-8")
@@ -61,14 +61,13 @@ def test_pipes_and_sockets_in_a_folder_are_skipped_with_their_reason(tmp_path, z
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(d / "listening.md"))
     try:
-        out = subprocess.run([str(EXE), "add", "odd", str(d), str(d / "pipe.txt")], capture_output=True,
-                             text=True, timeout=300)
+        assert main(["add", "odd", str(d), str(d / "pipe.txt")]) == 0
     finally:
         sock.close()
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "1 added" in out.stdout
-    assert f"skipped: {d / 'pipe.txt'}: a named pipe, not a file" in out.stdout
-    assert f"skipped: {d / 'listening.md'}: a socket, not a file" in out.stdout
+    out = capsys.readouterr().out
+    assert "1 added" in out
+    assert f"skipped: {d / 'pipe.txt'}: a named pipe, not a file" in out
+    assert f"skipped: {d / 'listening.md'}: a socket, not a file" in out
 
 
 def test_a_pipe_left_in_the_queue_by_an_older_version_fails_alone(make_kb, tmp_path):
@@ -90,11 +89,11 @@ def test_ctrl_c_ends_a_cli_job_in_the_middle_of_a_file_and_the_queue_keeps_the_r
     (d / "b.txt").write_text("慢文件后面的文件。", encoding="utf-8")
     proc = subprocess.Popen([str(EXE), "add", "cc", str(d), "--time-limit", "300"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    db = zhiku_home / "kbs" / "cc" / "kb.sqlite"
-    deadline = time.monotonic() + 120
-    while not db.exists() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    time.sleep(8)  # the model is loaded and the worker is deep in the slow file
+    # the parser seen 6 CPU-seconds into its work: past its start-up (~1-3 s), inside the slow
+    # file, which takes ~30 s here (and the job waits up to 300 s for it)
+    parser = parser_of(proc.pid)
+    when_busy(parser, lambda: None, ticks=600 - cpu_ticks(parser)).join()
+    assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGINT)
     sent = time.monotonic()
     out, err = proc.communicate(timeout=120)
@@ -108,24 +107,27 @@ def test_ctrl_c_ends_a_cli_job_in_the_middle_of_a_file_and_the_queue_keeps_the_r
 def test_a_killed_app_leaves_no_parser_behind_and_no_traceback(tmp_path):
     slow = make_slow_pdf(tmp_path / "slow.pdf", operators=2_000_000)
     script = (
-        "import os, sys, threading, signal\n"
+        "import os, sys\n"
         "sys.path.insert(0, os.getcwd())\n"
         "from kb.parse_worker import ParserProcess\n"
         "if __name__ == '__main__':\n"
         "    p = ParserProcess(); p.warm()\n"
         "    print(p._proc.pid, flush=True)\n"
-        "    threading.Timer(3, os.kill, (os.getpid(), signal.SIGKILL)).start()\n"
         f"    p.parse({str(slow)!r})\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          cwd=Path(__file__).resolve().parents[1])
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=Path(__file__).resolve().parents[1])
+    worker = int(proc.stdout.readline())
+    when_busy(worker, lambda: None).join()  # the parser is seen working on the file
+    assert proc.poll() is None
+    proc.kill()  # the app, mid-file: no chance to stop its parser
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    worker = int(proc.stdout.split()[0])
     deadline = time.monotonic() + 15
     while _alive(worker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _alive(worker), "the parser kept running after its app was killed"
-    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "Traceback" not in err, err
 
 
 def _alive(pid: int) -> bool:

@@ -92,11 +92,16 @@ class Answering(QObject):
             self.llm = None
 
     def stop_for_quit(self) -> None:
-        """Stop the answer and the prefill threads (the window is closing)."""
+        """Stop the answer and the prefill threads and close the chat model (the window is closing)."""
         for worker in (self.answer_worker, self.prefill_worker):
             if worker is not None and worker.isRunning():
                 worker.stop()
                 worker.wait(2000)
+        if self.loader is not None and self.loader.isRunning():
+            self.loader.wait(30_000)  # a model half-loaded is closed once it is there
+        if self.llm is not None:
+            self.llm.close(2.0)  # an answer thread that did not let go is left to the process's end
+            self.llm = None
 
     def _has_kb(self) -> bool:
         if self.kb is None:
@@ -225,10 +230,11 @@ class Answering(QObject):
         from kb.answer import Answerer
 
         s = self.settings()
-        key = (id(self.kb), id(self.llm), self.conversation, s.top_k, s.context_tokens, frozenset(self.scope or ()))
+        key = (id(self.kb), id(self.llm), self.conversation, s.top_k, s.context_tokens, s.answer_tokens,
+               frozenset(self.scope or ()))
         if self.answerer is None or self.answerer_key != key:
             self.answerer = Answerer(self.kb, self.llm, top_k=s.top_k, context_tokens=s.context_tokens,
-                                     documents=self.scope)
+                                     reserve=s.answer_tokens, documents=self.scope)
             self.answerer_key = key
         return self.answerer
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
 import traceback
 
@@ -66,7 +67,7 @@ def run(argv: list[str] | None = None, paths: list[str] | None = None, screensho
     """
     from pathlib import Path
 
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QThread, QTimer
 
     setup_logging()
     install_excepthook()
@@ -89,4 +90,17 @@ def run(argv: list[str] | None = None, paths: list[str] | None = None, screensho
             app.quit()
 
         QTimer.singleShot(500, shoot)
-    return app.exec()
+    code = app.exec()
+    # Closing the window cancelled its jobs and kept their queue; a step that is still running
+    # (a batch being embedded beside busy programs at background priority can take a minute, and
+    # loading a model cannot be interrupted) would have Qt abort the process when its thread is
+    # destroyed ("QThread: Destroyed while thread is still running", SIGABRT). Everything it had
+    # committed is kept; the batch in flight is embedded again at the next start.
+    running = [t for t in window.findChildren(QThread) if t.isRunning()]
+    if running:
+        log.info("quitting with %d background step(s) still running: redone at the next start", len(running))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -126,7 +126,9 @@ class Indexing(QObject):
             self.watcher = None
         if self.busy:
             self.worker.cancel(keep_queue=True)
-            self.worker.wait(10000)
+            # a step normally ends within half a second (kb/indexer.py); one that does not is left
+            # to the process's end (app.gui.app.run), not waited for with the window frozen
+            self.worker.wait(3000)
 
     # ---- following and finishing ----------------------------------------------------------------
     def _on_progress(self, p) -> None:

@@ -22,6 +22,7 @@ class AppSettings:
     threads: int = 0  # 0 = cores - 1
     top_k: int = defaults.TOP_K
     context_tokens: int = defaults.CONTEXT_TOKENS  # evidence per answer: smaller = faster first token
+    answer_tokens: int = defaults.ANSWER_TOKENS  # longest answer
     chunk_tokens: int = defaults.CHUNK_TOKENS
     overlap_tokens: int = defaults.OVERLAP_TOKENS
     ocr: int = 1  # read scanned pages and images with OCR
