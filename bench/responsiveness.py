@@ -61,10 +61,10 @@ def stop_latency(runs: int, llm_name: str | None) -> dict:
                 t.start()
         decoding.append(time.perf_counter() - asked["at"])
         llm._llm.reset()  # nothing cached: the whole prompt is processed
-        before = len(llm.reuse_log)
+        before = llm.reuse_log[-1] if llm.reuse_log else None
 
         def stop_once_processing() -> None:
-            while len(llm.reuse_log) == before:
+            while not llm.reuse_log or llm.reuse_log[-1] is before:
                 time.sleep(0.001)
             time.sleep(0.3)  # well inside the prompt (~2,000 tokens: seconds of processing)
             asked["at"] = time.perf_counter()

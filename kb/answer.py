@@ -78,14 +78,32 @@ class AnswerResult:
 
 
 def clean_answer(text: str, n_sources: int) -> str:
-    """The answer without citation markers that point at no source and without copied source headers."""
-    text = _HEADER_COPY.sub("", text)
+    """The answer without citation markers that point at no source and without copied source
+    headers; a header the model copied before text of its own cites that source at its end."""
+    text = _cite_copied_headers(text)
 
     def keep(m: re.Match) -> str:
         nums = [n for n in re.split(r"\s*[,，、]\s*", m.group(1)) if n.isdigit() and 1 <= int(n) <= n_sources]
         return f"[{', '.join(nums)}]" if nums else ""
     text = _CITE.sub(keep, text)
     return re.sub(r"[ \t]+\n", "\n", text).strip()
+
+
+def _cite_copied_headers(text: str) -> str:
+    # The 0.5B model sometimes answers "[1] clip.txt · 第1页\n<the passage's words>" instead of
+    # citing: what follows the header (up to the next header) is the text of source 1, so it cites
+    # [1] where it ends, unless it cites something already.
+    parts = _HEADER_COPY.split(text)
+    heads = _HEADER_COPY.findall(text)
+    out = parts[0]
+    for head, body in zip(heads, parts[1:]):
+        number = re.search(r"\d+", head).group()
+        if body.strip() and not _CITE.search(body):
+            stripped = body.rstrip()
+            end = len(stripped) - 1 if stripped[-1] in "。．.!！?？" else len(stripped)
+            body = stripped[:end] + f"[{number}]" + stripped[end:] + body[len(stripped):]
+        out += body
+    return out
 
 
 def says_not_found(text: str) -> bool:

@@ -94,6 +94,9 @@ def test_key_tokens_numbers_by_value_and_sentences():
 def test_answer_cleanup_drops_markers_out_of_range_and_copied_headers():
     assert clean_answer("CLIP 用四亿对训练[1][7]。列表[2, 5]", 2) == "CLIP 用四亿对训练[1]。列表[2]"
     assert clean_answer("[1] doc0063.txt · 第1页：法网在五月开始[1]。", 1) == "法网在五月开始[1]。"
+    # a copied header stands for a citation of that source: its text cites it where it ends
+    assert clean_answer("[2] clip.txt · 第1页\nCLIP 用四亿对图文训练。它能零样本分类。", 2) == \
+        "CLIP 用四亿对图文训练。它能零样本分类[2]。"
     assert is_empty_answer("[3] [4] [5]") and is_empty_answer(" [1]。") and not is_empty_answer("四亿[1]")
     assert says_not_found("资料中没有答案。") and says_not_found("The sources do not contain the answer.")
     assert not says_not_found("CLIP 用四亿对图片和文字训练[1]。")

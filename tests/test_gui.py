@@ -112,8 +112,12 @@ class Lent:
     closing it (a settings change, the window closing) leaves it loaded for the next window. The
     window's own loader is tested where it loads a model itself (test_model_server, test_pg_store)."""
 
-    def __init__(self, llm) -> None:
+    def __init__(self, llm, lang: str = "en") -> None:
+        from kb.prompt import SYSTEM
+
         self._llm = llm
+        llm._llm.reset()  # nothing cached from an earlier window: as if just loaded,
+        llm.prime([{"role": "system", "content": SYSTEM[lang]}])  # and primed as the loader does
 
     def __getattr__(self, name):
         return getattr(self._llm, name)

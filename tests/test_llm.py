@@ -55,11 +55,11 @@ def test_stop_from_another_thread_ends_generation_at_the_next_token(small_llm):
 
 def test_stop_during_prompt_processing_ends_it_and_the_model_answers_again(small_llm):
     started = threading.Event()
-    log = small_llm.reuse_log
-    before = len(log)
+    log = small_llm.reuse_log  # a deque of the last 16: its length stops growing, its last entry changes
+    before = log[-1] if log else None
 
     def stop_once_processing():  # stream_chat logs its prompt just before llama.cpp processes it
-        while len(log) == before:
+        while not log or log[-1] is before:
             if started.wait(0.001):
                 return
         small_llm.stop()
