@@ -92,7 +92,7 @@ screenshots: models
 # `make test` runs every kind of check; the slow tier repeats the size-bound ones (the whole shared
 # corpora, every kill round) and is what `.ci/run` runs next (tests/README.md).
 test: models
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra -m "not slow" --durations=15
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra -m "not slow" --durations=40
 
 test-slow: models
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -ra -m slow --durations=5

@@ -117,6 +117,7 @@ class Lent:
 
         self._llm = llm
         llm._llm.reset()  # nothing cached from an earlier window: as if just loaded,
+        llm.reuse_log.clear()
         llm.prime([{"role": "system", "content": SYSTEM[lang]}])  # and primed as the loader does
 
     def __getattr__(self, name):

@@ -325,7 +325,7 @@ def test_big_kbs_leave_common_words_out_of_keyword_search(tmp_path, monkeypatch)
 def test_editing_one_page_of_a_long_pdf_re_embeds_only_that_pages_chunks(make_kb, tmp_path):
     topics = ["向量检索", "对比学习", "知识蒸馏", "梯度下降", "注意力机制", "图像分割", "语音识别", "推荐系统"]
     pages = [[f"第{n}页讲{t}。" + f"{t}是机器学习里常见的方法，这一页用很多句子解释它的原理和用途。" * 30]
-             for n, t in enumerate(topics * 5, start=1)]  # 40 pages, a few chunks each
+             for n, t in enumerate(topics * 3, start=1)]  # 24 pages, a few chunks each
     pdf = make_pdf(tmp_path / "long.pdf", pages)
     kb = make_kb()
     first = kb.add([pdf])

@@ -231,11 +231,12 @@ def test_the_cli_answers_through_the_server_and_keeps_the_key(kb, server, capsys
     monkeypatch.setenv("ZHIKU_KEYRING", "file")
     name = kb.name
     kb.close()
-    code = main(["ask", name, "CLIP 是用多少对图片和文字训练的？", "--server", server.url, "--api-key", KEY])
+    code = main(["ask", name, "CLIP 是用多少对图片和文字训练的？", "--server", server.url, "--api-key", KEY,
+                 "--answer-tokens", "96"])
     out, err = capsys.readouterr()
     assert code == 0 and "亿" in out and "clip.txt" in out
     assert f"kept in {key_file()}" in err and load_key(root_of(server.url)) == KEY
-    code = main(["ask", name, "CLIP 是什么？", "--server", server.url])  # the kept key is used
+    code = main(["ask", name, "CLIP 是什么？", "--server", server.url, "--answer-tokens", "32"])  # the kept key
     assert code == 0
     dead = f"http://127.0.0.1:{_free_port()}/v1"
     assert main(["ask", name, "CLIP 是什么？", "--server", dead]) == 2
