@@ -29,8 +29,8 @@ STAMP  := $(VENV)/.zhiku-setup-$(shell cat pyproject.toml constraints.txt models
 .PHONY: help setup models run demo screenshots bench bench-quick test test-slow clean package package-test models-bundle
 help:
 	@echo "make run    set up (first time only) and start Zhiku"
-	@echo "make test   set up (first time only) and run the test suite (~6 minutes)"
-	@echo "make test-slow  the slow tier: the same checks over the whole shared corpora (~10 minutes)"
+	@echo "make test   set up (first time only) and run the test suite (~7 minutes)"
+	@echo "make test-slow  the slow tier: the same checks over the whole shared corpora (~7 minutes)"
 	@echo "make demo   the headless demo: a small knowledge base and two cited answers"
 
 $(LLAMA_WHEEL):
@@ -76,6 +76,7 @@ bench: models
 	$(PY) bench/latency.py
 	$(PY) bench/speed.py
 	$(PY) bench/robustness.py
+	$(PY) bench/responsiveness.py
 	$(PY) bench/answers.py
 	$(PY) bench/report.py
 
