@@ -21,8 +21,7 @@ from kb.lexical import query_terms
 from kb.prompt import HEADINGS, SourceText, build, follow_up_body, language, neutralise
 from kb.retriever import DEFAULT_TOP_K, Hit, Retriever
 
-from kb.defaults import ANSWER_TOKENS  # noqa: E402
-from kb.defaults import CONTEXT_TOKENS as DEFAULT_CONTEXT_TOKENS  # noqa: E402 (re-exported)
+from kb.defaults import ANSWER_TOKENS, CONTEXT_TOKENS as DEFAULT_CONTEXT_TOKENS  # noqa: E402 (re-exported)
 
 NOT_FOUND = {
     "zh": "你的文档中没有找到与这个问题相关的内容。",

@@ -157,3 +157,18 @@ def kb_from(make_kb, tmp_path):
         kb.add([tmp_path / n for n in docs])
         return kb
     return factory
+
+
+def stop_after(llm, stream, pieces: int) -> tuple[list[str], list[str]]:
+    """Read `stream` and call `llm.stop()` from another thread (as the window's Stop does) once
+    `pieces` pieces came; (the pieces before the stop, the pieces after it)."""
+    import threading
+
+    before, after = [], []
+    for piece in stream:
+        (after if llm.stopped else before).append(piece)
+        if len(before) == pieces and not llm.stopped:
+            stopper = threading.Thread(target=llm.stop)
+            stopper.start()
+            stopper.join()
+    return before, after

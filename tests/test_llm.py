@@ -4,7 +4,7 @@ import threading
 import time
 
 import pytest
-from conftest import real_model
+from conftest import real_model, stop_after
 
 from models import catalog
 from models.checksum import ChecksumError
@@ -43,13 +43,7 @@ def test_stop_from_another_thread_ends_generation_at_the_next_token(small_llm):
     # how soon (target 100 ms) is measured in bench/responsiveness.py; here: that it ends there
     gen = small_llm.stream_chat([{"role": "user", "content": "Count from 1 to 500, one number per line."}],
                                 max_tokens=1000, temperature=0.0)
-    pieces, after = [], []
-    for p in gen:
-        (after if small_llm.stopped else pieces).append(p)
-        if len(pieces) == 5 and not small_llm.stopped:
-            stopper = threading.Thread(target=small_llm.stop)  # Stop comes from the window's thread
-            stopper.start()
-            stopper.join()
+    pieces, after = stop_after(small_llm, gen, 5)
     assert small_llm.stopped and len(pieces) == 5 and after == []
 
 

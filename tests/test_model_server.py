@@ -10,7 +10,6 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import real_model
+from conftest import real_model, stop_after
 
 pytestmark = pytest.mark.model_server
 
@@ -139,13 +138,7 @@ def test_the_prompt_budget_counts_with_the_servers_tokenizer(server, caplog):
 
 def test_stop_ends_a_server_answer_at_once(server):
     llm = remote(server)
-    pieces, after_stop = [], []
-    for piece in llm.stream_chat([{"role": "user", "content": LONG}], max_tokens=400):
-        (after_stop if llm.stopped else pieces).append(piece)
-        if len(pieces) == 3 and not llm.stopped:
-            stopper = threading.Thread(target=llm.stop)  # Stop comes from the window's thread
-            stopper.start()
-            stopper.join()
+    pieces, after_stop = stop_after(llm, llm.stream_chat([{"role": "user", "content": LONG}], max_tokens=400), 3)
     assert llm.stopped and len(pieces) == 3 and after_stop == []
     # the server is still there for the next question
     assert llm.chat([{"role": "user", "content": "Say OK."}], max_tokens=5)

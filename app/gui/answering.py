@@ -97,9 +97,7 @@ class Answering(QObject):
             if worker is not None and worker.isRunning():
                 worker.stop()
                 worker.wait(2000)
-        if self.loader is not None and self.loader.isRunning():
-            self.loader.wait(30_000)  # a model half-loaded is closed once it is there
-        if self.llm is not None:
+        if self.llm is not None:  # one still loading is closed at exit (models.llm.close_all)
             self.llm.close(2.0)  # an answer thread that did not let go is left to the process's end
             self.llm = None
 
