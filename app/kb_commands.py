@@ -252,7 +252,13 @@ def _answer(args: argparse.Namespace, answerer) -> int:
     result = stream.result
     print()
     if result.not_found:
-        if "".join(streamed).strip() != result.text.strip():
+        if result.attempt is not None:  # what streamed was the attempt the checks turned away
+            print(f"\n✗ {ATTEMPT_NOTE}")
+            for c in result.attempt.checks:
+                if c.status == "unsupported":
+                    print(f"  ✗ {c.text.strip()}\n      {c.reason}")
+            print(f"\n{result.text}")
+        elif "".join(streamed).strip() != result.text.strip():
             print(result.text)
         if result.related:
             print("\nPossibly related:")
@@ -290,6 +296,10 @@ def server_choice(args: argparse.Namespace):
     return ServerChoice(args.server, args.server_model or "", args.api_key, float(args.server_timeout))
 
 
+ATTEMPT_NOTE = ("The answer above is not backed by your documents (its first sentence failed the check), "
+                "so it is not given as the answer.")
+
+
 def answer_json(result) -> dict:
     """An AnswerResult for `--json`: the answer, each sentence's check and span, sources, related passages."""
     unsupported, checked = summary(result.checks)
@@ -297,13 +307,19 @@ def answer_json(result) -> dict:
         "question": result.question, "answer": result.text, "not_found": result.not_found,
         "rejected_by": result.rejected_by, "answerability": result.answerability,
         "follows_up": result.follows_up, "search_query": result.search_query,
-        "sentences": [{"text": c.text, "start": c.start, "end": c.end, "status": c.status, "reason": c.reason,
-                       "cited": c.cited, "missing": c.missing,
-                       "support": dataclasses.asdict(c.support) if c.support else None} for c in result.checks],
+        "sentences": [_sentence_json(c) for c in result.checks],
         "checked": checked, "unsupported": unsupported,
         "cited": [s.__dict__ for s in result.cited], "sources": [s.__dict__ for s in result.sources],
         "related": [s.__dict__ for s in result.related],
+        "attempt": None if result.attempt is None else {
+            "text": result.attempt.text, "sentences": [_sentence_json(c) for c in result.attempt.checks],
+            "cited": [s.__dict__ for s in result.attempt.cited]},
     }
+
+
+def _sentence_json(c) -> dict:
+    return {"text": c.text, "start": c.start, "end": c.end, "status": c.status, "reason": c.reason,
+            "cited": c.cited, "missing": c.missing, "support": dataclasses.asdict(c.support) if c.support else None}
 
 
 def _variant_options(p: argparse.ArgumentParser) -> None:

@@ -42,7 +42,7 @@ _HEADER = re.compile(r"^\s*[\[【]\d+[\]】]\s*\S+\.\w+\s*·")
 
 def contains(text: str, answers: list[str]) -> bool:
     """A gold answer string occurs in `text` (case and width folded)."""
-    from kb.grounding import normalise
+    from kb.values import normalise
 
     t = normalise(text)
     return any(a and normalise(a) in t for a in answers)
@@ -210,7 +210,7 @@ def swapped(rows: list[dict], kb, checker, rng: random.Random) -> dict:
     """Sentence checking on answers that contain the gold answer: each checked sentence as it is
     (should pass) and with one number or Latin name swapped for another from the KB (should not)."""
     from kb.answer import Source
-    from kb.grounding import key_tokens
+    from kb.values import key_tokens
 
     vocab_numbers, vocab_latin = set(), set()
     for text in kb.store.db.query("SELECT text FROM chunks ORDER BY id LIMIT 400"):

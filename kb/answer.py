@@ -55,6 +55,7 @@ class Source:
     end: int
     text: str
     score: float
+    lead: str = ""  # the document's title line: what a passage that leaves its subject out is about
 
 
 @dataclass
@@ -71,9 +72,40 @@ class AnswerResult:
     checks: list[SentenceCheck] = field(default_factory=list)  # one per sentence, after the answer
     related: list[Source] = field(default_factory=list)  # "possibly related" passages when not found
     answerability: float | None = None  # the probe's P(yes), when it ran
-    rejected_by: str | None = None  # "floor", "numbers", "probe", "model" or "empty" when not found
+    rejected_by: str | None = None  # "floor", "numbers", "probe", "model", "empty" or "check" when not found
     follows_up: bool = False  # searched and answered together with the conversation before it
     raw_text: str = ""  # what the model wrote, before markers out of range and copied headers went
+    attempt: "Attempt | None" = None  # the answer the checks turned away (rejected_by "check")
+
+
+@dataclass
+class Attempt:
+    """An answer whose direct claim the documents do not back: kept, folded, beside not-found."""
+
+    text: str
+    checks: list[SentenceCheck]
+    cited: list[Source]
+    sources: list[Source]
+
+
+@dataclass
+class Verdict:
+    """What the checks make of an answer: shown as it is, or turned into not-found."""
+
+    not_found: bool
+    rejected_by: str | None
+    checks: list[SentenceCheck]
+
+
+def settle(text: str, sources: Sequence[Source], question: str, lang: str, checker) -> Verdict:
+    """Check each sentence of `text`; fail closed when its direct claim (the first sentence that
+    claims anything) is unsupported: a wrong value must never read as the answer. Later sentences
+    that fail keep their marks."""
+    checks = checker.check(text, sources, lang, question) if checker and text else []
+    direct = next((c for c in checks if c.status != "skipped"), None)
+    if direct is not None and direct.status == "unsupported":
+        return Verdict(True, "check", checks)
+    return Verdict(False, None, checks)
 
 
 def clean_answer(text: str, n_sources: int) -> str:
@@ -163,6 +195,7 @@ class Answerer:
         self._thread: list[dict] = []  # the last prompt's messages plus the answer it got
         self._thread_sources: list[Source] = []
         self._shown = ""  # the last answer as the user saw it (cleaned, or the not-found message)
+        self._leads: dict[int, str] = {}
 
     def search_query(self, question: str, history: Sequence[dict]) -> str:
         """What to retrieve with: a follow-up is searched together with the question before it.
@@ -202,8 +235,18 @@ class Answerer:
         picked = self.evidence(hits, self.context_tokens, query)
         prompt = build(question, [SourceText(s.name, s.page, s.text, s.score) for s in picked],
                        self.llm.count_tokens, self.llm.n_ctx, self.reserve, history, lang)
-        sources = [dataclasses.replace(picked[i], number=n) for n, i in enumerate(prompt.kept, 1)]
+        sources = [dataclasses.replace(picked[i], number=n, lead=self.lead(picked[i].doc_id))
+                   for n, i in enumerate(prompt.kept, 1)]
         return prompt.messages, sources
+
+    def lead(self, doc_id: int) -> str:
+        """The first line of a document's first page when it reads as a title (kb.grounding
+        checks a passage that leaves its subject out against it)."""
+        if doc_id not in self._leads:
+            first = next((line.strip() for line in (self.kb.store.page_text(doc_id, 1) or "").splitlines()
+                          if line.strip()), "")
+            self._leads[doc_id] = first if len(first) <= 40 else ""
+        return self._leads[doc_id]
 
     def prefill(self, text: str, history: Sequence[dict] = (), lang: str | None = None) -> int:
         """While the question is typed: retrieve for the text so far and process the prompt up to
@@ -288,9 +331,14 @@ class Answerer:
             cited = [sources[n - 1] for n in cited_numbers(cleaned) if 1 <= n <= len(sources)]
             # a stopped answer ends mid-sentence, and checking it would hold the stop back by the
             # embedder's ~0.3 s; it is shown as stopped, unchecked
-            checks = (self.checker.check(cleaned, sources, lang, question)
-                      if self.checker and cleaned and not base["stopped"] else [])
-            return AnswerResult(cleaned, cited, sources, False, checks=checks, **base)
+            if base["stopped"] or not self.checker:
+                return AnswerResult(cleaned, cited, sources, False, **base)
+            verdict = settle(cleaned, sources, question, lang, self.checker)
+            if verdict.not_found:
+                attempt = Attempt(cleaned, verdict.checks, cited, sources)
+                return AnswerResult(NOT_FOUND[lang], [], [], True, related=sources, rejected_by="check",
+                                    attempt=attempt, **base)
+            return AnswerResult(cleaned, cited, sources, False, checks=verdict.checks, **base)
 
         return AnswerStream(sources, pieces(), finish)
 
@@ -305,7 +353,7 @@ class Answerer:
         fresh = [h for h in hits if not any(
             s.doc_id == h.doc_id and s.page == h.page and h.start < s.end and h.end > s.start for s in old)]
         picked = self.evidence(fresh, self.context_tokens // 3, query) if fresh else []
-        numbered = [dataclasses.replace(s, number=len(old) + n) for n, s in enumerate(picked, 1)]
+        numbered = [dataclasses.replace(s, number=len(old) + n, lead=self.lead(s.doc_id)) for n, s in enumerate(picked, 1)]
         body = follow_up_body(question, [(s.number, SourceText(s.name, s.page, s.text, s.score))
                                          for s in numbered], lang)
         messages = [*self._thread, {"role": "user", "content": body}]

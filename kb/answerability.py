@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from kb.grounding import numbers
+from kb.values import numbers
 
 PROBE = {
     "zh": "上面的资料里有这个问题的明确答案吗？只回答“是”或“否”。",

@@ -21,6 +21,7 @@ class Message:
     created: float = 0.0
     checks: list[dict] = field(default_factory=list)  # kb.grounding.SentenceCheck as dicts
     related: bool = False  # the sources are "possibly related" passages of a not-found answer
+    attempt: dict | None = None  # {"text", "checks"}: the answer the checks turned away, kept folded
 
 
 @dataclass
@@ -64,17 +65,18 @@ class Conversations:
             db.execute("DELETE FROM conversations WHERE id=?", (conversation_id,))
 
     def add(self, conversation_id: int, role: str, content: str, sources: list[dict] | None = None,
-            checks: list[dict] | None = None, related: bool = False) -> Message:
-        """Append a message (an answer with its sources, sentence checks and not-found flag)."""
+            checks: list[dict] | None = None, related: bool = False, attempt: dict | None = None) -> Message:
+        """Append a message (an answer with its sources, sentence checks, not-found flag and the
+        attempt the checks turned away)."""
         now = time.time()
-        extra = json.dumps({"checks": checks or [], "related": related}, ensure_ascii=False)
+        extra = json.dumps({"checks": checks or [], "related": related, "attempt": attempt}, ensure_ascii=False)
         with self.db.transaction() as db:
             mid = db.execute("INSERT INTO messages(conversation_id, role, content, sources, created, checks) "
                              "VALUES (?,?,?,?,?,?)", (conversation_id, role, content,
                                                        json.dumps(sources or [], ensure_ascii=False), now,
                                                        extra)).lastrowid
             db.execute("UPDATE conversations SET updated=? WHERE id=?", (now, conversation_id))
-        return Message(mid, role, content, sources or [], now, checks or [], related)
+        return Message(mid, role, content, sources or [], now, checks or [], related, attempt)
 
     def truncate(self, conversation_id: int, from_message: int) -> None:
         """Delete message `from_message` and every later one (an edited question, a regenerated answer)."""
@@ -91,7 +93,7 @@ class Conversations:
         for r in rows:
             extra = json.loads(r[5] or "{}")
             out.append(Message(r[0], r[1], r[2], json.loads(r[3] or "[]"), r[4], extra.get("checks", []),
-                               bool(extra.get("related"))))
+                               bool(extra.get("related")), extra.get("attempt")))
         return out
 
     def markdown(self, conversation_id: int) -> str:
@@ -104,6 +106,12 @@ class Conversations:
                 out += [f"## {m.content.strip()}", ""]
                 continue
             out += [m.content.strip(), ""]
+            if m.attempt:  # folded, as in the window: the model's words, marked as not backed
+                out += ["<details><summary>The model's attempt — not backed by your documents</summary>", "",
+                        m.attempt.get("text", "").strip(), ""]
+                out += [f"- ✗ {c['text'].strip()} — {c.get('reason', '')}" for c in m.attempt.get("checks", [])
+                        if c.get("status") == "unsupported"]
+                out += ["", "</details>", ""]
             if m.sources:
                 out += ["Possibly related:" if m.related else "Sources:", ""]
                 for s in m.sources:

@@ -11,16 +11,19 @@ measure there.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
+from kb.claims import (ANCHOR_MIN, Asked, anchor, claim_values, lead_of, may_anchor, subject_terms, swapped_subject,
+                       window_keys)
 from kb.evidence import sentences as source_sentences
 from kb.lexical import STOPWORDS, terms
 from kb.prompt import language
+from kb.values import YEAR, compact as _compact, key_tokens, named, normalise, numbers
 
 # A sentence is close to a source window when the embedder's cosine (e5-small, query prefix on
 # both sides) reaches COSINE_MIN or when this share of its content terms occur in the window.
@@ -30,21 +33,22 @@ COSINE_MIN = 0.93
 OVERLAP_MIN = 0.6
 # ... or a cosine this much lower with half the term share.
 COSINE_WITH_TERMS = 0.03
+# Across languages the cosine runs lower: an English sentence and its Chinese translation score
+# 0.82-0.86 (5th-50th percentile), against 0.80-0.85 for the closest sentence of another passage of
+# the same article (50th-99th). 0.84 keeps 81% of translations and lets 4.6% of those others pass
+# (0.85: 70% / 0.9%; 40 XQuAD passages, en sentences against zh; the same-language 0.93 keeps none).
+CROSS_COSINE_MIN = 0.84
+# Across languages a value's window is taken as about the question's subject when it is among the
+# CROSS_RANK windows of the cited sources closest to the question in meaning (no shared words to count).
+CROSS_RANK = 3
 # A sentence with fewer content terms than this is checked together with the question.
 SHORT_TERMS = 4
 _CITE = re.compile(r"\s*[\[【](\d+(?:\s*[,，、]\s*\d+)*)[\]】]")
 _END = re.compile(r"(?:[。！？!?；;]|\.(?=\s|$))(?:\s*[\[【]\d+(?:\s*[,，、]\s*\d+)*[\]】])*|\n+")
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
-              "八": 8, "九": 9}
-_CN_UNITS = {"十": 10, "百": 100, "千": 1000}
-_BIG = {"万": 1e4, "亿": 1e8, "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
-_NUMBER = re.compile(r"(?<![a-z\d.\-])(\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百千]+)\s*(万亿|亿|万|thousand|million|billion|trillion)?"
-                     r"(?=(年|岁|届|倍|%|)?)", re.I)
-_LIST_NUMBER = re.compile(r"^(\d{1,2}[.)、]|[-*•])\s*")
-_LATIN = re.compile(r"[A-Za-z][A-Za-z0-9\-+]*(?:\.[A-Za-z0-9]+)*")
-_QUOTED = re.compile(r"[“\"「『《]([^”\"」』》\n]{1,40})[”\"」』》]")
-_NAME_FLAGS = {"nr", "nrfg", "nrt", "ns", "nt", "nz"}
-_posseg = None
+_LIST_NUMBER = re.compile(r"^(\d{1,2}[.)、](?!\d)|[-*•])\s*")  # "1. ", not "14.2光年"
+_POINTER = re.compile(r"((this|it|that|which)\s+(is|was|can be)\s+(stated|mentioned|said|described|explained|found|"
+                      r"shown|given)\s+in\s+(the\s+)?(source|document|text|passage)?s?\s*(on\s+page\s+\d+)?"
+                      r"|(详见|参见|见|参考)?(资料|文档|来源)\s*(第\s*\d+\s*页)?(中)?(有)?(说明|提到|所述)?)[\s.。]*", re.I)
 
 
 @dataclass
@@ -79,95 +83,17 @@ class SentenceCheck:
 
 REASONS = {
     "zh": {"missing": "资料[{src}]中没有“{tokens}”", "far": "没有哪句资料[{src}]的原文说了这句话",
+           "elsewhere": "资料[{src}]中的“{value}”说的是“{where}”，不是“{subject}”",
+           "apart": "资料[{src}]中这些值不在同一处", "unnamed": "资料[{src}]没有提到“{name}”",
+           "swapped": "这句说的是“{other}”，问题问的是“{name}”",
            "cites_none": "没有可用的资料"},
     "en": {"missing": "“{tokens}” does not occur in source {src}", "far": "no sentence of source {src} says this",
+           "elsewhere": "source [{src}] gives “{value}” for “{where}”, not for “{subject}”",
+           "apart": "source {src} does not give these values together",
+           "unnamed": "source {src} never mentions “{name}”",
+           "swapped": "this sentence is about “{other}”, the question about “{name}”",
            "cites_none": "no source to check against"},
 }
-
-
-def normalise(text: str) -> str:
-    """NFKC, lowercase, digits joined across thousands separators: the form both sides compare in."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    return re.sub(r"(?<=\d)[,，](?=\d{3})", "", text)
-
-
-def cn_number(text: str) -> float | None:
-    """The value of a Chinese numeral without 万/亿 (两百三十 -> 230); None if it is not one."""
-    if not text:
-        return None
-    if all(c in _CN_DIGITS for c in text):  # digit by digit, as in years: 二〇二〇
-        return float("".join(str(_CN_DIGITS[c]) for c in text))
-    total, digit = 0, None
-    for c in text:
-        if c in _CN_DIGITS:
-            digit = _CN_DIGITS[c]
-        elif c in _CN_UNITS:
-            total += (1 if digit is None else digit) * _CN_UNITS[c]
-            digit = None
-        else:
-            return None
-    return float(total + (digit or 0))
-
-
-def numbers(text: str) -> dict[str, set[float]]:
-    """Numbers in `text`, each as written -> the values it may stand for (with and without 万/亿)."""
-    out: dict[str, set[float]] = {}
-    for m in _NUMBER.finditer(normalise(text)):
-        raw, big = m.group(1), (m.group(2) or "").lower()
-        if raw[0].isdigit():
-            value = float(raw)
-        else:
-            # a lone 一/十 is a word more often than a number (一些, 十分); count it with a unit
-            if len(raw) < 2 and not big and not m.group(3):
-                continue
-            value = cn_number(raw)
-            if value is None:
-                continue
-        scale = 1.0
-        for unit in ("万亿",) if big == "万亿" else (big,) if big else ():
-            scale = 1e12 if unit == "万亿" else _BIG[unit]
-        out[m.group(0).strip()] = {round(value * scale, 6), round(value, 6)} if big else {round(value, 6)}
-    return out
-
-
-def _names(sentence: str) -> list[str]:
-    global _posseg
-    if _posseg is None:
-        from kb.lexical import _jieba
-
-        _jieba()
-        import jieba.posseg as posseg
-
-        _posseg = posseg
-    return [w.word for w in _posseg.cut(sentence) if w.flag in _NAME_FLAGS and len(w.word) >= 2
-            and re.fullmatch(r"[\u3400-\u9fff]+", w.word)]
-
-
-def key_tokens(sentence: str) -> dict[str, list[str]]:
-    """What must occur in a source for `sentence` to hold: numbers, Latin names, Chinese names, quotes."""
-    plain = _CITE.sub("", sentence)
-    latin = []
-    for i, m in enumerate(_LATIN.finditer(plain)):
-        word = m.group(0).strip(".-+")
-        if not word or word.lower() in STOPWORDS:
-            continue
-        starts_sentence = i == 0 and plain[:m.start()].strip() == ""
-        if any(c.isdigit() for c in word) or (word[0].isupper() and not starts_sentence) or \
-                (len(word) > 1 and word.isupper()):
-            latin.append(word)
-    quoted = [q.strip() for q in _QUOTED.findall(plain) if q.strip()]
-    return {"numbers": list(numbers(plain)), "latin": latin, "names": _names(plain), "quoted": quoted}
-
-
-def _compact(text: str) -> str:
-    return re.sub(r"\s+", "", normalise(text))
-
-
-def _holds(window: str, words: list[str], values: list[set[float]]) -> bool:
-    """True when `window` has every word (spacing ignored) and one of the values of each number."""
-    compact = _compact(window)
-    found = set().union(*numbers(window).values()) if values else set()
-    return all(w in compact for w in words) and all(v & found for v in values)
 
 
 def split_sentences(answer: str) -> list[tuple[int, int]]:
@@ -204,8 +130,10 @@ def _content_terms(text: str) -> set[str]:
 class Checker:
     """Checks answers against their sources with one embedder (vectors of source text are cached)."""
 
-    def __init__(self, embedder, cosine_min: float = COSINE_MIN, overlap_min: float = OVERLAP_MIN) -> None:
+    def __init__(self, embedder, cosine_min: float = COSINE_MIN, overlap_min: float = OVERLAP_MIN,
+                 anchor_min: float = ANCHOR_MIN) -> None:
         self.embedder, self.cosine_min, self.overlap_min = embedder, cosine_min, overlap_min
+        self.anchor_min = anchor_min
         self._windows: dict[tuple, tuple[list[tuple[int, int]], np.ndarray]] = {}
 
     def _source_windows(self, src) -> tuple[list[tuple[int, int]], np.ndarray]:
@@ -220,90 +148,199 @@ class Checker:
 
     def check(self, answer: str, sources: Sequence, lang: str | None = None,
               question: str = "") -> list[SentenceCheck]:
-        """Each sentence of `answer` checked against the `sources` it cites (numbered 1..n).
-
-        A short sentence ("13亿[1]") says little on its own: it is read together with `question`,
-        and the question's names must then occur in the same source window as the answer's.
+        """Each sentence of `answer` checked against the `sources` it cites (numbered 1..n), as
+        the claim it makes about `question`: its values must stand beside the question's subject
+        (kb.claims), and a short sentence ("13亿[1]") is read as the question's subject plus it.
         """
         lang = lang or language(answer)
         by_number = {s.number: s for s in sources}
         spans = split_sentences(answer)
-        plain = [_LIST_NUMBER.sub("", _CITE.sub("", answer[a:b]).strip()) for a, b in spans]
+        said = [_LIST_NUMBER.sub("", _CITE.sub("", answer[a:b]).strip()) for a, b in spans]
         question = question.strip()
-        asked = key_tokens(question) if question else {"latin": [], "names": []}
-        context = (question, asked["latin"] + asked["names"])
-        plain = [f"{question} {p}" if question and len(_content_terms(p)) < SHORT_TERMS else p for p in plain]
-        claims = [i for i, p in enumerate(plain) if _content_terms(p) or key_tokens(p)["numbers"]]
-        vecs = self.embedder.embed_symmetric([plain[i] for i in claims]) if claims else None
+        asked = Asked(question, subject_terms(question) if question else [], key_tokens(question) if question else
+                      {"numbers": [], "latin": [], "names": [], "quoted": []},
+                      set().union(*numbers(question).values()) if question and numbers(question) else set(),
+                      language(question) if question else lang)
+        plain = [f"{question} {p}" if question and len(_content_terms(p)) < SHORT_TERMS else p for p in said]
+        claims = [i for i, p in enumerate(plain) if (_content_terms(p) or key_tokens(p)["numbers"])
+                  and not _POINTER.fullmatch(said[i].strip())]
+        texts = [plain[i] for i in claims] + ([question] if question and claims else [])
+        vecs = self.embedder.embed_symmetric(texts) if claims else None
+        asked.vector = vecs[-1] if question and claims else None
+        asked.number_values = list(numbers(question).values()) if question else []
         out = []
-        for (a, b), text in zip(spans, plain):
+        for (a, b), text, bare in zip(spans, plain, said):
             cited = [n for n in cited_numbers(answer[a:b]) if n in by_number]
             if len(out) not in claims:
                 out.append(SentenceCheck(a, b, answer[a:b], cited, "skipped"))
                 continue
             vec = vecs[claims.index(len(out))]
-            out.append(self._check_one(a, b, answer[a:b], text, vec, cited, by_number, lang, context))
+            check = self._check_one(a, b, answer[a:b], text, bare, vec, cited, by_number, lang, asked)
+            if check.status == "unsupported" and cited and len(cited) < len(by_number):
+                # cited the wrong source: backed by another one of this answer's, it holds, and
+                # its support (what a click opens) is the passage that says it
+                anywhere = self._check_one(a, b, answer[a:b], text, bare, vec, [], by_number, lang, asked)
+                if anywhere.status == "supported":
+                    check = dataclasses.replace(anywhere, cited=cited)
+            out.append(check)
         return out
 
-    def _check_one(self, a, b, raw, text, vec, cited, by_number, lang, context) -> SentenceCheck:
+    @staticmethod
+    def _about(src, wa: int, wb: int, asked: "Asked", value: str = "") -> float:
+        """How far window [wa, wb) of `src` is about the question: the share of its subject there
+        (kb.claims.anchor; a name may stand in the source's lead instead), but 0 when a name or
+        year the question writes is missing and the window names another in its place (上海 vs
+        北京 decides which show opened on 4月25日; 2018 vs 2017 which year's)."""
+        window, heading = src.text[wa:wb], lead_of(src)
+        compact, lead_compact = _compact(window), _compact(heading)
+        asked_compact = _compact(asked.text)
+        kinds = dict(named(asked.text))
+        missing = {kinds.get(k, "latin") for k in asked.keys["latin"] + asked.keys["names"]
+                   if _compact(k) not in compact and _compact(k) not in lead_compact}
+        if missing:  # another name of the same kind stands where the question's is missing
+            others = list(named(window)) + [(w, "latin") for w in window_keys(window)["latin"]]
+            if any(kind in missing and _compact(w) not in asked_compact and _compact(w) not in _compact(value)
+                   for w, kind in others):
+                return 0.0
+        if asked.number_values:
+            held = numbers(window)
+            if any(not any(vals & v for v in held.values()) for vals in asked.number_values):
+                mine = set().union(*numbers(value).values()) if numbers(value) else set()
+                if any(YEAR.fullmatch(raw) and not vals & mine for raw, vals in held.items()):
+                    return 0.0
+        return anchor(window, asked.subject, heading)
+
+    def _windows_of(self, pool) -> list[tuple]:
+        """(source, start, end, vector) of every window of the pool's sources."""
+        out = []
+        for src in pool:
+            windows, vecs = self._source_windows(src)
+            singles = (len(windows) + 1) // 2
+            for j, (wa, wb) in enumerate(windows):
+                # a pair of sentences speaks of one subject only when the second refers back to
+                # the first ("它", "It"); otherwise it can join one event's name to another's date
+                if j < singles:
+                    out.append((src, wa, wb, vecs[j], "single"))
+                    continue
+                out.append((src, wa, wb, vecs[j], windows[j - singles + 1]))
+        return out
+
+    def _anchored(self, values: list[tuple[str, object]], windows: list[tuple], asked: "Asked",
+                  cross: bool, own: "Asked | None" = None) -> tuple[bool, tuple | None, str]:
+        """Whether every value stands in a window beside the question's subject; the window that
+        anchors the first value, or the value found only beside another subject."""
+        if cross and asked.vector is not None:  # other language: the subject is matched by meaning
+            near = sorted((float(w[3] @ asked.vector) for w in windows), reverse=True)
+            floor = near[min(CROSS_RANK, len(near)) - 1] if near else 1.0
+            score = lambda w: float(w[3] @ asked.vector) - floor + self.anchor_min  # noqa: E731
+        else:
+            score = None
+        if not cross:  # documents that never name the question's subject cannot back a value about it
+            everywhere = _compact("\n".join(w[0].text + "\n" + lead_of(w[0]) for w in windows))
+            unnamed = [k for k in asked.keys["latin"] + asked.keys["names"] if _compact(k) not in everywhere]
+            if unnamed:
+                return False, None, unnamed[0]
+        first = None
+        for label, test in values:
+            if score is None or not cross:
+                # a sentence that says what it is about ("经济学家皮凯蒂……声称1914年至1945年……")
+                # anchors its values by its own words as well as by the question's
+                score = lambda w, label=label: max(  # noqa: E731
+                    self._about(w[0], w[1], w[2], a, label) for a in (asked, own) if a is not None)
+            holding = [w for w in windows if may_anchor(w, test, asked, cross)]
+            if not holding:
+                return False, None, label
+            best = max(holding, key=score)
+            if score(best) < self.anchor_min:
+                return False, best, label
+            first = first or best
+        return True, first, ""
+
+    def _check_one(self, a, b, raw, text, bare, vec, cited, by_number, lang, asked) -> SentenceCheck:
         pool = [by_number[n] for n in cited] or list(by_number.values())
         reasons = REASONS[lang]
         label = ", ".join(str(s.number) for s in pool)
         if not pool:
             return SentenceCheck(a, b, raw, cited, "unsupported", reasons["cites_none"])
-        keys = key_tokens(text)
+        keys = key_tokens(bare)  # the question's own words are its subject, not this sentence's claim
         haystack = normalise("\n".join(s.text for s in pool))
         compact = re.sub(r"\s+", "", haystack)
         values = set().union(*numbers(haystack).values()) if numbers(haystack) else set()
         latin_words = set(re.findall(r"[a-z0-9][a-z0-9\-+.]*", haystack))
         same_language = any(language(s.text) == language(text) for s in pool)
-        missing = [n for n, vals in numbers(text).items() if not vals & values]
-        missing += [w for w in keys["latin"] if w.lower() not in latin_words and w.lower() not in compact]
+        # what the question writes is its subject ("unnamed" below), not this sentence's claim
+        asked_compact = _compact(asked.text)
+        missing = [n for n, vals in numbers(bare).items() if not vals & values and not vals & asked.values]
+        missing += [w for w in keys["latin"] if w.lower() not in latin_words and w.lower() not in compact
+                    and _compact(w) not in asked_compact]
         if same_language:  # a translated name cannot be found verbatim in the other language
-            missing += [w for w in keys["names"] + keys["quoted"] if re.sub(r"\s+", "", normalise(w)) not in compact]
-        question, question_keys = context
-        short = bool(question) and text.startswith(question)
-        said = text[len(question):].strip() if short else text
-        if short:  # the question's names must stand beside the answer's numbers and names
-            together = [_compact(k) for k in question_keys + key_tokens(said)["latin"]]
-            wanted = [vals for vals in numbers(said).values()]
-        quote = _compact(said)
+            missing += [w for w in keys["names"] + keys["quoted"]
+                        if _compact(w) not in compact and _compact(w) not in asked_compact]
+        windows = self._windows_of(pool)
+        claimed = claim_values(bare, asked, same_language)
+        cross = not any(language(s.text) == asked.language for s in pool)
+        short = bool(asked.text) and text.startswith(asked.text)
+        own = None if short else Asked(bare, subject_terms(bare), key_tokens(bare), set(), language(bare))
+        anchored, where, stray = self._anchored(claimed, windows, asked, cross, own) if claimed and asked.text \
+            else (True, None, "")
+        quote = _compact(bare)
         best = None
         words = _content_terms(text)
-        for src in pool:
-            windows, wvecs = self._source_windows(src)
-            cos = wvecs @ vec
-            for j, (wa, wb) in enumerate(windows):
-                if short and not _holds(src.text[wa:wb], together, wanted):
-                    continue
-                window_terms = set(terms(src.text[wa:wb]))
-                overlap = len(words & window_terms) / len(words) if words else 0.0
-                # said word for word (spacing and width aside): as close as a sentence can be
-                verbatim = len(quote) >= 2 and quote in _compact(src.text[wa:wb])
-                score = (verbatim, max(float(cos[j]) - self.cosine_min, overlap - self.overlap_min))
-                if best is None or score > best[0]:
-                    best = (score, src, wa, wb, float(cos[j]), overlap)
-        if best is None:  # no window holds the question's subject and the answer together
+        for src, wa, wb, wvec, _ in windows:
+            window = src.text[wa:wb]
+            if short and not cross and not claimed and self._about(src, wa, wb, asked) < self.anchor_min:
+                continue  # a short answer without values must come from a window about the subject
+            window_terms = set(terms(window))
+            overlap = len(words & window_terms) / len(words) if words else 0.0
+            # said word for word (spacing and width aside): as close as a sentence can be
+            verbatim = len(quote) >= 2 and quote in _compact(window)
+            cos = float(wvec @ vec)
+            score = (verbatim, max(cos - (self.cosine_min if same_language else CROSS_COSINE_MIN),
+                                   overlap - self.overlap_min))
+            if best is None or score > best[0]:
+                best = (score, src, wa, wb, cos, overlap)
+        if claimed and anchored and where is not None and (short or cross):
+            src, wa, wb = where[0], where[1], where[2]
+            best = ((True, 0.0), src, wa, wb, float(where[3] @ vec), best[5] if best else 0.0)
+        if best is None:  # no window holds the question's subject
             return SentenceCheck(a, b, raw, cited, "unsupported", reasons["far"].format(src=label))
         (verbatim, _), src, wa, wb, cos, overlap = best
-        piece = src.text[wa:wb]
-        wa += len(piece) - len(piece.lstrip())
-        wb -= len(piece) - len(piece.rstrip())
-        support = Support(src.number, src.doc_id, src.name, src.path, src.page, src.start + wa, src.start + wb,
-                          src.text[wa:wb])
-        # a short answer whose numbers and names stand in one window with the question's subject
-        # is backed by that window; anything else must also read like it
-        keyed = short and bool(together or wanted) and bool(numbers(said) or key_tokens(said)["latin"])
-        close = verbatim or keyed or cos >= self.cosine_min or overlap >= self.overlap_min or (
-            cos >= self.cosine_min - COSINE_WITH_TERMS and overlap >= self.overlap_min / 2)
+        support = _support(src, wa, wb)
+        cos_min = self.cosine_min if same_language else CROSS_COSINE_MIN
+        close = verbatim or cos >= cos_min or overlap >= self.overlap_min or (
+            cos >= cos_min - COSINE_WITH_TERMS and overlap >= self.overlap_min / 2)
+        swapped = swapped_subject(bare, asked) if not short and same_language else None
         if missing:
             reason = reasons["missing"].format(src=label, tokens="、".join(dict.fromkeys(missing)))
+        elif swapped:
+            reason = reasons["swapped"].format(other=swapped[0], name=swapped[1])
+        elif not anchored and where is not None:
+            reason = reasons["elsewhere"].format(src=where[0].number, value=stray,
+                                                 where=_snippet(where[0].text[where[1]:where[2]]),
+                                                 subject=_snippet(asked.text))
+        elif not anchored and stray and stray not in bare:
+            reason = reasons["unnamed"].format(src=label, name=stray)
+        elif not anchored:
+            reason = reasons["apart"].format(src=label)
         elif not close:
             reason = reasons["far"].format(src=label)
         else:
             reason = ""
         return SentenceCheck(a, b, raw, cited, "unsupported" if reason else "supported", reason,
                              list(dict.fromkeys(missing)), support, round(cos, 4), round(overlap, 4))
+
+
+def _support(src, wa: int, wb: int) -> Support:
+    piece = src.text[wa:wb]
+    wa += len(piece) - len(piece.lstrip())
+    wb -= len(piece) - len(piece.rstrip())
+    return Support(src.number, src.doc_id, src.name, src.path, src.page, src.start + wa, src.start + wb,
+                   src.text[wa:wb])
+
+
+def _snippet(text: str, limit: int = 40) -> str:
+    text = " ".join(_CITE.sub("", text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def cited_numbers(text: str) -> list[int]:

@@ -3,7 +3,8 @@
 import pytest
 
 from kb.answer import Source, clean_answer, is_empty_answer, says_not_found
-from kb.grounding import Checker, key_tokens, numbers, split_sentences, summary
+from kb.grounding import Checker, split_sentences, summary
+from kb.values import key_tokens, numbers
 
 CLIP = ("CLIP 是 OpenAI 在 2021 年提出的对比性语言-图像预训练模型。它用从网络收集的四亿对图片和文字训练，"
         "让匹配的图文在同一个向量空间里靠近，不匹配的远离。训练好的模型可以做零样本图像分类。")
@@ -73,11 +74,14 @@ def test_a_short_answer_is_read_with_its_question(checker):
     assert statuses(wrong) == ["unsupported"]
 
 
-def test_only_cited_sources_count_and_uncited_sentences_use_all(checker):
+def test_a_sentence_citing_the_wrong_source_is_backed_by_the_one_that_says_it_and_uncited_ones_use_all(checker):
     sources = [source(1, CLIP, "clip.txt"), source(2, GPT3, "gpt3.txt")]
-    # the number is in source 2, but the sentence cites source 1
+    # the number is in source 2, but the sentence cites source 1: what a click opens is source 2
     cited_wrong = checker.check("GPT-3 拥有 1750 亿个参数[1]。", sources, "zh")
-    assert statuses(cited_wrong) == ["unsupported"]
+    assert statuses(cited_wrong) == ["supported"] and cited_wrong[0].support.name == "gpt3.txt"
+    assert cited_wrong[0].cited == [1]
+    # a value no source holds fails whichever it cites
+    assert statuses(checker.check("GPT-3 拥有 1950 亿个参数[1]。", sources, "zh")) == ["unsupported"]
     uncited = checker.check("GPT-3 拥有 1750 亿个参数。", sources, "zh")
     assert statuses(uncited) == ["supported"] and uncited[0].support.name == "gpt3.txt"
 

@@ -197,7 +197,7 @@ class Answering(QObject):
         self.conversation = conversation_id
         msgs = self.kb.conversations.messages(conversation_id)
         self.chat.set_messages([{"id": m.id, "role": m.role, "content": m.content, "sources": m.sources,
-                                 "checks": m.checks, "related": m.related} for m in msgs])
+                                 "checks": m.checks, "related": m.related, "attempt": m.attempt} for m in msgs])
         self.chat.del_btn.setEnabled(True)
 
     def prefill(self, text: str) -> None:
@@ -326,15 +326,17 @@ class Answering(QObject):
             return
         checks = [dataclasses.asdict(c) for c in result.checks]
         related = [dataclasses.asdict(s) for s in result.related] if result.not_found else None
-        self.chat.finish(result.text, stopped=result.stopped, checks=checks, related=related)
-        self._keep_last_answer(checks, bool(related))
+        attempt = None if result.attempt is None else {
+            "text": result.attempt.text, "checks": [dataclasses.asdict(c) for c in result.attempt.checks]}
+        self.chat.finish(result.text, stopped=result.stopped, checks=checks, related=related, attempt=attempt)
+        self._keep_last_answer(checks, bool(related), attempt)
 
-    def _keep_last_answer(self, checks: list[dict], related: bool) -> None:
+    def _keep_last_answer(self, checks: list[dict], related: bool, attempt: dict | None = None) -> None:
         if self.kb is not None and self.conversation is not None and self.chat.messages:
             last = self.chat.messages[-1]
             try:
                 last["id"] = self.kb.conversations.add(self.conversation, "assistant", self.chat.last_answer(),
-                                                       last.get("sources") or [], checks, related).id
+                                                       last.get("sources") or [], checks, related, attempt).id
             except StoreError as e:  # the answer stays on screen; only keeping it failed
                 self.status.emit(tr("This answer could not be kept in the conversation: {error}").format(error=e))
                 return

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.checked_answer import checked_html, summary_line, tooltip
+from app.gui.checked_answer import attempt_html, checked_html, summary_line, tooltip
 from app.gui.i18n import place, tr
 
 _CITE = re.compile(r"[\[【](\d+)[\]】]")
@@ -276,15 +276,17 @@ class ChatPanel(QWidget):
             self._render_timer.start()
 
     def finish(self, text: str | None = None, stopped: bool = False, checks: list[dict] | None = None,
-               related: list[dict] | None = None) -> None:
+               related: list[dict] | None = None, attempt: dict | None = None) -> None:
         """The running answer is complete: its final text, each sentence's check, and, for a
-        not-found answer, the passages that came closest ("possibly related")."""
+        not-found answer, the passages that came closest ("possibly related") and the attempt
+        the checks turned away (shown folded)."""
         if not self._answering():
             return
         last = self.messages[-1]
         if text is not None:
             last["content"] = text
         last["checks"] = checks or []
+        last["attempt"] = attempt
         if related:
             last["sources"] = self.pictures_for(related) if self.pictures_for is not None else related
             last["related"] = True
@@ -337,6 +339,10 @@ class ChatPanel(QWidget):
             check = self.check_at(message, j)
             if check and check["status"] == "supported" and check.get("support"):
                 self.open_support.emit(message, j)
+        elif scheme == "attempt":  # unfold / fold the answer the checks turned away
+            m = self.messages[int(rest)]
+            m["attempt_open"] = not m.get("attempt_open")
+            self.render()
         elif scheme == "samples":
             self.try_samples.emit()
         elif scheme == "copy":
@@ -383,6 +389,8 @@ class ChatPanel(QWidget):
             else:
                 body = f"<p style='color:{muted}'>{tr('Thinking…')}</p>"
             parts.append(f"<p style='margin-top:14px'><b>{tr('Zhiku')}</b></p>{body}")
+            if m.get("attempt") and not m.get("streaming"):
+                parts.append(attempt_html(m["attempt"], i, bool(m.get("attempt_open")), muted))
             if m["sources"]:
                 cards = []
                 for s in m["sources"]:

@@ -69,3 +69,19 @@ def tooltip(check: dict) -> str:
         return tr("Backed by {name}, {place} — click to open", name=support.get("name", ""),
                   place=place(support.get("path", ""), support.get("page", "")))
     return ""
+
+
+def attempt_html(attempt: dict, message: int, unfolded: bool, muted: str) -> str:
+    """The answer the checks turned away, under a not-found reply: folded behind a link, and when
+    unfolded drawn with its unsupported sentences marked and why."""
+    arrow, label = ("▾", tr("Hide the model's attempt")) if unfolded else ("▸", tr("Show the model's attempt"))
+    head = (f"<p><a href='attempt:{message}' style='text-decoration:none'>{arrow} {html.escape(label)}</a>"
+            f" <span style='color:{muted}'>— {html.escape(tr('not backed by your documents'))}</span></p>")
+    if not unfolded:
+        return head
+    checks = attempt.get("checks") or []
+    body = checked_html(attempt.get("text", ""), [dict(c, support=None) for c in checks], message, muted)
+    why = "".join(f"<li>{html.escape(c['text'].strip())} — {html.escape(c.get('reason') or '')}</li>"
+                  for c in checks if c.get("status") == "unsupported")
+    return (head + f"<blockquote style='color:{muted}'>{body}"
+            + (f"<ul style='color:{UNSUPPORTED_FG}'>{why}</ul>" if why else "") + "</blockquote>")
