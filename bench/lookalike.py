@@ -30,6 +30,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import random
 import re
 import sys
@@ -44,7 +45,7 @@ from retrieval import TUNE_QUESTIONS, ensure_models_dir, load_dataset, open_or_b
 
 from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS  # noqa: E402
 
-OUT = ROOT / "bench" / "results" / "lookalike"
+OUT = Path(os.environ.get("ZHIKU_BENCH_OUT", ROOT / "bench" / "results")) / "lookalike"
 LOOKALIKES = 10  # passages per question, the "top ~10"
 # XQuAD: the last quarter of the shuffled question list tunes, the rest reports
 TAIL_SHARE = 0.25

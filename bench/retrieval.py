@@ -132,7 +132,7 @@ def packed(count_tokens, page_text):
     return context
 
 
-CACHE = ROOT / "bench" / "cache"
+CACHE = Path(os.environ.get("ZHIKU_BENCH_CACHE", ROOT / "bench" / "cache"))  # knowledge bases built once
 
 
 def ensure_models_dir() -> None:

@@ -119,8 +119,8 @@ def may_anchor(w: tuple, test, asked: Asked, cross: bool) -> bool:
     if kind == "single" or cross:
         return True
     second = src.text[kind[0]:kind[1]]
-    if not test(second):
-        return True
+    if not test(second):  # the value is in the first sentence, which is a window of its own: a
+        return False      # sentence takes its subject from the one before it, never the one after
     keys = key_tokens(second)
     asked_words = compact(asked.text)
     foreign = [k for k in keys["names"] + keys["latin"] if compact(k) not in asked_words and not test(k)]

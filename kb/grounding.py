@@ -192,13 +192,13 @@ class Checker:
         year the question writes is missing and the window names another in its place (上海 vs
         北京 decides which show opened on 4月25日; 2018 vs 2017 which year's)."""
         window, heading = src.text[wa:wb], lead_of(src)
-        compact, lead_compact = _compact(window), _compact(heading)
         asked_compact = _compact(asked.text)
         kinds = dict(named(asked.text))
         missing = {kinds.get(k, "latin") for k in asked.keys["latin"] + asked.keys["names"]
-                   if _compact(k) not in compact and _compact(k) not in lead_compact}
+                   if not _mentions(window, k) and not _mentions(heading, k)}
         if missing:  # another name of the same kind stands where the question's is missing
-            others = list(named(window)) + [(w, "latin") for w in window_keys(window)["latin"]]
+            others = list(named(window)) + [(w, "latin") for w in window_keys(window)["latin"]
+                                            if not _mentions(asked.text, w)]
             if any(kind in missing and _compact(w) not in asked_compact and _compact(w) not in _compact(value)
                    for w, kind in others):
                 return 0.0
@@ -236,8 +236,12 @@ class Checker:
         else:
             score = None
         if not cross:  # documents that never name the question's subject cannot back a value about it
-            everywhere = _compact("\n".join(w[0].text + "\n" + lead_of(w[0]) for w in windows))
-            unnamed = [k for k in asked.keys["latin"] + asked.keys["names"] if _compact(k) not in everywhere]
+            everywhere = "\n".join(w[0].text + "\n" + lead_of(w[0]) for w in windows)
+            kinds = dict(named(asked.text))
+            # people, organisations and Latin names: a place or a translated term ("西区", "新世界") is
+            # often written otherwise in the sources
+            unnamed = [k for k in asked.keys["latin"] + asked.keys["names"]
+                       if kinds.get(k, "latin") in ("latin", "person", "organisation") and not _mentions(everywhere, k)]
             if unnamed:
                 return False, None, unnamed[0]
         first = None
@@ -280,7 +284,10 @@ class Checker:
         claimed = claim_values(bare, asked, same_language)
         cross = not any(language(s.text) == asked.language for s in pool)
         short = bool(asked.text) and text.startswith(asked.text)
-        own = None if short else Asked(bare, subject_terms(bare), key_tokens(bare), set(), language(bare))
+        # the sentence's own years count like the question's: "2018年上海车展于4月19日…" is not
+        # backed by the 2017 show's sentence
+        own = None if short else Asked(bare, subject_terms(bare), key_tokens(bare), set(), language(bare),
+                                       number_values=[v for v in numbers(bare).values()])
         anchored, where, stray = self._anchored(claimed, windows, asked, cross, own) if claimed and asked.text \
             else (True, None, "")
         quote = _compact(bare)
@@ -341,6 +348,17 @@ def _support(src, wa: int, wb: int) -> Support:
 def _snippet(text: str, limit: int = 40) -> str:
     text = " ".join(_CITE.sub("", text).split())
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _mentions(text: str, name: str) -> bool:
+    """Whether `text` names `name`: verbatim (spacing and width aside), or for a Latin name any word
+    sharing its first four letters ("Scotland" ~ "Scottish", "Huguenots" ~ "Huguenot")."""
+    if _compact(name) in _compact(text):
+        return True
+    if name.isascii() and len(name) >= 5:
+        stem = name[:4].lower()
+        return any(w.startswith(stem) for w in re.findall(r"[a-z][a-z0-9\-]+", normalise(text)))
+    return False
 
 
 def cited_numbers(text: str) -> list[int]:

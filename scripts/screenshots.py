@@ -62,6 +62,14 @@ def picture_report(path: Path) -> Path:
     return path
 
 
+AUTOSHOWS_ZH = ("车展新闻汇编\n\n2017年上海车展于4月19日在国家会展中心开幕，展期十天，吸引了上千家参展商。\n\n"
+                "2018年北京车展于4月25日在中国国际展览中心开幕，展出新车一百多款。\n\n"
+                "2019年广州车展于11月22日开幕，新能源汽车成为焦点。\n")
+AUTOSHOWS_EN = ("Auto show news\n\nThe 2017 Shanghai Auto Show opened on April 19 at the National Exhibition "
+                "Centre and ran for ten days.\n\nThe 2018 Beijing Auto Show opened on April 25 at the China "
+                "International Exhibition Centre, showing more than a hundred new cars.\n")
+
+
 def main(out: Path) -> int:
     """Build the demo KB in the window, ask, open a citation, open settings, switch language."""
     out.mkdir(parents=True, exist_ok=True)
@@ -159,6 +167,32 @@ def main(out: Path) -> int:
     wait(app, lambda: not w.chat.busy, 900)
     app.processEvents()
     w.grab().save(str(out / "not-found-chinese.png"))
+    # look-alike news: the answer's date belongs to another show, so the check turns it into
+    # not-found and keeps the attempt folded (unfolded here, to show why)
+    news = folder.parent / "news"
+    news.mkdir()
+    (news / "车展新闻.txt").write_text(AUTOSHOWS_ZH, encoding="utf-8")
+    (news / "auto-shows.txt").write_text(AUTOSHOWS_EN, encoding="utf-8")
+    from PySide6.QtCore import QUrl
+
+    w.index_paths([news])
+    wait(app, lambda: w.indexing.worker.isFinished(), 600)
+    for question, png in (("2018年上海车展什么时候开幕？", "checked-not-found-chinese.png"),
+                          ("When did the 2018 Shanghai Auto Show open?", "checked-not-found.png")):
+        if png == "checked-not-found.png":
+            w.apply_settings(AppSettings(**{**w.settings.__dict__, "ui_language": "en"}))
+        w.answering.new_chat()
+        w.chat.input.setPlainText(question)
+        w.chat.submit()
+        wait(app, lambda: not w.chat.busy, 900)
+        last = len(w.chat.messages) - 1
+        if w.chat.messages[last].get("attempt"):
+            w.chat._link(QUrl(f"attempt:{last}"))
+        else:
+            print(f"{png}: the answer was not turned away by the check", file=sys.stderr)
+        app.processEvents()
+        w.grab().save(str(out / png))
+    w.apply_settings(AppSettings(**{**w.settings.__dict__, "ui_language": "zh_CN"}))
     w.create_kb("空白知识库")  # an empty one: the three steps, in Chinese
     app.processEvents()
     w.grab().save(str(out / "welcome-chinese.png"))

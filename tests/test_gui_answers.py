@@ -89,3 +89,58 @@ def test_a_question_the_documents_cannot_answer_shows_possibly_related_passages(
     finally:
         qtbot.waitUntil(lambda: again.warm is None or again.warm.isFinished(), timeout=120_000)
         again.close()
+
+
+@pytest.mark.parametrize("ui,question,answer", [
+    ("zh_CN", "2018年上海车展什么时候开幕？", "2018年上海车展于4月25日开幕[1]。"),
+    ("en", "When did the 2018 Shanghai Auto Show open?", "The 2018 Shanghai Auto Show opened on April 25.[1]"),
+])
+def test_an_answer_whose_direct_claim_fails_is_shown_as_not_found_with_the_attempt_folded(
+        qtbot, window, tmp_path, ui, question, answer):  # noqa: F811
+    """The reply the window gets when the checks turn an answer away: the not-found message, the
+    passages as "possibly related", and the model's attempt folded, marked, kept and exported."""
+    from test_claims import AUTOSHOWS_EN, AUTOSHOWS_ZH
+
+    from app.gui.i18n import tr
+    from app.gui.settings import AppSettings
+    from kb.answer import NOT_FOUND, Answerer
+
+    window.apply_settings(AppSettings(**{**window.settings.__dict__, "ui_language": ui}))
+    d = tmp_path / "news"
+    d.mkdir()
+    (d / "autoshows.txt").write_text(AUTOSHOWS_ZH if ui == "zh_CN" else AUTOSHOWS_EN, encoding="utf-8")
+    _index(qtbot, window, [d])
+    window.answering.load_llm()
+    qtbot.waitUntil(lambda: window.answering.llm is not None, timeout=120_000)
+    # the answer the model might give, finished by the real answerer: retrieval, cleaning, checks
+    stream = Answerer(window.kb, window.answering.llm, answerable_threshold=None).ask(question)
+    result = stream._finish(answer)
+    assert result.not_found and result.rejected_by == "check" and result.attempt is not None
+
+    conv = window.kb.conversations
+    window.answering.conversation = conv.create(question).id
+    conv.add(window.answering.conversation, "user", question)
+    window.chat.add_question(question)
+    window.chat.set_sources([dataclasses.asdict(s) for s in result.sources])
+    window.answering._on_answer_done(result)
+
+    lang = "zh" if ui == "zh_CN" else "en"
+    shown = window.chat.view.toPlainText()
+    assert NOT_FOUND[lang] in shown and tr("Possibly related") in shown
+    said = "上海车展于4月25日" if lang == "zh" else "Shanghai Auto Show opened on April 25"
+    assert tr("Show the model's attempt") in shown and said not in shown  # folded
+    last = len(window.chat.messages) - 1
+    window.chat.view.anchorClicked.emit(QUrl(f"attempt:{last}"))  # unfold
+    shown = window.chat.view.toPlainText()
+    assert tr("Hide the model's attempt") in shown and said in shown
+    assert "#b3261e" in window.chat.view.toHtml().lower()  # its failed sentence, marked
+    assert ("北京" if lang == "zh" else "Beijing") in shown  # and why: whose date it is
+
+    # kept with the conversation and exported, folded, beside the not-found reply
+    window.answering.show_conversation(window.answering.conversation)
+    kept = window.chat.messages[-1]
+    assert kept["content"] == NOT_FOUND[lang] and kept["related"] and kept["attempt"]["text"] == result.attempt.text
+    window.answering.export_conversation(tmp_path / "chat.md")
+    md = (tmp_path / "chat.md").read_text(encoding="utf-8")
+    assert NOT_FOUND[lang] in md and "<details><summary>The model's attempt — not backed by your documents" in md
+    assert result.attempt.text in md and "Possibly related:" in md

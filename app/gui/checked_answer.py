@@ -81,7 +81,7 @@ def attempt_html(attempt: dict, message: int, unfolded: bool, muted: str) -> str
         return head
     checks = attempt.get("checks") or []
     body = checked_html(attempt.get("text", ""), [dict(c, support=None) for c in checks], message, muted)
-    why = "".join(f"<li>{html.escape(c['text'].strip())} — {html.escape(c.get('reason') or '')}</li>"
+    why = "".join(f"<li>{html.escape(_CITE.sub('', c['text']).strip())} — {html.escape(c.get('reason') or '')}</li>"
                   for c in checks if c.get("status") == "unsupported")
     return (head + f"<blockquote style='color:{muted}'>{body}"
             + (f"<ul style='color:{UNSUPPORTED_FG}'>{why}</ul>" if why else "") + "</blockquote>")
