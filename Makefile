@@ -78,6 +78,8 @@ bench: models
 	$(PY) bench/robustness.py
 	$(PY) bench/responsiveness.py
 	$(PY) bench/answers.py
+	$(PY) bench/lookalike.py generate
+	$(PY) bench/lookalike.py score
 	$(PY) bench/report.py
 
 bench-quick: models

@@ -102,6 +102,9 @@ def run_demo(llm_name: str | None = None, embed_name: str | None = None,
             _out(piece)
         total = time.perf_counter() - t0
         _out(f"\n   (first token after {first or total:.1f}s, {total:.1f}s in all)\n")
+        if stream.result.attempt is not None:  # the answer above failed its check: it is not the answer
+            reason = next((c.reason for c in stream.result.attempt.checks if c.status == "unsupported"), "")
+            _out(f"   not backed by the documents ({reason}): {stream.result.text}\n")
         unsupported, checked = summary(stream.result.checks)
         if checked:
             _out(f"   checked: {checked - unsupported} of {checked} sentences backed by the documents\n")

@@ -52,8 +52,12 @@ TAIL_SHARE = 0.25
 SETS = {  # name -> (dataset, part)
     "cmrc": ("cmrc", "report"), "xquad-zh": ("xquad-zh", "report"), "xquad-en": ("xquad-en", "report"),
     "cmrc-tune": ("cmrc", "tune"), "xquad-zh-tune": ("xquad-zh", "tune"), "xquad-en-tune": ("xquad-en", "tune"),
+    # across languages (Chinese questions over English passages and the reverse): answerable only,
+    # for the checks' false flags when answer and source are in different languages
+    "xquad-zh-en": ("xquad-zh-en", "cross"), "xquad-en-zh": ("xquad-en-zh", "cross"),
 }
-SIZES = {"report": (150, 100), "tune": (30, 30)}  # answerable, unanswerable for ours
+SIZES = {"report": (150, 100), "tune": (30, 30), "cross": (60, 0)}  # answerable, unanswerable for ours
+ALIGNED = {"xquad-zh-en": "xquad-zh", "xquad-en-zh": "xquad-en"}  # where the question's own-language answers are
 NAIVE_SIZE = 30
 THRESHOLD_OVERRIDE: dict[str, float] = {}  # --threshold zh=0.9: score with another probe threshold  # of each kind, report sets only
 LANGCHAIN_PROMPT = ("Use the following pieces of context to answer the question at the end. If you don't know "
@@ -82,6 +86,9 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float, float]:
 def questions_of(dataset: str, part: str) -> tuple[dict, list[dict]]:
     """The dataset's passages and the questions of one part (report or tune), in a fixed shuffle."""
     passages, questions = load_dataset(dataset, 0, None)
+    if dataset in ALIGNED:  # an answer may name the gold answer in the question's language too
+        own = {q["qid"]: q["answers"] for q in load_dataset(ALIGNED[dataset], 0, None)[1]}
+        questions = [dict(q, answers=q["answers"] + own.get(q["qid"], [])) for q in questions]
     if dataset == "cmrc":
         questions = questions[:TUNE_QUESTIONS] if part == "tune" else questions[TUNE_QUESTIONS:]
         random.Random(1).shuffle(questions)
@@ -213,7 +220,7 @@ def generate(args) -> None:
             {"passages": sorted(kept), "answerable": [q["qid"] for q in answerable],
              "unanswerable": [q["qid"] for q in unanswerable]}, indent=0))
         kb, _, _ = open_or_build_kb(f"lookalike-{name}", kept, embedder, *chunking)
-        systems = ["ours"] + (["naive"] if part == "report" and "naive" in args.systems else [])
+        systems = [x for x in ("ours", "naive") if x in args.systems and (x == "ours" or part == "report")]
         for system in systems:
             path = answers_path(name, system)
             have = done(path)
@@ -271,7 +278,9 @@ def judge(row: dict, checker, llm_stem: str, leads: dict | None = None) -> dict:
         return dict(out, refused=True, by="probe", flagged=False, gold=False, checks=[])
     sources = [Source(**dict(s, lead=leads.get(Path(s["name"]).stem, "") if leads else s.get("lead", "")))
                for s in row["sources"]]
+    started = time.perf_counter()
     verdict = settle(row["text"], sources, row["question"], lang, checker)
+    out["check_s"] = time.perf_counter() - started  # the wait between the last token and the verdict
     gold = contains(row["text"], row["answers"])
     return dict(out, refused=verdict.not_found, by=verdict.rejected_by, gold=gold,
                 flagged=any(c.status == "unsupported" for c in verdict.checks),
@@ -301,9 +310,16 @@ def measures(judged: list[dict]) -> dict:
         "false_flags": m(sum(c[0] == "unsupported" for c in sentences), len(sentences)),
         "correct_refused_by_check": m(sum(j["by"] == "check" for j in correct), len(correct)),
         "wrong_flagged": m(sum(j["flagged"] for j in wrong), len(wrong)),
+        "refused_before_check": m(sum(j["refused"] and j["by"] != "check" for j in u), len(u)),
+        "check_s_median": _pct([j["check_s"] for j in judged if "check_s" in j], 50),
+        "check_s_p95": _pct([j["check_s"] for j in judged if "check_s" in j], 95),
         "ttft_median_s": sorted(j["ttft"] for j in judged if j["ttft"])[len([j for j in judged if j["ttft"]]) // 2]
         if any(j["ttft"] for j in judged) else None,
     }
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return sorted(values)[min(len(values) - 1, int(len(values) * q / 100))] if values else None
 
 
 def score(args) -> None:
@@ -328,16 +344,18 @@ def score(args) -> None:
             details[f"{name}/{system}"] = [dict(j, qid=r["qid"], question=r["question"], text=r["text"])
                                           for j, r in zip(judged, rows)]
             table.append({"set": name, "system": system, **measures(judged)})
-    cols = ["unanswerable_refused", "unanswerable_refused_or_flagged", "silent_wrong", "through_flagged",
-            "answerable_contains_gold", "answerable_refused", "false_flags", "wrong_flagged"]
+    cols = ["refused_before_check", "unanswerable_refused", "unanswerable_refused_or_flagged", "silent_wrong",
+            "through_flagged", "answerable_contains_gold", "answerable_refused", "false_flags", "wrong_flagged"]
 
     def fmt(v):
         if isinstance(v, tuple):
             return "—" if not v[4] else f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}] ({v[3]}/{v[4]})"
         return f"{v:.2f}" if isinstance(v, float) else ("" if v is None else str(v))
-    lines = ["| set | system | " + " | ".join(cols) + " | ttft median s |", "|" + "---|" * (len(cols) + 3)]
+    lines = ["| set | system | " + " | ".join(cols) + " | ttft median s | check s median / p95 |",
+             "|" + "---|" * (len(cols) + 4)]
     lines += [f"| {r['set']} | {r['system']} | " + " | ".join(fmt(r[c]) for c in cols)
-              + f" | {fmt(r['ttft_median_s'])} |" for r in table]
+              + f" | {fmt(r['ttft_median_s'])} | {fmt(r['check_s_median'])} / {fmt(r['check_s_p95'])} |"
+              for r in table]
     print("\n".join(lines))
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "score.md").write_text("\n".join(lines) + "\n")

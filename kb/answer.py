@@ -32,7 +32,9 @@ RETRY = {"zh": "请用完整的一句话回答这个问题，并在句末注明�
          "en": "Answer the question in a full sentence and cite the source at its end; not just a number."}
 _CITE = re.compile(r"[\[【](\d+(?:\s*[,，、]\s*\d+)*)[\]】]")
 # The prompt's own source header copied into an answer: "[1] doc0063.txt · 第1页：".
-_HEADER_COPY = re.compile(r"[\[【]\d+[\]】]\s*[^\s\[\]]+\s*·\s*(?:第\s*\d+\s*页|page\s*\d+)\s*[:：]?\s*", re.I)
+# Also with the placeholder the prompt's format shows ("[编号] gpt3.txt · 第1页", the 0.5B).
+_HEADER_COPY = re.compile(r"[\[【](?:\d+|编号|n|number)[\]】]\s*[^\s\[\]]+\s*·\s*(?:第\s*\d+\s*页|page\s*\d+)\s*[:：]?\s*",
+                          re.I)
 # How the model says the sources hold no answer (the prompt asks for the first of each).
 _SAYS_NOT_FOUND = re.compile(
     r"资料中没有答案|(资料|文档|文件|上下文)(中|里)?(并)?(没有|未|无)(提到|提及|找到|包含|给出|说明|相关|答案|关于)"
@@ -128,8 +130,9 @@ def _cite_copied_headers(text: str) -> str:
     heads = _HEADER_COPY.findall(text)
     out = parts[0]
     for head, body in zip(heads, parts[1:]):
-        number = re.search(r"\d+", head).group()
-        if body.strip() and not _CITE.search(body):
+        number = re.search(r"\d+", head.split("]")[0].split("】")[0])
+        number = number.group() if number else None
+        if number and body.strip() and not _CITE.search(body):
             stripped = body.rstrip()
             end = len(stripped) - 1 if stripped[-1] in "。．.!！?？" else len(stripped)
             body = stripped[:end] + f"[{number}]" + stripped[end:] + body[len(stripped):]

@@ -1,12 +1,15 @@
-"""Checking an answer sentence by sentence against the sources it cites.
+"""Checking an answer sentence by sentence against the sources it cites, as claims about the question.
 
 A small model's wrong answers are mostly right-looking sentences with one wrong number, date or
-name, or sentences no source says at all. So each sentence is held to two tests against its cited
-sources (all sources when it cites none): every key token in it (numbers by value, dates, Latin
-names, Chinese proper names, quoted terms) occurs there, and one source sentence (or two adjacent
-ones) says much the same — by the embedder's cosine or by the share of its jieba terms. Why the
-thresholds are what they are: bench/README.md ("Sentence checking"); swapped-value answers are the
-measure there.
+name — over documents that all discuss the question's topic, usually a value the page gives for
+something else — or sentences no source says at all. So each sentence is held to three tests
+against its cited sources (all sources when it cites none, or when the one it cites does not say
+it but another does): every value in it occurs there (kb.values: numbers by value across scripts
+and units, dates, names, quoted terms); each value stands in one source window beside the
+question's subject (kb.claims); and one source sentence (or two adjacent ones) says much the same
+— by the embedder's cosine (a lower bar across languages) or by the share of its jieba terms. A
+bare answer ("308分[1]") is read as the question's subject plus its value. Why the thresholds are
+what they are: bench/README.md ("Sentence checking", "Look-alike documents").
 """
 
 from __future__ import annotations

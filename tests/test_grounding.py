@@ -101,6 +101,8 @@ def test_answer_cleanup_drops_markers_out_of_range_and_copied_headers():
     # a copied header stands for a citation of that source: its text cites it where it ends
     assert clean_answer("[2] clip.txt · 第1页\nCLIP 用四亿对图文训练。它能零样本分类。", 2) == \
         "CLIP 用四亿对图文训练。它能零样本分类[2]。"
+    # the prompt's placeholder copied as a header (the 0.5B): dropped, not checked as a claim
+    assert clean_answer("[编号] gpt3.txt · 第1页\nGPT-3 拥有 1750 亿个参数。", 2) == "GPT-3 拥有 1750 亿个参数。"
     assert is_empty_answer("[3] [4] [5]") and is_empty_answer(" [1]。") and not is_empty_answer("四亿[1]")
     assert says_not_found("资料中没有答案。") and says_not_found("The sources do not contain the answer.")
     assert not says_not_found("CLIP 用四亿对图片和文字训练[1]。")
