@@ -31,7 +31,7 @@ ASKING = frozenset(
     "多久 多长 多大 多高 多重 多远 第几 几个 几年 几次 几位 几种 怎样 怎么样 是什么 叫什么 称为 被称为 称作 名叫 "
     "what which who whom whose when where why how many much long old often far large big "
     "name named called kind type year years date percentage percent proportion number amount actually "
-    "比例 百分比 多少比例 数量 人数".split())
+    "比例 百分比 多少比例 数量 人数 名字 名称 叫做 什么样 那座 这座 那位 这位 那个 这个 那些 这些 那次 这次".split())
 _EN_STEM = 5  # English words compare on their first letters: "defense" ~ "defensive", "point" ~ "points"
 
 
@@ -54,13 +54,19 @@ def subject_terms(question: str) -> list[str]:
 
 def anchor(window: str, subject: list[str], lead: str = "") -> float:
     """Share of `subject` the window holds (1.0 when the question names no subject). A term only in
-    the source's lead (its name and title) counts half: encyclopedic Chinese names its
+    the source's lead (its name and title), or only in part ("女演员" ~ "演员"), counts half: encyclopedic Chinese names its
     subject once and then leaves it out ("唐鱼……。体长约4公分。"), but the lead alone must not
     anchor a value that stands beside another attribute."""
     if not subject:
         return 1.0
     here, there = _holder(window), _holder(lead)
-    return sum(1.0 if here(t) else 0.5 if there(t) else 0.0 for t in subject) / len(subject)
+    return sum(1.0 if here(t) else 0.5 if there(t) or _part_held(t, here) else 0.0 for t in subject) / len(subject)
+
+
+def _part_held(term: str, held) -> bool:
+    """A long Chinese word of which a shorter word stands in the window ("女演员" ~ "演员")."""
+    return not term.isascii() and len(term) >= 3 and any(
+        len(p) >= 2 and p != term and held(p) for p in terms(term))
 
 
 def _holder(text: str):
@@ -133,13 +139,19 @@ def window_keys(window: str) -> dict[str, list[str]]:
 
 
 def swapped_subject(said: str, asked: Asked) -> tuple[str, str] | None:
-    """(the name the sentence puts, the question's name it replaces) when the sentence speaks of
-    another subject of the same kind ("伊斯兰兄弟会是…" asked about 穆斯林兄弟会), else None."""
+    """(the name the sentence puts, the question's name it replaces) when the sentence restates the
+    question's subject with another name of the same kind before the same words ("伊斯兰兄弟会是…"
+    asked about 穆斯林兄弟会, "黄鳍雀鲷…" about 班卡雀鲷), else None. A name that is the answer
+    ("明光社主席" asked what 楼曾瑞 does) stands before other words and is left alone."""
     said_compact, asked_compact = compact(said), compact(asked.text)
-    gone = {kind: name for name, kind in named(asked.text) if compact(name) not in said_compact}
-    for name, kind in named(said):
-        if kind in gone and compact(name) not in asked_compact:
-            return name, gone[kind]
+    for gone, kind in named(asked.text):
+        if compact(gone) in said_compact:
+            continue
+        after = asked_compact.split(compact(gone), 1)[1][:2]
+        for name, other in named(said):
+            if other == kind and compact(name) not in asked_compact and len(after) == 2 \
+                    and compact(name) + after in said_compact:
+                return name, gone
     return None
 
 

@@ -15,6 +15,7 @@ what they are: bench/README.md ("Sentence checking", "Look-alike documents").
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -88,13 +89,14 @@ REASONS = {
     "zh": {"missing": "资料[{src}]中没有“{tokens}”", "far": "没有哪句资料[{src}]的原文说了这句话",
            "elsewhere": "资料[{src}]中的“{value}”说的是“{where}”，不是“{subject}”",
            "apart": "资料[{src}]中这些值不在同一处", "unnamed": "资料[{src}]没有提到“{name}”",
-           "swapped": "这句说的是“{other}”，问题问的是“{name}”",
+           "swapped": "这句说的是“{other}”，问题问的是“{name}”", "echo": "这句只是重复了问题，没有回答",
            "cites_none": "没有可用的资料"},
     "en": {"missing": "“{tokens}” does not occur in source {src}", "far": "no sentence of source {src} says this",
            "elsewhere": "source [{src}] gives “{value}” for “{where}”, not for “{subject}”",
            "apart": "source {src} does not give these values together",
            "unnamed": "source {src} never mentions “{name}”",
            "swapped": "this sentence is about “{other}”, the question about “{name}”",
+           "echo": "this sentence only repeats the question",
            "cites_none": "no source to check against"},
 }
 
@@ -197,12 +199,16 @@ class Checker:
         window, heading = src.text[wa:wb], lead_of(src)
         asked_compact = _compact(asked.text)
         kinds = dict(named(asked.text))
-        missing = {kinds.get(k, "latin") for k in asked.keys["latin"] + asked.keys["names"]
+        missing = {kinds.get(k, "latin"): _compact(asked.text).split(_compact(k), 1)[1][:2]
+                   for k in asked.keys["latin"] + asked.keys["names"]
                    if not _mentions(window, k) and not _mentions(heading, k)}
-        if missing:  # another name of the same kind stands where the question's is missing
+        if missing:  # another name of the same kind stands where the question's is missing, before the
+            # same words ("2018年北京车展" where "2018年上海车展" was asked)
             others = list(named(window)) + [(w, "latin") for w in window_keys(window)["latin"]
                                             if not _mentions(asked.text, w)]
+            window_compact = _compact(window)
             if any(kind in missing and _compact(w) not in asked_compact and _compact(w) not in _compact(value)
+                   and len(missing[kind]) == 2 and _compact(w) + missing[kind] in window_compact
                    for w, kind in others):
                 return 0.0
         if asked.number_values:
@@ -320,7 +326,12 @@ class Checker:
         close = verbatim or cos >= cos_min or overlap >= self.overlap_min or (
             cos >= cos_min - COSINE_WITH_TERMS and overlap >= self.overlap_min / 2)
         swapped = swapped_subject(bare, asked) if not short and same_language else None
-        if missing:
+        # a sentence that only says the question's own words back ("X公司是X公司。") answers nothing
+        echo = (not short and not claimed and asked.text and bool(_content_terms(bare))
+                and _content_terms(bare) <= _content_terms(asked.text))
+        if echo:
+            reason = reasons["echo"]
+        elif missing:
             reason = reasons["missing"].format(src=label, tokens="、".join(dict.fromkeys(missing)))
         elif swapped:
             reason = reasons["swapped"].format(other=swapped[0], name=swapped[1])
@@ -358,9 +369,11 @@ def _mentions(text: str, name: str) -> bool:
     sharing its first four letters ("Scotland" ~ "Scottish", "Huguenots" ~ "Huguenot")."""
     if _compact(name) in _compact(text):
         return True
-    if name.isascii() and len(name) >= 5:
-        stem = name[:4].lower()
-        return any(w.startswith(stem) for w in re.findall(r"[a-z][a-z0-9\-]+", normalise(text)))
+    if name.isascii() and len(name) >= 5:  # and one letter off: "ARPNET" asked, "ARPANET" written
+        stem, low = name[:4].lower(), name.lower()
+        return any(w.startswith(stem) or (abs(len(w) - len(low)) <= 1 and
+                                           difflib.SequenceMatcher(None, w, low).ratio() >= 0.85)
+                   for w in set(re.findall(r"[a-z][a-z0-9\-]+", normalise(text))))
     return False
 
 

@@ -40,8 +40,13 @@ _posseg = None
 
 def normalise(text: str) -> str:
     """NFKC, lowercase, digits joined across thousands separators: the form both sides compare in."""
+    text = _FRACTION.sub(lambda m: (m.group(1) or "0") + _FRACTIONS[m.group(2)], text)  # 5½ -> 5.5, not 51⁄2
     text = unicodedata.normalize("NFKC", text).lower()
     return re.sub(r"(?<=\d)[,，](?=\d{3})", "", text)
+
+
+_FRACTIONS = {"½": ".5", "¼": ".25", "¾": ".75", "⅓": ".33", "⅔": ".67", "⅛": ".125"}
+_FRACTION = re.compile(r"(\d*)\s*([" + "".join(_FRACTIONS) + "])")
 
 
 def cn_number(text: str) -> float | None:
