@@ -119,8 +119,17 @@ def build_set(name: str, embedder, n_answerable: int, n_unanswerable: int, chunk
     dataset, part = SETS[name]
     passages, questions = questions_of(dataset, part)
     full, _, _ = open_or_build_kb(dataset, passages, embedder, *chunking)
-    texts = {pid: f"{r.get('title', '')}\n{r['text']}" for pid, r in passages.items()}
-    holding = {q["qid"]: {pid for pid, t in texts.items() if contains(t, q["answers"])} for q in questions}
+    from kb.values import normalise
+
+    texts = {pid: normalise(f"{r.get('title', '')}\n{r['text']}") for pid, r in passages.items()}
+
+    class Holding(dict):  # passages holding a question's gold answer, worked out when first asked
+        def __missing__(self, qid):
+            answers = [normalise(a) for a in by_qid[qid]["answers"] if a]
+            self[qid] = {pid for pid, t in texts.items() if any(a in t for a in answers)}
+            return self[qid]
+    by_qid = {q["qid"]: q for q in questions}
+    holding = Holding()
     removed: set[str] = set()  # passages holding an unanswerable question's answer
     golds: set[str] = set()  # gold passages of answerable questions
     answerable, unanswerable, pool = [], [], set()
@@ -226,8 +235,8 @@ def generate(args) -> None:
             have = done(path)
             todo = [("answerable", q) for q in answerable] + [("unanswerable", q) for q in unanswerable]
             if system == "naive":
-                todo = ([("answerable", q) for q in answerable[:NAIVE_SIZE]]
-                        + [("unanswerable", q) for q in unanswerable[:NAIVE_SIZE]])
+                todo = ([("answerable", q) for q in answerable[:args.naive_size]]
+                        + [("unanswerable", q) for q in unanswerable[:args.naive_size]])
                 from retrieval import naive_baseline
 
                 rank = naive_baseline(kept, embedder)[0] if any(q["qid"] not in have for _, q in todo) else None
@@ -378,6 +387,7 @@ def main(argv=None) -> int:
     p.add_argument("--answerable", type=int, help="answerable questions per set (default: 150, tune 30)")
     p.add_argument("--unanswerable", type=int, help="unanswerable questions per set (default: 100, tune 30)")
     p.add_argument("--systems", nargs="+", default=["ours", "naive"])
+    p.add_argument("--naive-size", type=int, default=NAIVE_SIZE, help="questions of each kind for the baseline")
     p.add_argument("--llm", default=None, help="chat model (default: the catalog default)")
     p.add_argument("--anchor-min", type=float, help="score with another kb.claims.ANCHOR_MIN (tuning sets only)")
     p.add_argument("--threshold", nargs="+", default=[], metavar="LANG=P",

@@ -246,8 +246,7 @@ class Answerer:
         """The first line of a document's first page when it reads as a title (kb.grounding
         checks a passage that leaves its subject out against it)."""
         if doc_id not in self._leads:
-            first = next((line.strip() for line in (self.kb.store.page_text(doc_id, 1) or "").splitlines()
-                          if line.strip()), "")
+            first = (self.kb.store.page_text(doc_id, 1) or "").lstrip().split("\n", 1)[0].strip()
             self._leads[doc_id] = first if len(first) <= 40 else ""
         return self._leads[doc_id]
 

@@ -137,6 +137,7 @@ def test_threads_shrink_to_the_free_cores_when_other_processes_are_busy(small_ll
     import sys
 
     cores = os.cpu_count() or 1
+    ambient = small_llm.load.busy_cores()  # other work on this machine (CI runs beside other jobs)
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
     try:
         _until(lambda: small_llm.load.busy_cores() >= cores - 0.6, "the busy processes")
@@ -146,6 +147,8 @@ def test_threads_shrink_to_the_free_cores_when_other_processes_are_busy(small_ll
         for p in busy:
             p.kill()
             p.wait()
+    if ambient >= 0.5:  # the cores were not free before this test either: they cannot be seen free again
+        pytest.skip(f"threads shrank; growing back needs a quiet machine ({ambient:.1f} cores busy before)")
     _until(lambda: small_llm.load.busy_cores() < 0.5, "the cores free again")
     small_llm.chat([{"role": "user", "content": "Say hi."}], max_tokens=2)
     assert small_llm.n_threads_batch == small_llm.max_threads_batch == max(1, cores)
