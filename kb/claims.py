@@ -32,6 +32,9 @@ ASKING = frozenset(
     "what which who whom whose when where why how many much long old often far large big "
     "name named called kind type year years date percentage percent proportion number amount actually "
     "比例 百分比 多少比例 数量 人数 名字 名称 叫做 什么样 那座 这座 那位 这位 那个 这个 那些 这些 那次 这次".split())
+# Across languages only names written the same in both stay Latin in a Chinese text: "GPT-3",
+# "SQLite", "CLIP"; "Department for Work and Pensions" is written 就业及退休保障部 there.
+IDENTIFIER = re.compile(r"\d|[a-z][A-Z]|^[A-Z]{2,}$")
 _EN_STEM = 5  # English words compare on their first letters: "defense" ~ "defensive", "point" ~ "points"
 
 
@@ -107,7 +110,8 @@ def claim_values(said: str, asked: Asked, same_language: bool) -> list[tuple[str
         out.append((raw, lambda w, vals=vals: all_numbers(w, [vals])))
     keys = key_tokens(said)
     asked_words = {compact(k) for k in asked.keys["latin"] + asked.keys["names"] + asked.keys["quoted"]}
-    for word in keys["latin"] + (keys["names"] + keys["quoted"] if same_language else []):
+    latin = keys["latin"] if same_language else [w for w in keys["latin"] if IDENTIFIER.search(w)]
+    for word in latin + (keys["names"] + keys["quoted"] if same_language else []):
         if compact(word) in asked_words or any(compact(word) in k for k in asked_words):
             continue
         out.append((word, lambda w, c=compact(word): c in compact(w)))

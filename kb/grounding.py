@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kb.claims import (ANCHOR_MIN, Asked, anchor, claim_values, lead_of, may_anchor, subject_terms, swapped_subject,
+from kb.claims import (ANCHOR_MIN, IDENTIFIER, Asked, anchor, claim_values, lead_of, may_anchor, subject_terms, swapped_subject,
                        window_keys)
 from kb.evidence import sentences as source_sentences
 from kb.lexical import STOPWORDS, terms
@@ -285,7 +285,7 @@ class Checker:
         asked_compact = _compact(asked.text)
         missing = [n for n, vals in numbers(bare).items() if not vals & values and not vals & asked.values]
         missing += [w for w in keys["latin"] if w.lower() not in latin_words and w.lower() not in compact
-                    and _compact(w) not in asked_compact]
+                    and _compact(w) not in asked_compact and (same_language or IDENTIFIER.search(w))]
         if same_language:  # a translated name cannot be found verbatim in the other language
             missing += [w for w in keys["names"] + keys["quoted"]
                         if _compact(w) not in compact and _compact(w) not in asked_compact]

@@ -20,7 +20,8 @@ _BIG = {"万": 1e4, "亿": 1e8, "thousand": 1e3, "million": 1e6, "billion": 1e9,
 # stand for, across scripts and units
 _NUMBER = re.compile(r"(?<![a-z\d.\-])(\d+(?:\.\d+)?|[零〇一二两三四五六七八九十百千]+)\s*"
                      r"(万亿|亿|万|thousand|million|billion|trillion|(?<=\d)(?:bn|[kmb])(?![a-z]))?"
-                     r"(?=(年|岁|届|倍|次|个|名|位|人|天|场|座|项|种|%|)?)", re.I)
+                     r"(?=(年|岁|届|倍|次|个|名|位|人|天|场|座|项|种|所|家|只|支|条|本|部|张|件|台|辆|艘|架|门|间|层|首|篇|期|轮|%|)?)",
+                     re.I)
 _WORD_NUMBERS = {w: float(i) for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
     "sixteen seventeen eighteen nineteen twenty".split())}
