@@ -87,8 +87,11 @@ def test_ctrl_c_ends_a_cli_job_in_the_middle_of_a_file_and_the_queue_keeps_the_r
     d.mkdir()
     make_slow_pdf(d / "a-slow.pdf", operators=2_000_000)  # minutes of parsing
     (d / "b.txt").write_text("慢文件后面的文件。", encoding="utf-8")
+    # as from a terminal: a suite started in the background by a shell inherits SIGINT ignored, and
+    # Python then never installs its Ctrl+C handler (the test failed so in every background run)
     proc = subprocess.Popen([str(EXE), "add", "cc", str(d), "--time-limit", "300"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # the parser seen 6 CPU-seconds into its work: past its start-up (~1-3 s), inside the slow
     # file, which takes ~30 s here (and the job waits up to 300 s for it)
     parser = parser_of(proc.pid)
