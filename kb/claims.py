@@ -6,8 +6,9 @@ gives the date the page gives for another. Finding the value anywhere on the pag
 So a value (number, date, Latin or Chinese name, quoted term) counts as backed only where it
 stands in one source window (a sentence or two adjacent ones) together with the question's
 subject: the question's content words, less the words that only ask ("多少", "when", …). A value
-the question itself names ("2016年…") is part of its subject, not a claim of the answer. How much of the subject must be there (ANCHOR_MIN) is
-tuned on the look-alike sets (bench/lookalike.py, tuning questions only; bench/README.md).
+the question itself names ("2016年…") is part of its subject, not a claim of the answer. How much
+of the subject must be there (ANCHOR_MIN) is tuned on the look-alike sets (bench/lookalike.py,
+tuning questions only; bench/README.md).
 """
 
 from __future__ import annotations
@@ -57,9 +58,9 @@ def subject_terms(question: str) -> list[str]:
 
 def anchor(window: str, subject: list[str], lead: str = "") -> float:
     """Share of `subject` the window holds (1.0 when the question names no subject). A term only in
-    the source's lead (its name and title), or only in part ("女演员" ~ "演员"), counts half: encyclopedic Chinese names its
-    subject once and then leaves it out ("唐鱼……。体长约4公分。"), but the lead alone must not
-    anchor a value that stands beside another attribute."""
+    the source's lead (its name and title), or only in part ("女演员" ~ "演员"), counts half:
+    encyclopedic Chinese names its subject once and then leaves it out ("唐鱼……。体长约4公分。"),
+    but the lead alone must not anchor a value that stands beside another attribute."""
     if not subject:
         return 1.0
     here, there = _holder(window), _holder(lead)
@@ -139,6 +140,7 @@ def may_anchor(w: tuple, test, asked: Asked, cross: bool) -> bool:
 
 @functools.lru_cache(maxsize=4096)
 def window_keys(window: str) -> dict[str, list[str]]:
+    """key_tokens of a source window, cached: the same windows are read for every sentence."""
     return key_tokens(window)
 
 
@@ -168,5 +170,6 @@ def lead_of(src) -> str:
 
 
 def all_numbers(window: str, wanted: list[set[float]]) -> bool:
+    """Whether `window` holds one of the values of each wanted number."""
     held = set().union(*numbers(window).values()) if numbers(window) else set()
     return all(vals & held for vals in wanted)
