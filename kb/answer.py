@@ -86,8 +86,7 @@ class Attempt:
 
     text: str
     checks: list[SentenceCheck]
-    cited: list[Source]
-    sources: list[Source]
+    cited: list[Source]  # its sources are the result's `related`
 
 
 @dataclass
@@ -337,7 +336,7 @@ class Answerer:
                 return AnswerResult(cleaned, cited, sources, False, **base)
             verdict = settle(cleaned, sources, question, lang, self.checker)
             if verdict.not_found:
-                attempt = Attempt(cleaned, verdict.checks, cited, sources)
+                attempt = Attempt(cleaned, verdict.checks, cited)
                 return AnswerResult(NOT_FOUND[lang], [], [], True, related=sources, rejected_by="check",
                                     attempt=attempt, **base)
             return AnswerResult(cleaned, cited, sources, False, checks=verdict.checks, **base)
@@ -355,7 +354,8 @@ class Answerer:
         fresh = [h for h in hits if not any(
             s.doc_id == h.doc_id and s.page == h.page and h.start < s.end and h.end > s.start for s in old)]
         picked = self.evidence(fresh, self.context_tokens // 3, query) if fresh else []
-        numbered = [dataclasses.replace(s, number=len(old) + n, lead=self.lead(s.doc_id)) for n, s in enumerate(picked, 1)]
+        numbered = [dataclasses.replace(s, number=len(old) + n, lead=self.lead(s.doc_id))
+                    for n, s in enumerate(picked, 1)]
         body = follow_up_body(question, [(s.number, SourceText(s.name, s.page, s.text, s.score))
                                          for s in numbered], lang)
         messages = [*self._thread, {"role": "user", "content": body}]

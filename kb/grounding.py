@@ -22,8 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from kb.claims import (ANCHOR_MIN, IDENTIFIER, Asked, anchor, claim_values, lead_of, may_anchor, subject_terms, swapped_subject,
-                       window_keys)
+from kb.claims import (ANCHOR_MIN, IDENTIFIER, Asked, anchor, claim_values, lead_of, may_anchor, subject_terms,
+                       swapped_subject, window_keys)
 from kb.evidence import sentences as source_sentences
 from kb.lexical import STOPWORDS, terms
 from kb.prompt import language
