@@ -25,6 +25,7 @@ float vectors, version 1's ("+int8") and version 2's.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -177,12 +178,20 @@ def write_manifest(folder: Path, source_id: str, worst: float) -> None:
 
 def parity(source: Path, variant: Path) -> float:
     """The worst cosine between the float model's and the variant's vectors on PARITY_TEXTS."""
-    from sentence_transformers import SentenceTransformer
-
-    ref = SentenceTransformer(str(source), device="cpu", local_files_only=True).encode(
-        PARITY_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+    weights = max(Path(source).glob("*.safetensors"), default=Path(source), key=lambda p: p.stat().st_size)
+    ref = _reference(str(source), weights.stat().st_mtime_ns)
     got = OnnxEncoder(variant).encode(PARITY_TEXTS, normalize_embeddings=True)
     return float((ref * got).sum(axis=1).min())
+
+
+@functools.lru_cache(maxsize=2)
+def _reference(source: str, stamp: int) -> np.ndarray:
+    # the float model's vectors, kept for a second variant judged against the same model in this
+    # process (loading it is ~3 s); `stamp` (its weights' mtime) makes a replaced model count as new
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(source, device="cpu", local_files_only=True).encode(
+        PARITY_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
 
 
 # One ONNX Runtime session per model file in a process, shared by every encoder of it: a session

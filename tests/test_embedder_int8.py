@@ -24,26 +24,26 @@ def int8():
     return e
 
 
-def test_int8_vectors_stay_within_one_percent_of_the_float_model(int8, e5):
+def test_int8_vectors_stay_within_one_percent_of_the_float_model(int8, e5_float):
     for embed in ("embed_passages", "embed_symmetric"):
-        ours, ref = getattr(int8, embed)(MIXED), getattr(e5, embed)(MIXED)
+        ours, ref = getattr(int8, embed)(MIXED), getattr(e5_float, embed)(MIXED)
         cos = (ours * ref).sum(axis=1)
         assert cos.min() >= 0.98 and cos.mean() >= 0.99, (embed, cos.min(), cos.mean())
         assert np.allclose(np.linalg.norm(ours, axis=1), 1, atol=1e-4)
     # a query finds the same passage first with either
-    ours, ref = int8.embed_passages(MIXED), e5.embed_passages(MIXED)
+    ours, ref = int8.embed_passages(MIXED), e5_float.embed_passages(MIXED)
     for q in ("CLIP 是什么模型？", "Where is the source of truth kept?", "GPT-3 有多少参数", "科幻小说的作者"):
-        assert np.argmax(ours @ int8.embed_query(q)) == np.argmax(ref @ e5.embed_query(q)), q
-    assert int8.dim == e5.dim and int8.max_tokens == e5.max_tokens
-    assert {k: int8.prompts[k] for k in ("query", "passage")} == {k: e5.prompts[k] for k in ("query", "passage")}
+        assert np.argmax(ours @ int8.embed_query(q)) == np.argmax(ref @ e5_float.embed_query(q)), q
+    assert int8.dim == e5_float.dim and int8.max_tokens == e5_float.max_tokens
+    assert {k: int8.prompts[k] for k in ("query", "passage")} == {k: e5_float.prompts[k] for k in ("query", "passage")}
 
 
-def test_an_int8_knowledge_base_reopens_with_int8_and_never_mixes(int8, e5, zhiku_home, tmp_path):
-    assert Embedder.default(int8=True).model_id == int8.model_id == e5.model_id + "+int8v2"
+def test_an_int8_knowledge_base_reopens_with_int8_and_never_mixes(int8, e5_float, zhiku_home, tmp_path):
+    assert Embedder.default(int8=True).model_id == int8.model_id == e5_float.model_id + "+int8v2"
     assert Embedder.default().int8 and not Embedder.default(int8=False).int8  # new knowledge bases get int8
     from kb.retriever import default_margins
 
-    assert default_margins(int8.model_id) == default_margins(e5.model_id)  # bench/tune.py --floor --int8
+    assert default_margins(int8.model_id) == default_margins(e5_float.model_id)  # bench/tune.py --floor --int8
     (tmp_path / "a.txt").write_text("知库把向量保存在 SQLite 里，FAISS 只是缓存。", encoding="utf-8")
     kb = KnowledgeBase.create("quick", Embedder.default(int8=True))
     kb.add([tmp_path / "a.txt"])
@@ -53,9 +53,9 @@ def test_an_int8_knowledge_base_reopens_with_int8_and_never_mixes(int8, e5, zhik
     assert again.embedder.int8 and again.search("向量保存在哪里？", k=1)[0].name == "a.txt"
     again.close()
     with pytest.raises(ModelMismatch, match=r"\+int8v2"):
-        KnowledgeBase.open("quick", e5)
+        KnowledgeBase.open("quick", e5_float)
     # a float knowledge base stays float
-    KnowledgeBase.create("float", e5).close()
+    KnowledgeBase.create("float", e5_float).close()
     assert not KnowledgeBase.open("float").embedder.int8
 
 

@@ -133,7 +133,7 @@ def test_cli_add_takes_a_password(tmp_path, zhiku_home, capsys):
     assert code == 0 and "1 added" in out and "0 failed" in out, out
 
 
-def test_chunks_made_in_the_parser_process_match_the_models_own(e5, tmp_path):
+def test_chunks_made_in_the_parser_process_match_the_models_own(e5_float, tmp_path):
     from test_indexing import EN_FAISS, ZH_CLIP
 
     from kb import lexical
@@ -142,9 +142,9 @@ def test_chunks_made_in_the_parser_process_match_the_models_own(e5, tmp_path):
     f = tmp_path / "mixed.md"
     f.write_text((ZH_CLIP + "\n\n" + EN_FAISS + "\n\n") * 12, encoding="utf-8")
     with ParserProcess() as parser:
-        doc, chunks, terms = parser.parse(f, chunking=(str(e5.tokenizer_file), 64, 9))
-    e5._counter = None
-    here = Chunker(lambda t: len(e5.model.tokenizer(t, add_special_tokens=False)["input_ids"]), 64, 9).split(doc)
+        doc, chunks, terms = parser.parse(f, chunking=(str(e5_float.tokenizer_file), 64, 9))
+    e5_float._counter = None
+    here = Chunker(lambda t: len(e5_float.model.tokenizer(t, add_special_tokens=False)["input_ids"]), 64, 9).split(doc)
     assert len(chunks) > 4
     assert [(c.start, c.end, c.tokens) for c in chunks] == [(c.start, c.end, c.tokens) for c in here]
     assert terms == [lexical.index_text(c.text) for c in here]

@@ -80,7 +80,7 @@ def test_seed_documents_answer_how_clip_is_trained(capsys):
     """Acceptance: the seed articles, the default models, a cited answer about CLIP."""
     assert main(["add", "seeds", str(SHARED / "corpora" / "seeds-zh")]) == 0
     assert "5 added" in capsys.readouterr().out
-    assert main(["ask", "seeds", "CLIP是如何训练的？", "--json", "--answer-tokens", "120"]) == 0
+    assert main(["ask", "seeds", "CLIP是如何训练的？", "--json", "--answer-tokens", "64"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["cited"], res["answer"]
     assert all("CLIP" in c["text"] for c in res["cited"])

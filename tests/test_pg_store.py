@@ -142,7 +142,7 @@ def test_a_second_computer_joins_and_a_wrong_embedder_is_refused(pg, tmp_path, e
 
 
 def test_a_computer_that_names_no_model_joins_with_the_teams_or_is_told_what_to_install(
-        pg, tmp_path, e5, monkeypatch, capsys):
+        pg, tmp_path, e5_float, monkeypatch, capsys):
     import shutil
 
     from conftest import REAL_MODELS
@@ -154,17 +154,17 @@ def test_a_computer_that_names_no_model_joins_with_the_teams_or_is_told_what_to_
     monkeypatch.setenv("ZHIKU_KEYRING", "file")
     monkeypatch.setenv("ZHIKU_MODELS", str(REAL_MODELS))
     monkeypatch.setenv("ZHIKU_HOME", str(tmp_path / "first-computer"))
-    KnowledgeBase.create("team-float", e5, server=pg).close()
+    KnowledgeBase.create("team-float", e5_float, server=pg).close()
     KnowledgeBase.create("team-int8", Embedder.default(int8=True), server=pg).close()
     # the second computer's own new knowledge bases would embed with int8; the team's is float
     monkeypatch.setenv("ZHIKU_HOME", str(tmp_path / "second-computer"))
     assert Embedder.default().int8
     joined = KnowledgeBase.create("team-float", server=pg)
-    assert joined.joined and joined.embedder.model_id == e5.model_id and not joined.embedder.int8
+    assert joined.joined and joined.embedder.model_id == e5_float.model_id and not joined.embedder.int8
     joined.close()
     # a third computer has the float model but not its int8 copy, which the other team uses
     models = tmp_path / "third-computer-models"
-    shutil.copytree(e5.path, models / e5.path.name)
+    shutil.copytree(e5_float.path, models / e5_float.path.name)
     monkeypatch.setenv("ZHIKU_MODELS", str(models))
     monkeypatch.setenv("ZHIKU_HOME", str(tmp_path / "third-computer"))
     with pytest.raises(ModelMismatch, match=r"built with multilingual-e5-small@\w+\+int8v2: .*zhiku models install"):
@@ -268,16 +268,22 @@ def test_a_computer_killed_mid_add_leaves_work_that_the_next_run_takes_over_and_
                                                                                            monkeypatch, capsys):
     from kb.pg_store import schema_for
 
-    files = _write(tmp_path / "docs", "gamma", 12, 13)
+    import psycopg
+
+    files = _write(tmp_path / "docs", "gamma", 20, 13)
     home = tmp_path / "home"
     _here(monkeypatch, capsys, home, "kb", "create", "resumed", "--server", pg)
     schema = schema_for("resumed")
     proc = _cli(home, "add", "resumed", str(tmp_path / "docs"), wait=False)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if _schema_rows(pg, schema, "SELECT COUNT(*) FROM documents")[0][0] >= 3:
-            break
-        time.sleep(0.05)  # a poll interval: the kill waits for three documents stored
+    # one open connection, polled often: a file is stored in milliseconds, and a poll that connects
+    # anew each time once saw all twelve files of an earlier version of this test already stored
+    with psycopg.connect(pg, autocommit=True) as watch:
+        watch.execute(f'SET search_path TO "{schema}", public')
+        while time.monotonic() < deadline and proc.poll() is None:
+            if watch.execute("SELECT COUNT(*) FROM documents").fetchone()[0] >= 3:
+                break
+            time.sleep(0.005)  # a poll interval: the kill waits for three documents stored
     proc.send_signal(signal.SIGKILL)  # no chance to clean up: its leases name a process that is gone
     proc.wait(30)
     stored = _schema_rows(pg, schema, "SELECT COUNT(*) FROM documents")[0][0]
