@@ -29,7 +29,7 @@ STAMP  := $(VENV)/.zhiku-setup-$(shell cat pyproject.toml constraints.txt models
 .PHONY: help setup models run demo screenshots bench bench-quick test test-slow clean package package-test models-bundle
 help:
 	@echo "make run    set up (first time only) and start Zhiku"
-	@echo "make test   set up (first time only) and run the test suite (~7 minutes)"
+	@echo "make test   set up (first time only) and run the test suite (~6 minutes)"
 	@echo "make test-slow  the slow tier: the same checks over the whole shared corpora (~7 minutes)"
 	@echo "make demo   the headless demo: a small knowledge base and two cited answers"
 

@@ -268,14 +268,16 @@ def main(argv: list[str] | None = None) -> int:
 
     multiprocessing.freeze_support()  # the parser processes of a packaged (frozen) app start here
     args = build_parser().parse_args(argv)
-    from kb.store import StoreError
+    from kb.storage.sqlite.store import StoreError
     from models.checksum import ChecksumError
     from models.inventory import ModelNotInstalled
     from models.llm import NotGGUF
     from models.server_errors import ServerError
 
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that closed early is met here, not in the interpreter's exit
+        return code
     except (ModelNotInstalled, ChecksumError, NotGGUF, StoreError, ServerError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from kb.file_names import readable
+from kb.text.file_names import readable
 
 
 def open_kb(name: str, create: bool = False, embedder_name: str | None = None):

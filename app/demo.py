@@ -68,8 +68,8 @@ def run_demo(llm_name: str | None = None, embed_name: str | None = None,
              threads: int | None = None, gpu_layers: int = 0, answer_tokens: int | None = None) -> int:
     """Build the 'demo' knowledge base from generated files and stream two cited answers."""
     from kb import defaults
-    from kb.answer import Answerer
-    from kb.grounding import summary
+    from kb.answering.answer import Answerer
+    from kb.answering.grounding import summary
     from kb.knowledge_base import KnowledgeBase, delete, list_names
     from models.embedder import Embedder
     from models.llm import LocalLLM

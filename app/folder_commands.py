@@ -44,7 +44,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         return 0
     import threading
 
-    from kb.watcher import FolderWatcher
+    from kb.ingest.watcher import FolderWatcher
 
     changed = threading.Event()
     with FolderWatcher(kb.files.folders(), changed.set):

@@ -14,9 +14,9 @@ from pathlib import Path
 from app.cli_common import open_kb, print_report
 from app.progress import ProgressPrinter
 from kb import defaults
-from kb.document import part_name
-from kb.file_names import readable
-from kb.grounding import summary
+from kb.text.document import part_name
+from kb.text.file_names import readable
+from kb.answering.grounding import summary
 
 
 def cmd_kb_create(args: argparse.Namespace) -> int:
@@ -132,7 +132,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         import getpass
 
         password = getpass.getpass("Password for encrypted files: ")
-    from kb.files import NO_SUCH_PATH, collect
+    from kb.ingest.files import NO_SUCH_PATH, collect
     from kb.knowledge_base import delete, list_names
 
     new = args.kb not in list_names()
@@ -212,7 +212,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """Stream an answer from a knowledge base, then list the sources it cited."""
-    from kb.answer import Answerer
+    from kb.answering.answer import Answerer
     from models.chat_model import open_chat_model
 
     kb = open_kb(args.kb)

@@ -6,11 +6,11 @@ import sys
 import time
 
 from app.units import clock
-from kb.file_names import readable
+from kb.text.file_names import readable
 
 
 class ProgressPrinter:
-    """Callable for kb.indexer progress: redraws a bar on a terminal, prints sparse lines otherwise."""
+    """Callable for kb.ingest.indexer progress: redraws a bar on a terminal, prints sparse lines otherwise."""
 
     def __init__(self, stream=None, width: int = 24) -> None:
         self.stream = stream or sys.stderr

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from retrieval import TUNE_QUESTIONS, ensure_models_dir, load_dataset, open_or_build_kb  # noqa: E402
 
-from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS  # noqa: E402
+from kb.text.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS  # noqa: E402
 
 LABELS = {"cmrc": "CMRC dev 1000+ (zh)", "xquad-zh": "XQuAD zh", "xquad-en": "XQuAD en", "xquad-zh-en": "XQuAD zh→en"}
 HELD_OUT_SHARE = 0.12  # of passages: their questions become unanswerable
@@ -42,7 +42,7 @@ _HEADER = re.compile(r"^\s*[\[【]\d+[\]】]\s*\S+\.\w+\s*·")
 
 def contains(text: str, answers: list[str]) -> bool:
     """A gold answer string occurs in `text` (case and width folded)."""
-    from kb.values import normalise
+    from kb.answering.values import normalise
 
     t = normalise(text)
     return any(a and normalise(a) in t for a in answers)
@@ -87,7 +87,7 @@ class Ours:
     """The real Answerer, default settings, one fresh conversation per question."""
 
     def __init__(self, kb, llm, **settings):
-        from kb.answer import Answerer
+        from kb.answering.answer import Answerer
 
         self.make = lambda: Answerer(kb, llm, **settings)  # noqa: E731
 
@@ -118,7 +118,7 @@ class Naive:
         for piece in self.llm.stream_chat(messages, max_tokens=512, temperature=0.2):
             first = first if first is not None else time.perf_counter() - t0
             parts.append(piece)
-        from kb.answer import says_not_found
+        from kb.answering.answer import says_not_found
 
         text = "".join(parts)
         refused = says_not_found(text) or bool(re.search(r"don'?t know|do not know|不知道", text, re.I))
@@ -128,8 +128,8 @@ class Naive:
 
 def answerable_row(system, questions, lang_of) -> dict:
     """Contains-gold, cited source holds gold, language, rejected, markers-only, header copies, times."""
-    from kb.answer import is_empty_answer
-    from kb.prompt import language
+    from kb.answering.answer import is_empty_answer
+    from kb.text.language import language
 
     rows = []
     for q in questions:
@@ -209,8 +209,8 @@ def follow_up_rows(system, kind_pairs, fresh: dict) -> dict:
 def swapped(rows: list[dict], kb, checker, rng: random.Random) -> dict:
     """Sentence checking on answers that contain the gold answer: each checked sentence as it is
     (should pass) and with one number or Latin name swapped for another from the KB (should not)."""
-    from kb.answer import Source
-    from kb.values import key_tokens
+    from kb.answering.answer import Source
+    from kb.answering.values import key_tokens
 
     vocab_numbers, vocab_latin = set(), set()
     for text in kb.store.db.query("SELECT text FROM chunks ORDER BY id LIMIT 400"):
@@ -246,8 +246,8 @@ def swapped(rows: list[dict], kb, checker, rng: random.Random) -> dict:
 def recheck(path: Path, embedder, llm, chunking: tuple[int, int]) -> None:
     """Sentence checking again, with today's checker, over the answers a bench run saved (their
     sources rebuilt by the same retrieval and packing where the run did not save them)."""
-    from kb.answer import Answerer
-    from kb.grounding import Checker
+    from kb.answering.answer import Answerer
+    from kb.answering.grounding import Checker
 
     data = json.loads(path.read_text())
     names = {v: k for k, v in LABELS.items()}
@@ -296,8 +296,9 @@ def main(argv=None) -> int:
     if args.quick:
         args.datasets, args.questions, args.unanswerable, args.pairs = ["xquad-zh"], 12, 12, 4
     ensure_models_dir()
-    from kb.grounding import Checker
-    from kb.prompt import SYSTEM, language
+    from kb.answering.grounding import Checker
+    from kb.answering.prompt import SYSTEM
+    from kb.text.language import language
     from models.embedder import Embedder
     from models.llm import LocalLLM
 
@@ -355,10 +356,10 @@ def main(argv=None) -> int:
 
 def calibrate(kb, llm, answerable, unanswerable, out: Path) -> None:
     """P(yes) of the probe for answerable and unanswerable CMRC tuning questions, and thresholds."""
-    from kb.answer import Answerer
+    from kb.answering.answer import Answerer
 
-    from kb.answerability import answerability
-    from kb.prompt import language
+    from kb.answering.answerability import answerability
+    from kb.text.language import language
 
     scores = {"answerable": [], "unanswerable": []}
     other = {"answerable": [], "unanswerable": []}  # the probe asked in the other language

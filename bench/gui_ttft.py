@@ -60,7 +60,7 @@ def measure(questions: list[str], llm_name: str | None) -> dict:
     from app.gui.main_window import MainWindow
     from app.gui.settings import AppSettings
     from kb.knowledge_base import KnowledgeBase
-    from kb.prompt import SYSTEM
+    from kb.answering.prompt import SYSTEM
     from models.embedder import Embedder
 
     fresh_home()

@@ -41,7 +41,7 @@ def base_rows(store) -> tuple[list[tuple], np.ndarray]:
 
 def grow(folder: Path, size: int, rows: list[tuple], vecs: np.ndarray, dim: int, model_id: str):
     """A Store of `size` chunks made of noisy copies of the real ones (cached between runs)."""
-    from kb.store import Store
+    from kb.storage.sqlite.store import Store
 
     if (folder / "done").exists():
         return Store(folder)
@@ -112,7 +112,7 @@ def percentile(values: list[float], p: float) -> float:
 
 def measure(store, embedder, questions: list[str]) -> dict:
     """Latency of the real Retriever (end to end and by part), and the IVF's recall vs exact search."""
-    from kb.retriever import Retriever
+    from kb.search.retriever import Retriever
 
     retriever = Retriever(store, embedder)
     started = time.perf_counter()
@@ -158,8 +158,8 @@ def ivf_recall(store, embedder, questions: list[str]) -> float:
 
 def rss_probe(folder: str, questions: list[str]) -> None:
     """(Run in a child process.) Peak RSS with the embedder loaded, then with the KB open and searched."""
-    from kb.retriever import Retriever
-    from kb.store import Store
+    from kb.search.retriever import Retriever
+    from kb.storage.sqlite.store import Store
     from models.embedder import Embedder
 
     embedder = Embedder.for_model_id(Store(Path(folder)).model_id)
@@ -203,7 +203,7 @@ def main(argv=None) -> int:
 
     embedder = Embedder.default(int8={"float": False, "int8": True}.get(args.variant))
     variant = embedder.model_id.partition("+")[2]
-    from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
+    from kb.text.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 
     kb, _, _ = open_or_build_kb(args.base, load_dataset(args.base, 0, None)[0], embedder,
                                 DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS)

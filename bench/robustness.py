@@ -61,9 +61,9 @@ def run(corpora: list[Path], embed: bool, time_limit: float | None) -> dict:
 
 
 def extractors(pdfs: list[Path]) -> dict[str, int]:
-    """Text-layer pages of the indexed PDFs by the reading kept (kb.loaders.pdf_text), OCR off."""
-    from kb.document import LoadError
-    from kb.parse_worker import ParserProcess
+    """Text-layer pages of the indexed PDFs by the reading kept (kb.ingest.loaders.pdf_text), OCR off."""
+    from kb.text.document import LoadError
+    from kb.ingest.parse_worker import ParserProcess
 
     counts: dict[str, int] = {}
     parser = ParserProcess.shared()

@@ -181,7 +181,7 @@ def make_long_pdf(path: Path, pages: int = 100) -> str:
 def first_lexical_hit(embedder) -> dict:
     """Seconds from add() until a keyword from the last page of a 100-page PDF is searchable."""
     from kb.knowledge_base import KnowledgeBase
-    from kb.store import Store
+    from kb.storage.sqlite.store import Store
 
     home = fresh_home()
     pdf = home / "long.pdf"
@@ -189,14 +189,14 @@ def first_lexical_hit(embedder) -> dict:
     kb = KnowledgeBase.create("speed", embedder)
     reader = Store(kb.store.folder)
     embedder.embed_passages(["warm up"])
-    # the app's warm-up (app/gui/workers.WarmUp) loads these before the first document arrives
-    from kb import lexical
+    # the app's warm-up (app/gui/workers.warm_up) loads these before the first document arrives
+    from kb.text import lexical
 
     lexical.terms("预热")
     kb.chunker.split_page(1, "预热 warm up")
     import pypdf  # noqa: F401
 
-    from kb.parse_worker import ParserProcess
+    from kb.ingest.parse_worker import ParserProcess
 
     ParserProcess.shared().warm(embedder.tokenizer_file)
     t0 = time.perf_counter()
@@ -229,7 +229,7 @@ def seeds_kb(embedder):
 
 def decode(kb, llm, bare_llama, questions) -> dict:
     """Tokens/s after the first token: the answer path vs bare llama-cpp-python, same prompt."""
-    from kb.answer import Answerer
+    from kb.answering.answer import Answerer
 
     answerer = Answerer(kb, llm, temperature=0.0, reserve=160)
     ours, bare = [], []
@@ -258,8 +258,8 @@ def decode(kb, llm, bare_llama, questions) -> dict:
 
 def ttft(kb, llm, questions) -> dict:
     """Time to first token for a new question (primed system prompt) and for its follow-up."""
-    from kb.answer import Answerer
-    from kb.prompt import SYSTEM
+    from kb.answering.answer import Answerer
+    from kb.answering.prompt import SYSTEM
 
     cold, follow, unprimed, sizes, typed, typing_cpu = [], [], [], [], [], []
     for question, follow_up in questions:

@@ -3,7 +3,7 @@
 For each chunking (size, overlap in embedding tokens) the CMRC passages are ingested once through
 the real indexer (cached under bench/cache/); each tuning question's lexical and dense candidates
 are fetched once, then every fusion setting is scored from them: R@1, MRR and answer-recall at
-500 / 1,000 prompt tokens with the answer path's own packing (kb.evidence.pack).
+500 / 1,000 prompt tokens with the answer path's own packing (kb.answering.evidence.pack).
 
     python bench/tune.py --chunkings 256:38 192:32 320:48 --questions 1000
 """
@@ -36,7 +36,7 @@ QUICK_GRID = {"lexical_weight": [1.0], "dense_weight": [0.75, 1.0], "rrf_k": [10
 
 def score(settings: dict, prepared, store, llm_tokens, pack, page_text) -> dict:
     """Quality numbers for one setting over the prepared questions."""
-    from kb.retriever import Candidates, fuse
+    from kb.search.retriever import Candidates, fuse
 
     n = len(prepared)
     r1 = mrr = 0.0
@@ -65,9 +65,9 @@ def floor_sweep(kb, embedder, answerable: list[dict], unanswerable: list[dict]) 
     Answerable: CMRC tuning questions whose answer is in the top 5 without a floor; unanswerable:
     XQuAD-zh questions (other topics) asked of the CMRC KB.
     """
-    from kb import lexical
-    from kb.prompt import language
-    from kb.retriever import Retriever
+    from kb.text import lexical
+    from kb.text.language import language
+    from kb.search.retriever import Retriever
 
     retriever = Retriever(kb.store, embedder)
 
@@ -113,8 +113,8 @@ def main(argv=None) -> int:
     ensure_models_dir()
     from functools import lru_cache
 
-    from kb.evidence import pack
-    from kb.retriever import Retriever
+    from kb.answering.evidence import pack
+    from kb.search.retriever import Retriever
     from models.embedder import Embedder
     from models.llm import LocalLLM
 
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     passages, queries = load_dataset(args.dataset, 0, args.questions)
     rows = []
     if args.floor:
-        from kb.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
+        from kb.text.chunking import DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
 
         kb, _, _ = open_or_build_kb(args.dataset, passages, embedder, DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS)
         _, others = load_dataset("xquad-zh", 0, 400)
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
         retriever = Retriever(store, embedder, candidates=max(GRID["candidates"]), doc_weight=1.0)
         started = time.perf_counter()
         prepared = []
-        from kb.lexical import query_terms
+        from kb.text.lexical import query_terms
 
         for q in queries:
             q["terms"] = query_terms(q["question"])

@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 from kb import defaults
-from kb.chunking import Chunker
-from kb.store import DB_NAME, ModelMismatch, Store, StoreError
+from kb.text.chunking import Chunker
+from kb.storage.sqlite.store import DB_NAME, ModelMismatch, Store, StoreError
 from models.paths import data_dir
 
 _BAD_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
@@ -29,28 +29,29 @@ def _folder(name: str) -> Path:
 
 def readable_suffixes() -> list[str]:
     """Every file name ending a knowledge base reads (".pdf", ".pptx", ".png", ...), sorted."""
-    from kb import loaders
+    from kb.ingest import loaders
 
     return sorted(loaders.LOADERS)
 
 
 def _exists(folder: Path) -> bool:
-    from kb.pg_store import is_link
+    from kb.storage.postgres.store import is_link
 
     return (folder / DB_NAME).exists() or is_link(folder)
 
 
-def open_store(folder: Path) -> Store:
-    """The store of a knowledge base folder: its own SQLite database, or a link to a server."""
-    from kb.pg_store import PgStore, is_link
+def open_store(folder: Path, connect_timeout: int | None = None) -> Store:
+    """The store of a knowledge base folder: its own SQLite database, or a link to a server (given
+    up on after `connect_timeout` seconds when it does not answer)."""
+    from kb.storage.postgres.store import PgStore, is_link
 
-    return PgStore(folder) if is_link(folder) else Store(folder)
+    return PgStore(folder, connect_timeout) if is_link(folder) else Store(folder)
 
 
 def on_server(name: str) -> str | None:
     """Where a linked knowledge base lives (address without password, schema), or None for a local one."""
-    from kb.pg_store import is_link, read_link
-    from kb.pg_database import safe_url
+    from kb.storage.postgres.store import is_link, read_link
+    from kb.storage.postgres.database import safe_url
 
     folder = _folder(name)
     if not is_link(folder):
@@ -100,12 +101,13 @@ def rename(old: str, new: str) -> None:
     store.close()
 
 
-def summary(name: str) -> dict:
+def summary(name: str, connect_timeout: int | None = None) -> dict:
     """A knowledge base's counts and embedding model, read without loading any model (for lists).
 
-    Keys: name, documents, failed, chunks, bytes, embedding_model. Raises StoreError for a damaged one.
+    Keys: name, documents, failed, chunks, bytes, embedding_model, server. Raises StoreError for a
+    damaged one, ServerGone (a StoreError) for a server that does not answer in `connect_timeout` s.
     """
-    store = open_store(_folder(name))
+    store = open_store(_folder(name), connect_timeout)
     try:
         return {"name": name, **store.totals(), "embedding_model": store.model_id,
                 "server": getattr(store, "host", None)}
@@ -115,7 +117,7 @@ def summary(name: str) -> dict:
 
 def safe_server(url: str) -> str:
     """A server address without its password."""
-    from kb.pg_database import safe_url
+    from kb.storage.postgres.database import safe_url
 
     return safe_url(url)
 
@@ -171,7 +173,7 @@ class KnowledgeBase:
                     "chunk_tokens": chunk_tokens, "overlap_tokens": overlap_tokens}
         if not server:
             return cls(name, Store.create(folder, settings), embedder)
-        from kb.pg_store import PgStore
+        from kb.storage.postgres.store import PgStore
 
         store = PgStore.create(folder, settings, server)
         if store.model_id != embedder.model_id:
@@ -222,7 +224,7 @@ class KnowledgeBase:
     @classmethod
     def reembed(cls, name: str, embedder, progress=None, cancel=None) -> "KnowledgeBase":
         """Switch a knowledge base to another embedding model, re-embedding every chunk."""
-        from kb.indexer import Indexer
+        from kb.ingest.indexer import Indexer
 
         store = open_store(_folder(name))
         store.rebind_vectors(embedder.model_id, embedder.dim)
@@ -260,8 +262,8 @@ class KnowledgeBase:
 
     def indexer(self, ocr: bool = True, time_limit_s: float | None = None, memory_limit_mb: int | None = None):
         """An Indexer for this knowledge base with the given OCR setting and parser limits."""
-        from kb.indexer import Indexer
-        from kb.parse_worker import Limits
+        from kb.ingest.indexer import Indexer
+        from kb.ingest.parse_worker import Limits
 
         limits = Limits()
         if time_limit_s:
@@ -272,7 +274,7 @@ class KnowledgeBase:
 
     def add(self, paths, progress=None, cancel=None, password: str | None = None, ocr: bool = True,
             time_limit_s: float | None = None, embed: bool = True):
-        """Index files and folders; see kb.indexer.Indexer.add."""
+        """Index files and folders; see kb.ingest.indexer.Indexer.add."""
         return self.indexer(ocr, time_limit_s).add(paths, progress=progress, cancel=cancel, password=password,
                                                    embed=embed)
 
@@ -290,7 +292,7 @@ class KnowledgeBase:
 
     def queue(self, paths) -> int:
         """Put files and folders in line for the next job (listed as queued at once); how many files."""
-        from kb.files import collect
+        from kb.ingest.files import collect
 
         found, _skipped = collect(paths)
         self.files.enqueue(found)
@@ -302,20 +304,20 @@ class KnowledgeBase:
 
     @property
     def files(self):
-        """Linked folders, the indexing queue, copies (kb.files.Files)."""
-        from kb.files import Files
+        """Linked folders, the indexing queue, copies (kb.ingest.files.Files)."""
+        from kb.ingest.files import Files
 
         return Files(self.store)
 
     @property
     def pictures(self):
-        """The pictures found in the documents (kb.pictures.Pictures)."""
+        """The pictures found in the documents (kb.storage.sqlite.pictures.Pictures)."""
         return self.store.pictures
 
     @property
     def conversations(self):
-        """The chats kept with this knowledge base (kb.conversations.Conversations)."""
-        from kb.conversations import Conversations
+        """The chats kept with this knowledge base (kb.storage.conversations.Conversations)."""
+        from kb.storage.conversations import Conversations
 
         return Conversations(self.store.db)
 
@@ -336,14 +338,14 @@ class KnowledgeBase:
         return self.store.page_text(doc_id, number) or "", self.store.page_boxes(doc_id, number)
 
     def image_search(self, clip=None):
-        """Image search over this knowledge base's pictures; see kb.image_search.ImageSearch."""
-        from kb.image_search import ImageSearch
+        """Image search over this knowledge base's pictures; see kb.search.image_search.ImageSearch."""
+        from kb.search.image_search import ImageSearch
 
         return ImageSearch(self, clip if clip is not None else self.clip)
 
     def search(self, query: str, k: int = defaults.TOP_K, apply_floor: bool = True, **settings):
-        """Hybrid retrieval; see kb.retriever.Retriever."""
-        from kb.retriever import Retriever
+        """Hybrid retrieval; see kb.search.retriever.Retriever."""
+        from kb.search.retriever import Retriever
 
         return Retriever(self.store, self.embedder, **settings).search(query, k, apply_floor)
 
@@ -363,7 +365,7 @@ class KnowledgeBase:
 
     def as_retriever(self, k: int = defaults.TOP_K, **settings):
         """A LangChain BaseRetriever over this knowledge base."""
-        from kb.langchain_retriever import KBRetriever
+        from kb.search.langchain_retriever import KBRetriever
 
         return KBRetriever(kb=self, k=k, settings=settings)
 

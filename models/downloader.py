@@ -7,19 +7,17 @@ bytes already on disk; the file is renamed into place only after its SHA-256 mat
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from models.checksum import ChecksumError
+import httpx
 
-_CHUNK = 256 * 1024
+from models.checksum import ChecksumError, sha256_file
+
+_RETRY = (408, 429, 500, 502, 503, 504)  # the server may answer differently in a moment
 
 
 class DownloadError(RuntimeError):
@@ -28,6 +26,10 @@ class DownloadError(RuntimeError):
 
 class DownloadCancelled(DownloadError):
     """The user cancelled; the partial file is kept for a later resume."""
+
+
+class _Incomplete(httpx.TransportError):
+    """The body ended before the length the server announced."""
 
 
 def download(url: str, dest: Path, sha256: str, size: int | None = None,
@@ -40,22 +42,23 @@ def download(url: str, dest: Path, sha256: str, size: int | None = None,
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     attempt = 0
-    while True:
-        try:
-            _fetch(url, part, size, progress, timeout, cancel)
-            break
-        except DownloadCancelled:
-            raise
-        except (OSError, http.client.HTTPException, urllib.error.URLError) as e:
-            if isinstance(e, urllib.error.HTTPError) and e.code not in (408, 429, 500, 502, 503, 504):
-                raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from e
-            attempt += 1
-            if attempt > retries:
-                have = part.stat().st_size if part.exists() else 0
-                raise DownloadError(f"{url}: failed after {retries} retries ({e}); "
-                                    f"{have:,} bytes kept in {part} for a later resume") from e
-            time.sleep(min(0.2 * 2 ** attempt, 5.0))
-    digest = _sha256(part)
+    with httpx.Client(headers={"User-Agent": "zhiku"}, timeout=timeout, follow_redirects=True) as client:
+        while True:
+            try:
+                _fetch(client, url, part, size, progress, cancel)
+                break
+            except DownloadCancelled:
+                raise
+            except (OSError, httpx.TransportError, httpx.HTTPStatusError) as e:
+                if isinstance(e, httpx.HTTPStatusError) and e.response.status_code not in _RETRY:
+                    raise DownloadError(f"{url}: HTTP {e.response.status_code} {e.response.reason_phrase}") from e
+                attempt += 1
+                if attempt > retries:
+                    have = part.stat().st_size if part.exists() else 0
+                    raise DownloadError(f"{url}: failed after {retries} retries ({e}); "
+                                        f"{have:,} bytes kept in {part} for a later resume") from e
+                time.sleep(min(0.2 * 2 ** attempt, 5.0))
+    digest = sha256_file(part)
     if digest != sha256:
         part.unlink(missing_ok=True)
         raise ChecksumError(f"{url}: downloaded file has SHA-256 {digest[:16]}..., expected "
@@ -64,41 +67,33 @@ def download(url: str, dest: Path, sha256: str, size: int | None = None,
     return dest
 
 
-def _fetch(url: str, part: Path, size: int | None, progress, timeout: float, cancel) -> None:
+def _fetch(client: httpx.Client, url: str, part: Path, size: int | None, progress, cancel) -> None:
     have = part.stat().st_size if part.exists() else 0
     if size is not None and have == size:
         return
-    req = urllib.request.Request(url, headers={"User-Agent": "zhiku"})
-    if have:
-        req.add_header("Range", f"bytes={have}-")
-    try:
-        resp = urllib.request.urlopen(req, timeout=timeout)
-    except urllib.error.HTTPError as e:
-        if e.code == 416 and have:  # range beyond the end: what we have is all there is
+    with client.stream("GET", url, headers={"Range": f"bytes={have}-"} if have else {}) as resp:
+        if resp.status_code == 416 and have:  # range beyond the end: what we have is all there is
             return
-        raise
-    with resp:
-        if have and resp.status != 206:
+        resp.raise_for_status()
+        if have and resp.status_code != 206:
             have = 0  # the server ignored the Range header: start over
         total = _total(resp, have, size)
-        mode = "ab" if have else "wb"
-        with open(part, mode) as out:
-            done = have
-            while True:
+        done = have
+        with open(part, "ab" if have else "wb") as out:
+            # the bytes as sent (a model file is never re-decoded), as they arrive: a fixed chunk
+            # size would hold back up to a chunk that a cut connection then loses
+            for chunk in resp.iter_raw():
                 if cancel is not None and cancel.is_set():
                     raise DownloadCancelled(f"{url}: cancelled; {done:,} bytes kept for resume")
-                chunk = resp.read(_CHUNK)
-                if not chunk:
-                    break
                 out.write(chunk)
                 done += len(chunk)
                 if progress:
                     progress(done, total)
     if total and done < total:
-        raise http.client.IncompleteRead(b"", total - done)
+        raise _Incomplete(f"the server sent {done:,} of {total:,} bytes")
 
 
-def _total(resp, have: int, size: int | None) -> int:
+def _total(resp: httpx.Response, have: int, size: int | None) -> int:
     rng = resp.headers.get("Content-Range", "")
     if "/" in rng and rng.rsplit("/", 1)[1].isdigit():
         return int(rng.rsplit("/", 1)[1])
@@ -106,14 +101,6 @@ def _total(resp, have: int, size: int | None) -> int:
     if length and length.isdigit():
         return have + int(length)
     return size or 0
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(4 * 1024 * 1024):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 __all__ = ["download", "DownloadError", "DownloadCancelled"]

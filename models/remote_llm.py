@@ -16,13 +16,13 @@ Each message also gets 8 tokens for the chat template's role markers (Qwen's tak
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
 from typing import Callable, Iterator, Sequence
 
 import httpx
+from httpx_sse import SSEError, connect_sse
 
 from models.llm import DEFAULT_N_CTX
 from models.server_errors import ReplyCutOff, ServerError, ServerUnavailable, UnknownModel, WrongKey
@@ -216,21 +216,18 @@ class RemoteLLM:
             self._stop.clear()
             got, finished = 0, False
             try:
-                with self._client.stream("POST", f"{self.base_url}/chat/completions", json=body) as r:
-                    self._response = r
+                with connect_sse(self._client, "POST", f"{self.base_url}/chat/completions", json=body) as source:
+                    r = self._response = source.response
                     if r.status_code != 200:
                         r.read()
                         raise self._refusal(r)
-                    for line in r.iter_lines():
+                    for event in source.iter_sse():
                         if self._stop.is_set():
                             return
-                        if not line.startswith("data:"):
-                            continue
-                        data = line[5:].strip()
-                        if data == "[DONE]":
+                        if event.data.strip() == "[DONE]":
                             finished = True
                             break
-                        choice = (json.loads(data).get("choices") or [{}])[0]
+                        choice = self._choice(event)
                         piece = (choice.get("delta") or {}).get("content")
                         if piece:
                             got += 1
@@ -239,6 +236,9 @@ class RemoteLLM:
                             finished = True
                             if choice["finish_reason"] == "length":
                                 log.info("the server ended the reply at max_tokens=%d", max_tokens)
+            except SSEError as e:  # not an event stream at all (a proxy's HTML page, a plain JSON body)
+                raise ServerError(f"The model server at {self.base_url} did not stream its reply ({e}); check "
+                                  "that the address is an OpenAI-compatible /v1 endpoint.") from e
             except httpx.ConnectError as e:
                 raise ServerUnavailable(f"No model server answers at {self.base_url}. Start it, or check the "
                                         "address in Settings → Model server (or --server).") from e
@@ -257,6 +257,18 @@ class RemoteLLM:
             if not finished and not self._stop.is_set():
                 raise ReplyCutOff(f"The model server at {self.base_url} ended the reply early (after {got} "
                                   "pieces, without saying it was done); what came so far is kept.")
+
+    def _choice(self, event) -> dict:
+        """The first choice of one streamed chunk; a chunk that is not one is the server's fault."""
+        try:
+            body = event.json()
+            if event.event == "error" or "error" in body:
+                raise ServerError(f"The model server at {self.base_url} reported an error in the middle of "
+                                  f"the reply: {str(body.get('error', body))[:300]}. What came so far is kept.")
+            return (body.get("choices") or [{}])[0]
+        except (ValueError, TypeError, AttributeError, IndexError) as e:
+            raise ServerError(f"The model server at {self.base_url} sent a piece of its reply Zhiku cannot read "
+                              f"({type(e).__name__}: {event.data[:80]!r}); what came so far is kept.") from None
 
     def _refusal(self, r: httpx.Response) -> ServerError:
         if r.status_code in (401, 403):

@@ -1,7 +1,8 @@
 """Drive the real app with a demo knowledge base and save PNGs of its main screens.
 
 Run through scripts/screenshots.sh (Xvfb). Output: <out>/main-answer.png, viewer-pdf.png,
-settings.png, new-kb.png, images.png, main-chinese.png, settings-chinese.png, new-kb-chinese.png.
+settings.png, new-kb.png, images.png, main-chinese.png, settings-chinese.png, new-kb-chinese.png,
+server-unreachable.png and -chinese.png, and more (the list is printed at the end).
 """
 
 from __future__ import annotations
@@ -122,14 +123,14 @@ def main(out: Path) -> int:
     w.grab().save(str(out / "images.png"))
     w.tabs.setCurrentWidget(w.chat)
 
-    from app.gui.settings_dialog import SettingsDialog
+    from app.gui.dialogs.settings import SettingsDialog
 
     dialog = SettingsDialog(w.settings, w)
     dialog.show()
     app.processEvents()
     dialog.grab().save(str(out / "settings.png"))
     dialog.close()
-    from app.gui.new_kb_dialog import NewKnowledgeBaseDialog
+    from app.gui.dialogs.new_kb import NewKnowledgeBaseDialog
 
     dialog = NewKnowledgeBaseDialog(w, "Team handbook")
     dialog.server.setText("postgresql://zhiku@db.office.lan:5432/knowledge")
@@ -192,6 +193,27 @@ def main(out: Path) -> int:
             print(f"{png}: the answer was not turned away by the check", file=sys.stderr)
         app.processEvents()
         w.grab().save(str(out / png))
+    # a team's knowledge base whose server does not answer (a port that never replies): one calm
+    # line in the list, the whole message in the status bar once selected
+    import socket
+
+    from app.gui.i18n import tr
+    from kb.knowledge_base import kbs_dir
+    from kb.storage.postgres.store import write_link
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    write_link(kbs_dir() / "team", f"postgresql://team@127.0.0.1:{silent.getsockname()[1]}/zhiku", "zhiku_team")
+    for language, png in (("en", "server-unreachable.png"), ("zh_CN", "server-unreachable-chinese.png")):
+        w.apply_settings(AppSettings(**{**w.settings.__dict__, "ui_language": language}))
+        app.processEvents()
+        w.kb_list.reload(select="team")
+        calm = "team\n" + tr("server not reachable")
+        wait(app, lambda: w.kb_list.list.currentItem().text() == calm and "team:" in w.status_label.text(), 60)
+        app.processEvents()
+        w.grab().save(str(out / png))
+    silent.close()
     w.apply_settings(AppSettings(**{**w.settings.__dict__, "ui_language": "zh_CN"}))
     w.create_kb("空白知识库")  # an empty one: the three steps, in Chinese
     app.processEvents()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kb.answer import NOT_FOUND, Answerer, cited_numbers
+from kb.answering.answer import NOT_FOUND, Answerer, cited_numbers
 
 SHORT = 128  # answer tokens: these answers are a sentence or two; length is not what is tested
 

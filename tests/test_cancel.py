@@ -21,7 +21,7 @@ def test_cancel_in_the_middle_of_a_batch_ends_the_job_beside_two_busy_processes_
         make_kb, tmp_path, busy):
     # How soon it ends is measured in bench/ (bench/responsiveness.py: cancel latency, target 2 s);
     # here: that it ends inside the batch, and that nothing of that batch is half-stored.
-    from kb.indexer import CancelToken, Indexer
+    from kb.ingest.indexer import CancelToken, Indexer
 
     d = tmp_path / "docs"
     d.mkdir()

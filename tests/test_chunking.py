@@ -5,8 +5,8 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kb.chunking import Chunker
-from kb.document import Document, Page
+from kb.text.chunking import Chunker
+from kb.text.document import Document, Page
 
 ZH_PARA = ("CLIP 是一种对比性语言-图像预训练模型。它用四亿对图文数据训练，让图片和文字落在同一个向量空间！"
            "这样就能用文字搜索图片；也能做零样本分类？效果很好，") * 6
@@ -60,7 +60,7 @@ def test_random_text_respects_limit_and_offsets(e5, parts, size):
 
 
 def test_offsets_stay_right_when_sentences_repeat(e5):
-    from kb.chunking import Chunker
+    from kb.text.chunking import Chunker
 
     text = "\n\n".join(f"第{i}段。" + "同一句话反复出现在每一段里。" * 6 + f"第{i}段的结论。" for i in range(1, 6))
     chunks = Chunker(e5.count_tokens, 48, 8).split_page(1, text)

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from kb.answer import NOT_FOUND, Source, settle
-from kb.grounding import Checker
-from kb.values import numbers
+from kb.answering.answer import NOT_FOUND, Source, settle
+from kb.answering.grounding import Checker
+from kb.answering.values import numbers
 
 # Look-alike documents: every paragraph is about an auto show, one of them holds each date.
 AUTOSHOWS_ZH = ("车展新闻汇编\n\n2017年上海车展于4月19日在国家会展中心开幕，展期十天，吸引了上千家参展商。\n\n"

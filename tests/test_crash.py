@@ -23,7 +23,7 @@ import pytest
 from conftest import CountingEmbedder
 from test_indexing import _consistent
 
-from kb.files import Files
+from kb.ingest.files import Files
 from kb.knowledge_base import KnowledgeBase
 
 SENTENCES = ["知识库第{i}号文档讨论检索增强生成，以及如何把文档切成小段。",

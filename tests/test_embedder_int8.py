@@ -12,7 +12,7 @@ from test_embedder import MIXED
 
 from app.cli import main
 from kb.knowledge_base import KnowledgeBase
-from kb.store import CHUNK_VECTORS, ModelMismatch, StoreError
+from kb.storage.sqlite.store import CHUNK_VECTORS, ModelMismatch, StoreError
 from models import onnx_int8
 from models.embedder import Embedder
 
@@ -41,7 +41,7 @@ def test_int8_vectors_stay_within_one_percent_of_the_float_model(int8, e5_float)
 def test_an_int8_knowledge_base_reopens_with_int8_and_never_mixes(int8, e5_float, zhiku_home, tmp_path):
     assert Embedder.default(int8=True).model_id == int8.model_id == e5_float.model_id + "+int8v2"
     assert Embedder.default().int8 and not Embedder.default(int8=False).int8  # new knowledge bases get int8
-    from kb.retriever import default_margins
+    from kb.search.retriever import default_margins
 
     assert default_margins(int8.model_id) == default_margins(e5_float.model_id)  # bench/tune.py --floor --int8
     (tmp_path / "a.txt").write_text("知库把向量保存在 SQLite 里，FAISS 只是缓存。", encoding="utf-8")

@@ -1,7 +1,7 @@
 """Packing ranked chunks into a prompt budget: neighbours merged, budget kept, nothing invented."""
 
-from kb.evidence import pack
-from kb.retriever import Retriever
+from kb.answering.evidence import pack
+from kb.search.retriever import Retriever
 
 PARAGRAPHS = ["".join(f"第{i}段第{j}句：知库把文档切成小块，编号{i * 10 + j}的事实在这里。" for j in range(1, 7))
               for i in range(1, 9)]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kb.follow_up import refers_back
+from kb.answering.follow_up import refers_back
 
 DEPENDENT = ["它是哪年发布的？", "它用了多少数据？", "那GPT-4呢？", "这个模型有多少参数？", "他在哪里出生？",
              "该公司的总部在哪里？", "When was it released?", "How many parameters does it have?",
@@ -39,7 +39,7 @@ def kb(kb_from):
 
 def _two_turns(kb, llm, first_question, second_question):
     """Ask two questions in one conversation; the second answer's stream, run to its end."""
-    from kb.answer import Answerer
+    from kb.answering.answer import Answerer
 
     answerer = Answerer(kb, llm, temperature=0.0, answerable_threshold=None, reserve=128)
     first = answerer.ask(first_question)

@@ -6,8 +6,8 @@ import zipfile
 import pytest
 from fixtures import make_docx, text_image
 
-from kb import loaders
-from kb.document import LoadError
+from kb.ingest import loaders
+from kb.text.document import LoadError
 
 
 def test_pptx_slides_are_pages_with_tables_and_notes(tmp_path):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from kb.answer import Source, clean_answer, is_empty_answer, says_not_found
-from kb.grounding import Checker, split_sentences, summary
-from kb.values import key_tokens, numbers
+from kb.answering.answer import Source, clean_answer, is_empty_answer, says_not_found
+from kb.answering.grounding import Checker, split_sentences, summary
+from kb.answering.values import key_tokens, numbers
 
 CLIP = ("CLIP 是 OpenAI 在 2021 年提出的对比性语言-图像预训练模型。它用从网络收集的四亿对图片和文字训练，"
         "让匹配的图文在同一个向量空间里靠近，不匹配的远离。训练好的模型可以做零样本图像分类。")

@@ -113,7 +113,7 @@ class Lent:
     window's own loader is tested where it loads a model itself (test_model_server, test_pg_store)."""
 
     def __init__(self, llm, lang: str = "en") -> None:
-        from kb.prompt import SYSTEM
+        from kb.answering.prompt import SYSTEM
 
         self._llm = llm
         llm._llm.reset()  # nothing cached from an earlier window: as if just loaded,
@@ -210,7 +210,7 @@ def test_question_streams_an_answer_and_citation_opens_the_page(qtbot, window, t
     qtbot.keyClick(window.chat.input, Qt.Key_Return)
     assert window.chat.messages[0]["content"] == "What is the default chunk size?"
     qtbot.waitUntil(lambda: window.answering.answer_worker is not None, timeout=120_000)
-    window.answering.answer_worker.token.connect(tokens.append)
+    window.answering.answer_worker.progress.connect(lambda x: tokens.append(x) if isinstance(x, str) else None)
     qtbot.waitUntil(lambda: not window.chat.busy, timeout=120_000)
     answer = window.chat.messages[-1]
     assert len(tokens) > 2 and "256" in answer["content"]

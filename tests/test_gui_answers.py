@@ -16,7 +16,7 @@ from test_gui import _docs, _index, window  # noqa: E402,F401 (the fixture)
 def _checked_answer(qtbot, win, question, answer):
     """Put a question and an answer on screen the way the window does after an answer streams,
     with the real retriever's sources and the real checker's verdicts."""
-    from kb.answer import Answerer, clean_answer
+    from kb.answering.answer import Answerer, clean_answer
 
     win.answering.load_llm()
     qtbot.waitUntil(lambda: win.answering.llm is not None, timeout=120_000)
@@ -103,7 +103,7 @@ def test_an_answer_whose_direct_claim_fails_is_shown_as_not_found_with_the_attem
 
     from app.gui.i18n import tr
     from app.gui.settings import AppSettings
-    from kb.answer import NOT_FOUND, Answerer
+    from kb.answering.answer import NOT_FOUND, Answerer
 
     window.apply_settings(AppSettings(**{**window.settings.__dict__, "ui_language": ui}))
     d = tmp_path / "news"

@@ -38,7 +38,7 @@ def test_a_linked_folder_is_indexed_and_watched(qtbot, window, tmp_path):  # noq
 
 
 def test_a_job_interrupted_by_quitting_resumes_at_the_next_start(qtbot, zhiku_home, tmp_path, e5):
-    from kb.files import Files
+    from kb.ingest.files import Files
     from kb.knowledge_base import KnowledgeBase
 
     kb = KnowledgeBase.create("resume", e5)
@@ -77,7 +77,7 @@ def test_a_citation_on_a_scanned_page_highlights_its_ocr_lines(qtbot, make_kb, t
     from fixtures import make_scanned_pdf, text_image
 
     from app.gui.app import make_app
-    from app.gui.viewer import SourceViewer
+    from app.gui.widgets.viewer import SourceViewer
 
     make_app()
     make_scanned_pdf(tmp_path / "scan.pdf", [["第一行：封面", "第二行：无关内容", "第三行：被引用的段落在这里"]])

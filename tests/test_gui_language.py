@@ -57,7 +57,7 @@ def _in(window, qtbot, lang: str) -> None:
 
 
 def test_no_visible_string_is_blank_in_either_language(qtbot, window):  # noqa: F811
-    from app.gui.settings_dialog import SettingsDialog
+    from app.gui.dialogs.settings import SettingsDialog
 
     # Qt shows "<title> — Zhiku 知库": the title is the knowledge base, so Zhiku is said once
     assert window.windowTitle() == "gui"
@@ -88,7 +88,7 @@ def test_the_add_documents_dialog_offers_every_type_that_is_read():
 
 
 def test_a_passage_is_found_through_ligatures_hyphenation_and_spacing():
-    from app.gui.viewer import locate
+    from app.gui.widgets.viewer import locate
 
     page = "The e\ufb03cient retrieval algo-\nrithm of the ﬁrst   system\u00adatic study"
     at = locate(page, "efficient retrieval algorithm of the first systematic study")

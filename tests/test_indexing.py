@@ -7,8 +7,8 @@ import pytest
 from fixtures import make_docx, make_pdf
 
 from kb.knowledge_base import KnowledgeBase, list_names
-from kb.schema import SCHEMA_VERSION
-from kb.store import ModelMismatch, Store, StoreError
+from kb.storage.sqlite.schema import SCHEMA_VERSION
+from kb.storage.sqlite.store import ModelMismatch, Store, StoreError
 
 ZH_CLIP = "CLIP 是一种对比性语言-图像预训练模型，用四亿对图片和文字训练，让图像和文本落在同一个向量空间。"
 ZH_WEATHER = "今天上海下了一整天的雨，气温只有八度，出门记得带伞。"
@@ -129,7 +129,7 @@ def test_vectors_live_in_sqlite_as_float16(make_kb, tmp_path):
 
 def test_lexical_rows_exist_before_embedding(make_kb, tmp_path):
     """A new document is keyword-searchable as soon as it is read, before any vector exists."""
-    from kb.indexer import CancelToken, Indexer
+    from kb.ingest.indexer import CancelToken, Indexer
 
     kb = make_kb()
     d = _mixed_folder(tmp_path)
@@ -239,7 +239,7 @@ def test_langchain_retriever_adapter(make_kb, tmp_path):
 
 
 def test_a_version_1_database_migrates_and_keeps_its_data(tmp_path):
-    from kb.schema import MIGRATIONS
+    from kb.storage.sqlite.schema import MIGRATIONS
 
     db = sqlite3.connect(tmp_path / "kb.sqlite")
     for sql in MIGRATIONS[1]:
@@ -251,7 +251,7 @@ def test_a_version_1_database_migrates_and_keeps_its_data(tmp_path):
     store = Store(tmp_path)
     assert store.db.schema_version == SCHEMA_VERSION >= 2
     assert store.documents()[0]["name"] == "a.txt"
-    from kb.conversations import Conversations
+    from kb.storage.conversations import Conversations
 
     conv = Conversations(store.db)
     c = conv.create("CLIP 是什么？")
@@ -268,8 +268,8 @@ def test_a_version_1_database_migrates_and_keeps_its_data(tmp_path):
 def test_index_type_follows_size_and_ivf_finds_the_exact_neighbours(tmp_path, monkeypatch):
     import numpy as np
 
-    from kb import vector_index
-    from kb.store import Store
+    from kb.storage.sqlite import faiss_index as vector_index
+    from kb.storage.sqlite.store import Store
 
     monkeypatch.setattr(vector_index, "IVF_FROM", 2_000)  # the real threshold needs 200k vectors
     assert vector_index.kind_for(1_999) == "flat" and vector_index.kind_for(2_000).startswith("ivf")
@@ -302,8 +302,8 @@ def test_index_type_follows_size_and_ivf_finds_the_exact_neighbours(tmp_path, mo
 
 
 def test_big_kbs_leave_common_words_out_of_keyword_search(tmp_path, monkeypatch):
-    from kb import store as store_mod
-    from kb.store import Store
+    from kb.storage.sqlite import store as store_mod
+    from kb.storage.sqlite.store import Store
 
     monkeypatch.setattr(store_mod, "PRUNE_FROM", 100)
     store = Store.create(tmp_path / "kb", {"embed_model_id": "synthetic", "embed_dim": 4})

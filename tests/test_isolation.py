@@ -6,8 +6,8 @@ from pathlib import Path
 
 from fixtures import make_pdf, make_scanned_pdf, make_slow_pdf, text_image, when_busy
 
-from kb.document import LoadError
-from kb.parse_worker import Limits, ParserProcess
+from kb.text.document import LoadError
+from kb.ingest.parse_worker import Limits, ParserProcess
 
 
 def test_scanned_pdf_is_found_in_chinese_and_english_through_ocr(make_kb, tmp_path):
@@ -136,8 +136,8 @@ def test_cli_add_takes_a_password(tmp_path, zhiku_home, capsys):
 def test_chunks_made_in_the_parser_process_match_the_models_own(e5_float, tmp_path):
     from test_indexing import EN_FAISS, ZH_CLIP
 
-    from kb import lexical
-    from kb.chunking import Chunker
+    from kb.text import lexical
+    from kb.text.chunking import Chunker
 
     f = tmp_path / "mixed.md"
     f.write_text((ZH_CLIP + "\n\n" + EN_FAISS + "\n\n") * 12, encoding="utf-8")

@@ -81,6 +81,29 @@ def test_no_module_imports_itself_through_others():
     assert circles == []
 
 
+# kb/'s rooms, bottom up: a package may import its own modules and those of lower floors only
+FLOORS = {"kb.defaults": 0, "kb.text": 1, "kb.storage": 2, "kb.search": 3, "kb.ingest": 4, "kb.answering": 4,
+          "kb.knowledge_base": 5}
+
+
+def _floor(module: str) -> tuple[str, int] | None:
+    return next(((room, n) for room, n in FLOORS.items() if module == room or module.startswith(room + ".")), None)
+
+
+def test_kb_packages_import_only_from_the_floors_below_them():
+    assert {m.split(".")[1] for m in MODULES if m.startswith("kb.")} == {r.split(".")[1] for r in FLOORS}
+    up = []
+    for m, imps in IMPORTS.items():
+        here = _floor(m)
+        if here is None:
+            continue
+        for i in imps:
+            there = _floor(i)
+            if there and there[0] != here[0] and there[1] >= here[1]:
+                up.append(f"{m} imports {i}")
+    assert up == []
+
+
 def test_the_app_reaches_a_knowledge_base_only_through_knowledge_base():
     found = []
     for m, f in MODULES.items():
@@ -90,8 +113,8 @@ def test_the_app_reaches_a_knowledge_base_only_through_knowledge_base():
             # kb.store, kb.embedder._model, a raw Store or Conversations built from a store
             if isinstance(node, ast.Attribute) and node.attr in ("store", "_model", "conn"):
                 found.append(f"{m}:{node.lineno} .{node.attr}")
-            if isinstance(node, ast.ImportFrom) and node.module in ("kb.store", "kb.database", "kb.conversations",
-                                                                    "kb.files", "kb.pictures"):
+            if isinstance(node, ast.ImportFrom) and node.module in ("kb.storage.sqlite.store", "kb.storage.sqlite.database", "kb.storage.conversations",
+                                                                    "kb.ingest.files", "kb.storage.sqlite.pictures"):
                 # errors to catch, and expanding paths (no knowledge base involved) are fine
                 names = {a.name for a in node.names} - {"StoreError", "ModelMismatch", "collect", "NO_SUCH_PATH"}
                 if names:
@@ -110,9 +133,9 @@ def test_the_checks_find_what_they_look_for():
 def test_the_sqlite_store_provides_the_whole_store_interface():
     import inspect
 
-    from kb import store_api
-    from kb.database import Database
-    from kb.store import Store
+    from kb.storage import contract as store_api
+    from kb.storage.sqlite.database import Database
+    from kb.storage.sqlite.store import Store
 
     for impl, api in ((Store, store_api.KnowledgeStore), (Database, store_api.Database)):
         wanted = {n: m for n, m in vars(api).items() if callable(m) and not n.startswith("_")}
@@ -124,11 +147,11 @@ def test_the_sqlite_store_provides_the_whole_store_interface():
 
 
 PARTS = {  # the main window's parts, each with the panel it owns
-    "app.gui.answering": "app.gui.chat",
-    "app.gui.image_search": "app.gui.images",
-    "app.gui.indexing": None,
-    "app.gui.documents": None,
-    "app.gui.kb_list": None,
+    "app.gui.parts.answering": "app.gui.widgets.chat",
+    "app.gui.parts.image_search": "app.gui.widgets.images",
+    "app.gui.parts.indexing": None,
+    "app.gui.widgets.documents": None,
+    "app.gui.widgets.kb_list": None,
 }
 
 

@@ -5,8 +5,8 @@ import codecs
 import pytest
 from fixtures import make_docx, make_pdf
 
-from kb import loaders
-from kb.document import LoadError
+from kb.ingest import loaders
+from kb.text.document import LoadError
 
 ZH = "知识库把文档切成小段，建立索引，然后回答问题并注明出处。繁简混排也要能读。"
 TW = "知識庫把文件切成小段，建立索引，然後回答問題並註明出處。"
@@ -107,7 +107,7 @@ def test_encrypted_pdf_with_empty_user_password_opens(tmp_path):
 
 
 def test_long_markdown_is_cut_at_headings_and_long_text_near_3000_characters(tmp_path):
-    from kb.loaders.text import SECTION_CHARS
+    from kb.ingest.loaders.text import SECTION_CHARS
 
     intro = "# Handbook\nA short opening line.\n\n"
     setup = "## Setup\n" + "Install the package and run it once. " * 60 + "\n\n"

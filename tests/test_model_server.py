@@ -105,7 +105,7 @@ def remote(server, **kw):
 
 
 def test_a_cited_answer_streams_from_the_server(kb, server):
-    from kb.answer import Answerer, cited_numbers
+    from kb.answering.answer import Answerer, cited_numbers
 
     llm = remote(server)
     stream = Answerer(kb, llm, temperature=0.0, reserve=128).ask("CLIP 是用多少对图片和文字训练的？")
@@ -160,7 +160,7 @@ def test_server_errors_say_what_to_do(server):
 
 
 def test_the_api_key_stays_out_of_the_knowledge_base_and_the_logs(kb, server, zhiku_home, caplog, monkeypatch):
-    from kb.answer import Answerer
+    from kb.answering.answer import Answerer
     from models.api_keys import key_file, load_key, save_key
     from models.chat_model import ServerChoice, open_chat_model
     from models.remote_llm import root_of
@@ -201,7 +201,7 @@ def test_a_server_killed_mid_answer_gives_a_clear_error_and_the_conversation_kee
     w.answering.ask(LONG)
     qtbot.waitUntil(lambda: w.answering.answer_worker is not None, timeout=60_000)
     streamed = []
-    w.answering.answer_worker.token.connect(streamed.append)
+    w.answering.answer_worker.progress.connect(lambda x: streamed.append(x) if isinstance(x, str) else None)
     qtbot.waitUntil(lambda: len(streamed) >= 5, timeout=120_000)
     own_server.kill()
     qtbot.waitUntil(lambda: not w.chat.busy, timeout=60_000)
@@ -245,3 +245,61 @@ def test_the_token_estimate_with_its_margin_does_not_undercount(small_llm):
              "2023年3月,Meta开源了 LLaMA,参数量从 70 亿到 650 亿不等。", "def f(x):\n    return x ** 2  # squared"]
     for t in texts:
         assert estimate_tokens(t) * 1.25 >= small_llm.count_tokens(t), t
+
+
+class _Odd(__import__("http.server").server.BaseHTTPRequestHandler):
+    """A server that lists one model and streams replies the way a broken proxy or server might:
+    /<how>/v1/chat/completions — `garbled` (a chunk that is not JSON after a good one), `html`
+    (a 200 page that is no event stream), `error` (an error object in the middle of the stream)."""
+
+    def log_message(self, *args):  # the test's output stays quiet
+        pass
+
+    def do_GET(self):  # noqa: N802 (http.server)
+        if self.path.endswith("/v1/models"):
+            self._send(200, "application/json", json.dumps({"data": [{"id": "odd"}]}).encode())
+        else:
+            self._send(404, "application/json", b'{"error": "no such path"}')
+
+    def do_POST(self):  # noqa: N802 (http.server)
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        how = self.path.split("/")[1]
+        good = 'data: {"choices": [{"delta": {"content": "CLIP"}}]}\n\n'
+        body = {"garbled": good + "data: {\"choices\": [{\"delta\": \n\n",
+                "error": good + 'data: {"error": {"message": "out of memory"}}\n\n',
+                "html": "<html><body>Sign in to the proxy</body></html>"}[how]
+        self._send(200, "text/html" if how == "html" else "text/event-stream", body.encode())
+
+    def _send(self, code, kind, data):
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.mark.parametrize("how, says", [
+    ("garbled", "sent a piece of its reply Zhiku cannot read"),
+    ("error", "reported an error in the middle of the reply: {'message': 'out of memory'}"),
+    ("html", "did not stream its reply"),
+])
+def test_a_reply_the_server_garbles_is_a_server_error_and_what_came_is_kept(how, says):
+    import http.server
+    import threading
+
+    from models.remote_llm import RemoteLLM
+    from models.server_errors import ServerError
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Odd)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        llm = RemoteLLM(f"http://127.0.0.1:{srv.server_address[1]}/{how}/v1", local_tokenizer=len)
+        got = []
+        with pytest.raises(ServerError, match=__import__("re").escape(says)):
+            for piece in llm.stream_chat([{"role": "user", "content": "CLIP?"}], max_tokens=8):
+                got.append(piece)
+        assert got == ([] if how == "html" else ["CLIP"])  # the good piece before the bad one came through
+        llm.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -3,7 +3,7 @@ whose answer they do not hold is turned away with the closest passages; one they
 
 import pytest
 
-from kb.answer import NOT_FOUND, Answerer
+from kb.answering.answer import NOT_FOUND, Answerer
 
 DOCS = {
     "clip.txt": "CLIP 是 OpenAI 提出的对比性语言-图像预训练模型。它用从网络收集的四亿对图片和文字训练，"
@@ -57,7 +57,7 @@ def test_an_answer_the_documents_hold_is_answered_and_checked(kb, default_llm):
 
 
 def test_a_year_the_documents_never_mention_turns_the_question_away_but_answer_lengths_do_not():
-    from kb.answerability import absent_numbers
+    from kb.answering.answerability import absent_numbers
 
     tennis = [DOCS["tennis.txt"]]
     assert absent_numbers("2022年法网男单冠军是谁？", tennis) == ["2022"]

@@ -112,7 +112,7 @@ def test_a_killed_app_leaves_no_parser_behind_and_no_traceback(tmp_path):
     script = (
         "import os, sys\n"
         "sys.path.insert(0, os.getcwd())\n"
-        "from kb.parse_worker import ParserProcess\n"
+        "from kb.ingest.parse_worker import ParserProcess\n"
         "if __name__ == '__main__':\n"
         "    p = ParserProcess(); p.warm()\n"
         "    print(p._proc.pid, flush=True)\n"
@@ -183,7 +183,7 @@ def test_kb_info_into_a_closed_pipe_ends_quietly(tmp_path, zhiku_home):
 
 
 def test_a_huge_text_file_is_refused_with_its_size(make_kb, tmp_path):
-    from kb.loaders.text import MAX_TEXT_BYTES
+    from kb.ingest.loaders.text import MAX_TEXT_BYTES
 
     big = tmp_path / "dump.txt"
     with open(big, "wb") as f:

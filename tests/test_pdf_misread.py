@@ -2,8 +2,8 @@
 
 from fixtures import make_gbk_font_pdf, make_pdf, make_reversed_runs_pdf
 
-from kb.loaders.pdf import load
-from kb.loaders.pdf_text import as_gbk, best, suspect
+from kb.ingest.loaders.pdf import load
+from kb.ingest.loaders.pdf_text import as_gbk, best, suspect
 
 NOTICE = ["关于红军长征胜利八十周年的通知", "各有关单位：现将纪念活动的有关事项通知如下。"]
 
@@ -83,7 +83,7 @@ def test_files_named_pdf_that_are_something_else_say_what_they_are(tmp_path):
 
     import pytest
 
-    from kb.document import LoadError
+    from kb.text.document import LoadError
 
     z = tmp_path / "a.pdf"
     with zipfile.ZipFile(z, "w") as zf:

@@ -3,7 +3,8 @@
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kb.prompt import SourceText, build, language, neutralise
+from kb.answering.prompt import SourceText, build, neutralise
+from kb.text.language import language
 
 WORDS = ["知识库", "模型", "训练", "。", "，", "CLIP", "retrieval", " ", "\n", "the", "数据", "page", "向量"]
 text = st.lists(st.sampled_from(WORDS), max_size=600).map("".join)

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(not all(c.is_dir() for c in CORPORA),
 
 
 def _files(roots) -> list[Path]:
-    from kb.files import collect
+    from kb.ingest.files import collect
 
     files, _ = collect(roots)
     return files

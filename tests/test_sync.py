@@ -6,9 +6,9 @@ import threading
 
 from test_indexing import ZH_CLIP, ZH_WEATHER, _consistent
 
-from kb.files import Files
+from kb.ingest.files import Files
 from kb.knowledge_base import KnowledgeBase
-from kb.store import Store
+from kb.storage.sqlite.store import Store
 
 
 def _vectors_of(kb, name):
@@ -88,7 +88,7 @@ def test_sync_picks_up_new_changed_moved_and_deleted_files(make_kb, tmp_path):
 
 
 def test_the_watcher_notices_a_new_file(tmp_path):
-    from kb.watcher import FolderWatcher
+    from kb.ingest.watcher import FolderWatcher
 
     d = tmp_path / "w"
     d.mkdir()
@@ -106,7 +106,7 @@ def test_the_watcher_notices_a_new_file(tmp_path):
 
 
 def test_an_interrupted_job_resumes_from_the_persisted_queue(make_kb, tmp_path):
-    from kb.indexer import CancelToken
+    from kb.ingest.indexer import CancelToken
 
     d = tmp_path / "docs"
     d.mkdir()
@@ -125,7 +125,7 @@ def test_an_interrupted_job_resumes_from_the_persisted_queue(make_kb, tmp_path):
 
 
 def test_a_version_2_database_with_content_migrates_and_searches(make_kb, tmp_path, e5):
-    from kb import schema
+    from kb.storage.sqlite import schema
 
     kb = make_kb("old")
     (tmp_path / "clip.txt").write_text(ZH_CLIP, encoding="utf-8")
@@ -155,7 +155,7 @@ def test_a_version_2_database_with_content_migrates_and_searches(make_kb, tmp_pa
 
 
 def test_a_damaged_database_is_reported_with_its_path_and_left_untouched(tmp_path):
-    from kb.store import StoreError
+    from kb.storage.sqlite.store import StoreError
 
     folder = tmp_path / "broken"
     folder.mkdir()

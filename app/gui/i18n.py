@@ -146,6 +146,10 @@ ZH_CN = {
         "留空则保存在这台电脑上。填写 PostgreSQL 服务器（需 pgvector）后，在那里创建同名知识库的人都共用它；"
         "它的私密程度取决于那台服务器。",
     "on {server}": "位于 {server}",
+    "reading counts from the server…": "正在从服务器读取数量…",
+    "server not reachable": "服务器无法连接",
+    "cannot be opened": "无法打开",
+    "Opening {name} on its server…": "正在打开服务器上的 {name}…",
     "This answer could not be kept in the conversation: {error}": "这个回答未能保存到对话中：{error}",
     "Zhiku hit an unexpected error. Details were written to:\n{path}":
         "知库遇到了意外错误。详细信息已写入：\n{path}",
@@ -250,6 +254,6 @@ def tr(text: str, **fields) -> str:
 
 def place(path: str, n) -> str:
     """"page 3", "section 3" (a text file's part) or "slide 3", in the UI language."""
-    from kb.document import part_name
+    from kb.text.document import part_name
 
     return tr(f"{part_name(path)} {{n}}", n=n)

@@ -19,15 +19,15 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
-from app.gui.answering import Answering
-from app.gui.documents import DocumentsPanel, accept_files
+from app.gui.parts.answering import Answering
+from app.gui.widgets.documents import DocumentsPanel, accept_files
 from app.gui.i18n import set_language, tr
-from app.gui.image_search import ImageSearch
-from app.gui.indexing import Indexing
-from app.gui.kb_list import KBList
+from app.gui.parts.image_search import ImageSearch
+from app.gui.parts.indexing import Indexing
+from app.gui.widgets.kb_list import KBList
 from app.gui.settings import AppSettings
-from app.gui.viewer import SourceViewer
-from app.gui.workers import InstallWorker, WarmUp
+from app.gui.widgets.viewer import SourceViewer
+from app.gui.workers import Worker, install_worker, warm_up
 
 log = logging.getLogger("zhiku.gui")
 
@@ -83,6 +83,7 @@ class MainWindow(QMainWindow):
         self.image_search.page_requested.connect(self.viewer.show_source)
 
         self.kb_list.selected.connect(self.select_kb)
+        self._opening: set[str] = set()  # server knowledge bases being opened in the background
         self.kb_list.create_requested.connect(self.create_kb)
         self.kb_list.releasing.connect(self.close_kb)
         self.docs.add_requested.connect(self.index_paths)
@@ -96,7 +97,7 @@ class MainWindow(QMainWindow):
         self._make_actions()
         self.retranslate()
         self._restore_state()
-        self.warm: WarmUp | None = None
+        self.warm: Worker | None = None
         self.kb_list.reload()
         self.check_models()
         self.heavy_at_first_paint: list[str] | None = None
@@ -189,7 +190,7 @@ class MainWindow(QMainWindow):
         """Create a knowledge base with the configured embedding model and chunking (on a PostgreSQL
         server when `server` is given: joining it when another computer made it)."""
         from kb.knowledge_base import KnowledgeBase
-        from kb.store import StoreError
+        from kb.storage.sqlite.store import StoreError
         from models.embedder import Embedder
 
         try:
@@ -217,21 +218,27 @@ class MainWindow(QMainWindow):
 
     def select_kb(self, name: str) -> None:
         """Show a knowledge base's documents and conversations."""
-        from kb.knowledge_base import KnowledgeBase
+        from kb.knowledge_base import KnowledgeBase, on_server
 
         if self.kb is not None and name == self.kb.name:  # the list was only refreshed; whoever
             return  # refreshed it refreshes the documents too (a 300-document list costs the window)
-        if not name:
-            self.kb = None
-        elif name not in self.kbs:
+        if name and name not in self.kbs and name in self.kb_list.problems:
+            self._not_opened(name, self.kb_list.problems[name])  # the list found it unreachable just now
+            return
+        if name and name not in self.kbs and on_server(name):
+            if name not in self._opening:
+                self._open_in_background(name)  # a server that does not answer must not hold the window
+            return
+        if name and name not in self.kbs:
             try:
                 self.kbs[name] = KnowledgeBase.open(name, self._shared_embedder(name))
             except Exception as e:  # a broken KB or model is reported, never fatal
                 log.exception("cannot open %s", name)
-                self.status_label.setText(f"{name}: {e}")
-                self.kb = None
-                self.docs.set_kb(None)
+                self._not_opened(name, str(e))
                 return
+        self._show_kb(name)
+
+    def _show_kb(self, name: str) -> None:
         self.kb = self.kbs.get(name) if name else None
         self._title()
         self.docs.set_kb(self.kb)
@@ -241,6 +248,42 @@ class MainWindow(QMainWindow):
         if self.kb is not None and not self.kb.embedder.loaded and self.warm is not None:
             self.warm_up()
         self.answering.set_kb(self.kb)
+
+    def _not_opened(self, name: str, why: str) -> None:
+        self._show_kb("")  # no documents, no chat of the knowledge base shown before
+        self.status_label.setText(f"{name}: {why}")
+
+    def _open_in_background(self, name: str) -> None:
+        from app.gui.workers import in_background
+        from kb.knowledge_base import KnowledgeBase
+
+        self._show_kb("")
+        self.status_label.setText(tr("Opening {name} on its server…", name=name))
+        self._opening.add(name)
+
+        def opened(result) -> None:
+            if isinstance(result, Exception):
+                log.error("cannot open %s: %s", name, result)
+                self._finish_open(name, None, str(result))
+            else:
+                self._finish_open(name, result, "")
+
+        in_background(lambda: KnowledgeBase.open(name, self._shared_embedder(name)), opened, self, f"open {name}")
+
+    def _finish_open(self, name: str, kb, why: str) -> None:
+        self._opening.discard(name)
+        if kb is not None and name in self.kbs:  # opened meanwhile another way: that one stays
+            kb.close()
+            return
+        if kb is not None:
+            self.kbs[name] = kb
+        if self.kb_list.current() != name:
+            return  # another knowledge base was selected meanwhile; this one stays open for later
+        if kb is None:
+            self._not_opened(name, why)
+        else:
+            self.status_label.setText("")
+            self._show_kb(name)
 
     def _shared_embedder(self, name: str):
         """Reuse one loaded embedder across knowledge bases built with the same model."""
@@ -310,10 +353,10 @@ class MainWindow(QMainWindow):
             self.warm.finished.connect(self.warm_up)
             return
         self.status_label.setText(tr("Loading models…"))
-        self.warm = WarmUp([self.kb.embedder if self.kb else None], self)
-        self.warm.ready.connect(lambda: self.status_label.setText(
+        self.warm = warm_up([self.kb.embedder if self.kb else None], self)
+        self.warm.finished_ok.connect(lambda _: self.status_label.setText(
             f"{tr('Ready')} · {self.answering.model_name}" if self.answering.model_name else tr("Ready")))
-        self.warm.ready.connect(self.image_search.load_clip)  # after torch is imported: never during the first paint
+        self.warm.finished_ok.connect(lambda _: self.image_search.load_clip())  # after torch is imported: never during the first paint
         self.warm.start()
 
     def check_models(self) -> bool:
@@ -344,13 +387,13 @@ class MainWindow(QMainWindow):
         if path:
             self.install_models(bundle=path)
 
-    def install_models(self, bundle: str | None = None, specs: list | None = None) -> InstallWorker:
+    def install_models(self, bundle: str | None = None, specs: list | None = None) -> Worker:
         """Install the missing default models (or `specs`) from their packages, or a bundle, with progress."""
-        worker = InstallWorker([] if bundle else (specs or self.missing_models), self, bundle=bundle)
-        worker.progress.connect(lambda name, d, t: (
-            self.progress.setRange(0, 100), self.progress.setValue(int(100 * d / max(t, 1))),
-            self.progress_text.setText(tr("Installing {name}…", name=name))))
-        worker.finished_ok.connect(self.check_models)
+        worker = install_worker([] if bundle else (specs or self.missing_models), self, bundle=bundle)
+        worker.progress.connect(lambda p: (  # (name, done, total)
+            self.progress.setRange(0, 100), self.progress.setValue(int(100 * p[1] / max(p[2], 1))),
+            self.progress_text.setText(tr("Installing {name}…", name=p[0]))))
+        worker.finished_ok.connect(lambda _: self.check_models())
         worker.failed.connect(lambda msg: self.chat.banner_text.setText(msg))
         worker.finished.connect(self.indexing.end_progress)
         self.progress.show()
@@ -369,7 +412,7 @@ class MainWindow(QMainWindow):
     # ---- settings ---------------------------------------------------------------------------
     def open_settings(self) -> None:
         """Show the settings dialog and apply what changed."""
-        from app.gui.settings_dialog import SettingsDialog
+        from app.gui.dialogs.settings import SettingsDialog
 
         dialog = SettingsDialog(self.settings, self)
         if dialog.exec():

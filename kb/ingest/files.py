@@ -1,0 +1,217 @@
+"""Which paths a knowledge base knows: the persisted indexing queue, linked folders, copies, moves.
+
+The queue lives in the KB database so that a crash or a quit mid-way resumes at the next start;
+a file leaves it in the same transaction that stores its content (or its failure). Files with the
+same content are indexed once: the first path owns the document, the others are its copies. A file
+whose content is already indexed under a path that no longer exists was moved: the document takes
+the new path and keeps its chunks and vectors.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+from typing import Iterable
+
+from kb.storage import leases
+from kb.ingest import loaders
+from kb.text.file_names import readable
+from kb.storage.sqlite.store import Store
+
+NO_SUCH_PATH = "no such file or folder"
+
+
+class Files:
+    """Path bookkeeping for one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store, self.db = store, store.db
+        # several computers add to a server knowledge base: a path missing here may be on another one
+        self.shared = getattr(self.db, "dialect", "sqlite") == "postgresql"
+
+    # ---- the indexing queue -------------------------------------------------------------------
+    def enqueue(self, paths: Iterable[str]) -> None:
+        """Remember files to index, so that an interrupted job can be resumed."""
+        now = time.time()
+        with self.db.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO queue(path, queued) VALUES (?, ?)",
+                           [(str(p), now) for p in paths])
+
+    def queued(self) -> list[str]:
+        """Files still waiting to be indexed, oldest first."""
+        return [r[0] for r in self.db.query("SELECT path FROM queue ORDER BY queued, rowid")]
+
+    def waiting(self) -> list[str]:
+        """Queued files, read without waiting for a job that is storing a document (for the window)."""
+        return [r[0] for r in self.db.listing("SELECT path FROM queue ORDER BY queued, rowid")]
+
+    def claim(self, paths: list[str]) -> list[str]:
+        """The queued files this process indexes: all of them, except on a server knowledge base,
+        where files another live desktop is indexing are left to it (kb.storage.leases)."""
+        if not self.shared or not paths:
+            return paths
+        now, owner = time.time(), leases.me()
+        with self.db.transaction() as db:
+            holders = [r[0] for r in db.raw("SELECT DISTINCT claimed_by FROM queue WHERE claimed_at >= %s",
+                                            (now - leases.LEASE_S,))]
+            mine = {r[0] for r in db.raw(
+                "UPDATE queue SET claimed_by=%s, claimed_at=%s WHERE path = ANY(%s) AND (claimed_by IS NULL "
+                "OR claimed_by=%s OR claimed_at < %s OR claimed_by = ANY(%s)) RETURNING path",
+                (owner, now, [str(p) for p in paths], owner, now - leases.LEASE_S, leases.dead(holders)))}
+        return [p for p in paths if p in mine]
+
+    def renew(self) -> None:
+        """Tell the other desktops this process still works on the files it claimed."""
+        if self.shared:
+            with self.db.transaction() as db:
+                db.raw("UPDATE queue SET claimed_at=%s WHERE claimed_by=%s", (time.time(), leases.me()))
+
+    def dequeue(self, paths: Iterable[str]) -> None:
+        """Forget queued files (done without storing anything, or given up)."""
+        with self.db.transaction() as db:
+            db.executemany("DELETE FROM queue WHERE path=?", [(str(p),) for p in paths])
+
+    # ---- linked folders -----------------------------------------------------------------------
+    def link(self, folder: Path) -> str:
+        """Link a folder: its files are kept in sync with the knowledge base."""
+        path = str(Path(folder).expanduser().resolve())
+        if not Path(path).is_dir():
+            raise NotADirectoryError(f"not a folder: {path}")
+        with self.db.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO folders(path, added) VALUES (?, ?)", (path, time.time()))
+        return path
+
+    def unlink(self, folder: str) -> None:
+        """Stop syncing a folder (its documents stay)."""
+        with self.db.transaction() as db:
+            db.execute("DELETE FROM folders WHERE path=?", (str(folder),))
+
+    def folders(self) -> list[str]:
+        """The linked folders."""
+        return [r[0] for r in self.db.query("SELECT path FROM folders ORDER BY path")]
+
+    def under_folders(self, folders: Iterable[str] | None = None) -> list[str]:
+        """Every known path (documents and copies) inside the given linked folders (default: all)."""
+        roots = [str(f).rstrip(os.sep) + os.sep for f in (self.folders() if folders is None else folders)]
+        return [p for p in self.all_paths() if any(p.startswith(r) for r in roots)]
+
+    # ---- documents by content -----------------------------------------------------------------
+    def all_paths(self) -> list[str]:
+        """Every path the KB lists: documents and their copies."""
+        return [r[0] for r in self.db.query("SELECT path FROM documents UNION SELECT path FROM copies")]
+
+    def by_hash(self, sha256: str) -> tuple[int, str] | None:
+        """The indexed document with this content: (id, path), if any."""
+        rows = self.db.query(
+            "SELECT id, path FROM documents WHERE sha256=? AND status!='failed' ORDER BY id LIMIT 1", (sha256,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def copies(self, doc_id: int) -> list[str]:
+        """Other paths holding the same content as this document."""
+        return [r[0] for r in self.db.query("SELECT path FROM copies WHERE doc_id=? ORDER BY path", (doc_id,))]
+
+    def copy_owner(self, path: str) -> int | None:
+        """The document a path is a copy of, if it is one."""
+        rows = self.db.query("SELECT doc_id FROM copies WHERE path=?", (path,))
+        return rows[0][0] if rows else None
+
+    def add_copy(self, path: str, doc_id: int) -> None:
+        """List `path` under an already indexed document with the same content."""
+        with self.db.transaction() as db:
+            if db.execute("SELECT 1 FROM documents WHERE path=?", (path,)).fetchone():
+                self._drop_document(db, path)  # it held other content before
+            db.execute("INSERT OR REPLACE INTO copies(path, doc_id) VALUES (?, ?)", (path, doc_id))
+            db.execute("DELETE FROM queue WHERE path=?", (path,))
+
+    def move(self, doc_id: int, new_path: str, mtime: float | None = None) -> None:
+        """Give a document a new path (a moved or renamed file); chunks and vectors stay."""
+        with self.db.transaction() as db:
+            if db.execute("SELECT 1 FROM documents WHERE path=? AND id!=?", (new_path, doc_id)).fetchone():
+                self._drop_document(db, new_path)
+            db.execute("DELETE FROM copies WHERE path=?", (new_path,))
+            db.execute("UPDATE documents SET path=?, name=?, mtime=COALESCE(?, mtime), updated=? WHERE id=?",
+                       (new_path, readable(Path(new_path).name), mtime, time.time(), doc_id))
+            db.execute("DELETE FROM queue WHERE path=?", (new_path,))
+
+    def forget(self, path: str) -> str:
+        """A path is gone: drop a copy, promote a copy to owner, or remove the document.
+
+        Returns what happened: "copy", "promoted" or "removed" ("" when the path was unknown).
+        """
+        # (called by the job that owns the writes: nothing changes these rows between the reads and
+        # the writes below)
+        if self.db.query("SELECT 1 FROM copies WHERE path=?", (path,)):
+            with self.db.transaction() as db:
+                db.execute("DELETE FROM copies WHERE path=?", (path,))
+            return "copy"
+        rows = self.db.query("SELECT id FROM documents WHERE path=?", (path,))
+        if not rows:
+            return ""
+        doc_id = rows[0][0]
+        if heirs := self.copies(doc_id):
+            self.move(doc_id, heirs[0])
+            return "promoted"
+        self.store.remove_document(doc_id)
+        return "removed"
+
+    def _drop_document(self, db, path: str) -> None:
+        row = db.execute("SELECT id FROM documents WHERE path=?", (path,)).fetchone()
+        if row:
+            self.store.drop_document(db, row[0])
+
+
+def collect(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Expand files and folders (recursively) into supported files, and what was skipped and why."""
+    files: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if not p.exists():
+            skipped.append((str(p), NO_SUCH_PATH))
+        elif p.is_dir():
+            for root, dirs, names in os.walk(p):
+                hidden = [d for d in dirs if d.startswith(".")]
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                skipped += [(str(Path(root) / d), "hidden folder") for d in hidden]
+                for n in sorted(names):
+                    f = Path(root) / n
+                    if n.startswith("."):
+                        skipped.append((str(f), "hidden file"))
+                    elif (why := not_a_file(f)) is not None:
+                        skipped.append((str(f), why))
+                    elif not loaders.supported(f):
+                        skipped.append((str(f), loaders.KNOWN_UNREADABLE.get(
+                            f.suffix.lower(), f"unsupported file type '{f.suffix or n}'")))
+                    else:
+                        files.append(f)
+        elif (why := not_a_file(p)) is not None:
+            skipped.append((str(p), why))
+        else:
+            files.append(p)  # named explicitly: try it, and report why if it cannot be read
+    seen, unique = set(), []
+    for f in files:
+        key = str(f.resolve())
+        if key not in seen:
+            seen.add(key)
+            unique.append(f.resolve())
+    return unique, skipped
+
+
+def not_a_file(path: Path) -> str | None:
+    """Why `path` is not read (a named pipe, socket or device: opening one can block forever), or
+    None for a regular file (or a link to one)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        return f"cannot read: {e.strerror or e}"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe, not a file"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not a file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device, not a file"
+    return "not a regular file"

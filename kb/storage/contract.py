@@ -1,0 +1,158 @@
+"""What the engine asks of a knowledge base's storage, written down.
+
+kb.storage.sqlite.store.Store (SQLite + FAISS) is the implementation today; a server-backed one (PostgreSQL +
+pgvector) goes behind the same two interfaces. The retriever, the indexer, the file bookkeeping,
+the pictures and the conversations use nothing else: `Database` for transactions and settings,
+`KnowledgeStore` for documents, chunks, vectors and search. tests/test_layers.py checks that
+Store provides every method here with the same parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Collection, Iterable, Iterator, Protocol, runtime_checkable
+
+import numpy as np
+
+
+# PostgreSQL text cannot hold NUL (a damaged file's pages can carry one): both backends store it as
+# U+FFFD, one character for one, so chunk offsets into a page stay right and both give back the same
+# text (tests/test_store_contract.py)
+NUL_STANDIN = "\ufffd"
+
+
+def storable(text: str) -> str:
+    """Text as every backend stores it."""
+    return text.replace("\x00", NUL_STANDIN) if "\x00" in text else text
+
+
+@runtime_checkable
+class Database(Protocol):
+    """Transactions, queries and settings of one knowledge base's database."""
+
+    def transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """One atomic unit of work; yields a handle with execute()/executemany()."""
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Rows of a statement."""
+
+    def query_dicts(self, sql: str, params: tuple = (), listing: bool = False) -> list[dict]:
+        """Rows as dicts (listing=True: from the last commit, without waiting for a writer)."""
+
+    def stream(self, sql: str, params: tuple = (), size: int = 16384) -> Iterator[list[tuple]]:
+        """A large read in slices."""
+
+    def listing(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Rows from the last commit, without waiting for a writer."""
+
+    def count(self, table: str) -> int:
+        """Rows in one of the knowledge base's tables."""
+
+    def get_meta(self, key: str, default=None):
+        """A setting."""
+
+    def set_meta(self, key: str, value) -> None:
+        """Set a setting."""
+
+    def close(self) -> None:
+        """Release the connection(s)."""
+
+
+@runtime_checkable
+class KnowledgeStore(Protocol):
+    """Documents, pages, chunks, their vectors and search, for one knowledge base."""
+
+    folder: Path
+    db: Database
+
+    @property
+    def model_id(self) -> str | None:
+        """The embedding model the stored vectors come from."""
+
+    def count(self, table: str) -> int:
+        """Rows in one of the knowledge base's tables."""
+
+    def close(self) -> None:
+        """Release everything held open."""
+
+    # documents
+    def document(self, path: str) -> dict | None:
+        """The document stored for a path."""
+
+    def document_sha(self, doc_id: int) -> str | None:
+        """The content hash a document was read from."""
+
+    def ocr_ran(self, doc_id: int) -> bool:
+        """Whether any page of the document was read by OCR."""
+
+    def documents(self) -> list[dict]:
+        """Every document with counts and copies, without waiting for a writer."""
+
+    def totals(self) -> dict:
+        """documents, failed, bytes, chunks: counts for lists, without waiting for a writer."""
+
+    def has_documents(self) -> bool:
+        """True when a document is stored."""
+
+    def put_document(self, path: str, doc, chunks: list, sha256: str, size: int, mtime: float,
+                     fts_rows: list[str] | None = None) -> tuple[int, int]:
+        """Store a document's content, keeping vectors of unchanged chunks: (id, chunks needing vectors)."""
+
+    def put_failure(self, path: str, error: str, sha256: str | None, size: int | None,
+                    mtime: float | None, kind: str = "") -> None:
+        """Record why a file could not be indexed."""
+
+    def remove_document(self, doc_id: int) -> None:
+        """Delete a document and everything of it."""
+
+    def drop_document(self, db, doc_id: int) -> None:
+        """Delete a document inside the caller's transaction."""
+
+    # vectors
+    def pending_chunks(self, limit: int) -> list[tuple[int, str]]:
+        """(id, text) of chunks without a vector, oldest first."""
+
+    def count_pending(self) -> int:
+        """Chunks without a vector."""
+
+    def add_vectors(self, ids: list[int], vecs: np.ndarray, save: bool = True) -> None:
+        """Store one batch of vectors."""
+
+    def has_vectors(self) -> bool:
+        """True when at least one chunk has a vector."""
+
+    def vector(self, chunk_id: int) -> np.ndarray | None:
+        """A chunk's stored vector."""
+
+    def rebind_vectors(self, model_id: str, dim: int) -> None:
+        """Drop every vector; record the model that will compute them again."""
+
+    def rebuild_index(self) -> Any:
+        """Rebuild the vector index from the stored vectors."""
+
+    def index_needs_rebuild(self) -> bool:
+        """Whether the index type no longer suits the size."""
+
+    def save_index(self) -> None:
+        """Persist the vector index, if it has a file."""
+
+    # search and reading
+    def lexical_search(self, query: str, k: int, documents: Collection[int] | None = None) -> list[tuple[int, float]]:
+        """Keyword search: (chunk id, score) best first."""
+
+    def dense_search(self, query_vec: np.ndarray, k: int,
+                     documents: Collection[int] | None = None) -> list[tuple[int, float]]:
+        """Vector search: (chunk id, cosine) best first."""
+
+    def chunks(self, ids: Iterable[int]) -> dict:
+        """Stored chunks by id with their document's path and name."""
+
+    def doc_ids(self, ids: Iterable[int]) -> dict[int, int]:
+        """Chunk id -> document id."""
+
+    def page_boxes(self, doc_id: int, number: int) -> list[tuple]:
+        """A page's OCR boxes."""
+
+    def page_text(self, doc_id: int, number: int) -> str | None:
+        """A page's full text."""
