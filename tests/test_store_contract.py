@@ -132,3 +132,38 @@ def test_two_writers_at_once_lose_nothing(store):
     assert errors == []
     assert store.count("documents") == 10 and store.count("chunks") == 20 and store.count_pending() == 20
     assert len(_hits(store, "violin")) == 10
+
+
+def test_the_queue_keeps_order_ignores_repeats_and_forgets_what_was_stored(store):
+    store.queue.enqueue(["/docs/q1.txt", "/docs/q2.txt"])
+    store.queue.enqueue(["/docs/q3.txt", "/docs/q1.txt"])  # q1 again: still one entry, still first
+    assert store.queue.queued() == ["/docs/q1.txt", "/docs/q2.txt", "/docs/q3.txt"] == store.queue.waiting()
+    assert store.queue.claim(["/docs/q1.txt", "/docs/q2.txt"]) == ["/docs/q1.txt", "/docs/q2.txt"]
+    _put(store, "/docs/q2.txt", "stored: leaves the queue in the same transaction")
+    store.queue.dequeue(["/docs/q3.txt"])
+    assert store.queue.queued() == ["/docs/q1.txt"]
+
+
+def test_a_lease_held_by_a_live_desktop_is_respected_and_a_dead_ones_taken_over(store):
+    """On one computer every queued file is this process's; on a server, files another live
+    desktop holds are left to it, and those of a process that died here are taken at once."""
+    import subprocess
+    import sys
+
+    from kb.storage import leases
+
+    store.queue.enqueue(["/docs/live.txt", "/docs/dead.txt", "/docs/free.txt"])
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process of this computer that ran and ended: a `zhiku add` killed mid-job
+    alive = "another-desktop:4242"  # on another computer: alive until its lease runs out
+    if store.shared:
+        import time
+
+        with store.db.transaction() as db:
+            for path, holder in (("/docs/live.txt", alive), ("/docs/dead.txt", f"{leases.HOST}:{gone.pid}")):
+                db.raw("UPDATE queue SET claimed_by=%s, claimed_at=%s WHERE path=%s", (holder, time.time(), path))
+    mine = store.queue.claim(["/docs/live.txt", "/docs/dead.txt", "/docs/free.txt"])
+    assert mine == (["/docs/dead.txt", "/docs/free.txt"] if store.shared else
+                    ["/docs/live.txt", "/docs/dead.txt", "/docs/free.txt"])
+    store.queue.renew()  # on a server: the leases stay this process's while it works
+    assert store.queue.claim(mine) == mine

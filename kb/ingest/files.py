@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from kb.storage import leases
 from kb.ingest import loaders
 from kb.text.file_names import readable
 from kb.storage.sqlite.store import Store
@@ -29,49 +28,33 @@ class Files:
     def __init__(self, store: Store) -> None:
         self.store, self.db = store, store.db
         # several computers add to a server knowledge base: a path missing here may be on another one
-        self.shared = getattr(self.db, "dialect", "sqlite") == "postgresql"
+        self.shared = store.shared
 
-    # ---- the indexing queue -------------------------------------------------------------------
+    # ---- the indexing queue (its SQL is the backend's: kb.storage.sqlite.queue, .postgres.queue) --
     def enqueue(self, paths: Iterable[str]) -> None:
         """Remember files to index, so that an interrupted job can be resumed."""
-        now = time.time()
-        with self.db.transaction() as db:
-            db.executemany("INSERT OR IGNORE INTO queue(path, queued) VALUES (?, ?)",
-                           [(str(p), now) for p in paths])
+        self.store.queue.enqueue(paths)
 
     def queued(self) -> list[str]:
         """Files still waiting to be indexed, oldest first."""
-        return [r[0] for r in self.db.query("SELECT path FROM queue ORDER BY queued, rowid")]
+        return self.store.queue.queued()
 
     def waiting(self) -> list[str]:
         """Queued files, read without waiting for a job that is storing a document (for the window)."""
-        return [r[0] for r in self.db.listing("SELECT path FROM queue ORDER BY queued, rowid")]
+        return self.store.queue.waiting()
 
     def claim(self, paths: list[str]) -> list[str]:
         """The queued files this process indexes: all of them, except on a server knowledge base,
         where files another live desktop is indexing are left to it (kb.storage.leases)."""
-        if not self.shared or not paths:
-            return paths
-        now, owner = time.time(), leases.me()
-        with self.db.transaction() as db:
-            holders = [r[0] for r in db.raw("SELECT DISTINCT claimed_by FROM queue WHERE claimed_at >= %s",
-                                            (now - leases.LEASE_S,))]
-            mine = {r[0] for r in db.raw(
-                "UPDATE queue SET claimed_by=%s, claimed_at=%s WHERE path = ANY(%s) AND (claimed_by IS NULL "
-                "OR claimed_by=%s OR claimed_at < %s OR claimed_by = ANY(%s)) RETURNING path",
-                (owner, now, [str(p) for p in paths], owner, now - leases.LEASE_S, leases.dead(holders)))}
-        return [p for p in paths if p in mine]
+        return self.store.queue.claim(paths)
 
     def renew(self) -> None:
         """Tell the other desktops this process still works on the files it claimed."""
-        if self.shared:
-            with self.db.transaction() as db:
-                db.raw("UPDATE queue SET claimed_at=%s WHERE claimed_by=%s", (time.time(), leases.me()))
+        self.store.queue.renew()
 
     def dequeue(self, paths: Iterable[str]) -> None:
         """Forget queued files (done without storing anything, or given up)."""
-        with self.db.transaction() as db:
-            db.executemany("DELETE FROM queue WHERE path=?", [(str(p),) for p in paths])
+        self.store.queue.dequeue(paths)
 
     # ---- linked folders -----------------------------------------------------------------------
     def link(self, folder: Path) -> str:

@@ -60,11 +60,37 @@ class Database(Protocol):
 
 
 @runtime_checkable
+class Queue(Protocol):
+    """The persisted indexing queue: files to read, kept across crashes, split between the desktops
+    that share a server knowledge base (kb.storage.sqlite.queue, kb.storage.postgres.queue)."""
+
+    def enqueue(self, paths: Iterable[str]) -> None:
+        """Remember files to index, so that an interrupted job can be resumed."""
+
+    def queued(self) -> list[str]:
+        """Files still waiting to be indexed, oldest first."""
+
+    def waiting(self) -> list[str]:
+        """Queued files, read without waiting for a writer (for the window)."""
+
+    def claim(self, paths: list[str]) -> list[str]:
+        """The queued files this process indexes: those no other live desktop holds."""
+
+    def renew(self) -> None:
+        """Tell the other desktops this process still works on the files it claimed."""
+
+    def dequeue(self, paths: Iterable[str]) -> None:
+        """Forget queued files (done without storing anything, or given up)."""
+
+
+@runtime_checkable
 class KnowledgeStore(Protocol):
     """Documents, pages, chunks, their vectors and search, for one knowledge base."""
 
     folder: Path
     db: Database
+    queue: Queue
+    shared: bool  # other desktops add to it at the same time (a path missing here may be on one of them)
 
     @property
     def model_id(self) -> str | None:

@@ -277,7 +277,7 @@ class PgDatabase:
         from psycopg.rows import dict_row
 
         if listing:
-            return self._read(sql, params, dict_row)
+            return self._read(translate(sql), params, dict_row)
         with self.lock, self._errors():
             cur = self._alive().cursor(row_factory=dict_row)
             return cur.execute(translate(sql), _params(params)).fetchall()
@@ -291,6 +291,10 @@ class PgDatabase:
 
     def listing(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Rows of a read from the last commit; on its own connection, so it never waits for a writer."""
+        return self._read(translate(sql), params)
+
+    def listing_pg(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """listing() of a statement in PostgreSQL's dialect."""
         return self._read(sql, params)
 
     def _read(self, sql: str, params: tuple, row_factory=None) -> list:
@@ -303,7 +307,7 @@ class PgDatabase:
                     _loaders(self._read_conn)
                     self._read_conn.execute(f'SET search_path TO "{self.schema}", public')
                 cur = self._read_conn.cursor(row_factory=row_factory) if row_factory else self._read_conn.cursor()
-                return cur.execute(translate(sql), _params(params)).fetchall()
+                return cur.execute(sql, _params(params)).fetchall()
             except psycopg.OperationalError as e:
                 with contextlib.suppress(Exception):
                     self._read_conn.close()

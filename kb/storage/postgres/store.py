@@ -31,6 +31,7 @@ from kb.text.chunking import Chunk
 from kb.storage.sqlite.database import StoreError
 from kb.storage.postgres.database import PgDatabase, safe_url
 from kb.storage.postgres.pictures import ServerPictures
+from kb.storage.postgres.queue import ServerQueue
 from kb.storage.postgres.vectors import PgVectorTable
 from kb.storage.sqlite.pictures import PICTURE_VECTORS
 from kb.storage.sqlite.store import CHUNK_VECTORS, COMMON_SHARE, KEEP_AT_LEAST, PRUNE_FROM, Store
@@ -94,6 +95,8 @@ def read_link(folder: Path) -> tuple[str, str]:
 class PgStore(Store):
     """A knowledge base in a PostgreSQL schema, with this desktop's folder for its link and thumbnails."""
 
+    shared = True  # a team's: other desktops add to it at the same time
+
     def __init__(self, folder: Path, connect_timeout: int | None = None) -> None:
         self.folder = Path(folder)
         url, schema = read_link(self.folder)
@@ -108,6 +111,7 @@ class PgStore(Store):
         self._size: tuple[int, float] | None = None  # chunks, mean terms per chunk
         self._lexes: dict[str, list[str]] = {}  # query word -> its lexemes
         self.pictures = ServerPictures(self.db, self.folder, PgVectorTable(self.db, PICTURE_VECTORS))
+        self.queue = ServerQueue(self.db)
 
     @classmethod
     def create(cls, folder: Path, settings: dict, url: str = "") -> "PgStore":

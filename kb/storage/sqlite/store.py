@@ -23,6 +23,7 @@ from kb.text.chunking import Chunk
 from kb.storage.sqlite.database import Database, StoreError, create_file
 from kb.text.document import Document
 from kb.text.file_names import readable
+from kb.storage.sqlite.queue import Queue
 from kb.storage.sqlite.pictures import Pictures
 from kb.storage.sqlite.faiss_index import VectorIndex
 from kb.storage.sqlite.vectors import VectorKind, VectorTable
@@ -75,6 +76,8 @@ class ChunkRecord:
 class Store:
     """Documents, pages and chunks of one KB folder, keyword and vector search. Thread-safe."""
 
+    shared = False  # one computer's: no other desktop adds to it
+
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self.db_path = self.folder / DB_NAME
@@ -86,6 +89,7 @@ class Store:
         self._df: dict[str, int] = {}  # word -> chunks containing it (for pruning; cleared on change)
         self._vocab = False
         self.pictures = Pictures(self.db, self.folder)
+        self.queue = Queue(self.db)
 
     @classmethod
     def create(cls, folder: Path, settings: dict) -> "Store":
