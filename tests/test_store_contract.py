@@ -167,3 +167,27 @@ def test_a_lease_held_by_a_live_desktop_is_respected_and_a_dead_ones_taken_over(
                     ["/docs/live.txt", "/docs/dead.txt", "/docs/free.txt"])
     store.queue.renew()  # on a server: the leases stay this process's while it works
     assert store.queue.claim(mine) == mine
+
+
+def test_copies_moves_and_linked_folders_mean_the_same_on_both(store, tmp_path):
+    owner, _ = _put(store, "/docs/owner.txt", "porcelain and tea", "the canal at night")
+    other, _ = _put(store, "/docs/held-other.txt", "a page that goes when a copy lands here")
+    store.paths.add_copy("/docs/copy-a.txt", owner)
+    store.paths.add_copy("/docs/held-other.txt", owner)  # the document that path held goes, with its chunks
+    store.paths.add_copy("/docs/copy-a.txt", owner)  # again: still one copy
+    assert store.paths.copies(owner) == ["/docs/copy-a.txt", "/docs/held-other.txt"]
+    assert store.paths.copy_owner("/docs/copy-a.txt") == owner and store.paths.copy_owner("/docs/owner.txt") is None
+    assert store.document("/docs/held-other.txt") is None and store.count("chunks") == 2
+    assert sorted(store.paths.all_paths()) == ["/docs/copy-a.txt", "/docs/held-other.txt", "/docs/owner.txt"]
+    assert store.paths.by_hash("0" * 64) == (owner, "/docs/owner.txt")
+    # a move keeps the document's id, chunks and page text; a copy at the new path stops being one
+    store.paths.move(owner, "/docs/copy-a.txt", "copy-a.txt", None)
+    assert store.paths.document_id("/docs/copy-a.txt") == owner and store.paths.document_id("/docs/owner.txt") is None
+    assert store.paths.copies(owner) == ["/docs/held-other.txt"] and store.page_text(owner, 2) == "the canal at night"
+    assert store.document("/docs/copy-a.txt")["name"] == "copy-a.txt" and other != owner
+    store.paths.drop_copy("/docs/held-other.txt")
+    assert store.paths.copies(owner) == []
+    for folder in ("/data/b", "/data/a", "/data/b"):
+        store.paths.link_folder(folder)
+    store.paths.unlink_folder("/data/b")
+    assert store.paths.folders() == ["/data/a"]

@@ -356,7 +356,8 @@ class MainWindow(QMainWindow):
         self.warm = warm_up([self.kb.embedder if self.kb else None], self)
         self.warm.finished_ok.connect(lambda _: self.status_label.setText(
             f"{tr('Ready')} · {self.answering.model_name}" if self.answering.model_name else tr("Ready")))
-        self.warm.finished_ok.connect(lambda _: self.image_search.load_clip())  # after torch is imported: never during the first paint
+        # after torch is imported: never during the first paint
+        self.warm.finished_ok.connect(lambda _: self.image_search.load_clip())
         self.warm.start()
 
     def check_models(self) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from pathlib import Path
 from typing import Iterable
 
@@ -56,24 +55,22 @@ class Files:
         """Forget queued files (done without storing anything, or given up)."""
         self.store.queue.dequeue(paths)
 
-    # ---- linked folders -----------------------------------------------------------------------
+    # ---- linked folders (their SQL is the backend's: kb.storage.sqlite.paths, .postgres.paths) ---
     def link(self, folder: Path) -> str:
         """Link a folder: its files are kept in sync with the knowledge base."""
         path = str(Path(folder).expanduser().resolve())
         if not Path(path).is_dir():
             raise NotADirectoryError(f"not a folder: {path}")
-        with self.db.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO folders(path, added) VALUES (?, ?)", (path, time.time()))
+        self.store.paths.link_folder(path)
         return path
 
     def unlink(self, folder: str) -> None:
         """Stop syncing a folder (its documents stay)."""
-        with self.db.transaction() as db:
-            db.execute("DELETE FROM folders WHERE path=?", (str(folder),))
+        self.store.paths.unlink_folder(str(folder))
 
     def folders(self) -> list[str]:
         """The linked folders."""
-        return [r[0] for r in self.db.query("SELECT path FROM folders ORDER BY path")]
+        return self.store.paths.folders()
 
     def under_folders(self, folders: Iterable[str] | None = None) -> list[str]:
         """Every known path (documents and copies) inside the given linked folders (default: all)."""
@@ -83,40 +80,27 @@ class Files:
     # ---- documents by content -----------------------------------------------------------------
     def all_paths(self) -> list[str]:
         """Every path the KB lists: documents and their copies."""
-        return [r[0] for r in self.db.query("SELECT path FROM documents UNION SELECT path FROM copies")]
+        return self.store.paths.all_paths()
 
     def by_hash(self, sha256: str) -> tuple[int, str] | None:
         """The indexed document with this content: (id, path), if any."""
-        rows = self.db.query(
-            "SELECT id, path FROM documents WHERE sha256=? AND status!='failed' ORDER BY id LIMIT 1", (sha256,))
-        return (rows[0][0], rows[0][1]) if rows else None
+        return self.store.paths.by_hash(sha256)
 
     def copies(self, doc_id: int) -> list[str]:
         """Other paths holding the same content as this document."""
-        return [r[0] for r in self.db.query("SELECT path FROM copies WHERE doc_id=? ORDER BY path", (doc_id,))]
+        return self.store.paths.copies(doc_id)
 
     def copy_owner(self, path: str) -> int | None:
         """The document a path is a copy of, if it is one."""
-        rows = self.db.query("SELECT doc_id FROM copies WHERE path=?", (path,))
-        return rows[0][0] if rows else None
+        return self.store.paths.copy_owner(path)
 
     def add_copy(self, path: str, doc_id: int) -> None:
         """List `path` under an already indexed document with the same content."""
-        with self.db.transaction() as db:
-            if db.execute("SELECT 1 FROM documents WHERE path=?", (path,)).fetchone():
-                self._drop_document(db, path)  # it held other content before
-            db.execute("INSERT OR REPLACE INTO copies(path, doc_id) VALUES (?, ?)", (path, doc_id))
-            db.execute("DELETE FROM queue WHERE path=?", (path,))
+        self.store.paths.add_copy(path, doc_id)
 
     def move(self, doc_id: int, new_path: str, mtime: float | None = None) -> None:
         """Give a document a new path (a moved or renamed file); chunks and vectors stay."""
-        with self.db.transaction() as db:
-            if db.execute("SELECT 1 FROM documents WHERE path=? AND id!=?", (new_path, doc_id)).fetchone():
-                self._drop_document(db, new_path)
-            db.execute("DELETE FROM copies WHERE path=?", (new_path,))
-            db.execute("UPDATE documents SET path=?, name=?, mtime=COALESCE(?, mtime), updated=? WHERE id=?",
-                       (new_path, readable(Path(new_path).name), mtime, time.time(), doc_id))
-            db.execute("DELETE FROM queue WHERE path=?", (new_path,))
+        self.store.paths.move(doc_id, new_path, readable(Path(new_path).name), mtime)
 
     def forget(self, path: str) -> str:
         """A path is gone: drop a copy, promote a copy to owner, or remove the document.
@@ -125,24 +109,17 @@ class Files:
         """
         # (called by the job that owns the writes: nothing changes these rows between the reads and
         # the writes below)
-        if self.db.query("SELECT 1 FROM copies WHERE path=?", (path,)):
-            with self.db.transaction() as db:
-                db.execute("DELETE FROM copies WHERE path=?", (path,))
+        if self.copy_owner(path) is not None:
+            self.store.paths.drop_copy(path)
             return "copy"
-        rows = self.db.query("SELECT id FROM documents WHERE path=?", (path,))
-        if not rows:
+        doc_id = self.store.paths.document_id(path)
+        if doc_id is None:
             return ""
-        doc_id = rows[0][0]
         if heirs := self.copies(doc_id):
             self.move(doc_id, heirs[0])
             return "promoted"
         self.store.remove_document(doc_id)
         return "removed"
-
-    def _drop_document(self, db, path: str) -> None:
-        row = db.execute("SELECT id FROM documents WHERE path=?", (path,)).fetchone()
-        if row:
-            self.store.drop_document(db, row[0])
 
 
 def collect(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[str, str]]]:

@@ -84,12 +84,52 @@ class Queue(Protocol):
 
 
 @runtime_checkable
+class Paths(Protocol):
+    """Paths a knowledge base knows besides its documents' own: linked folders, and copies (another
+    path with a document's content, indexed once) — and moves (kb.storage.sqlite.paths, .postgres.paths)."""
+
+    def link_folder(self, path: str) -> None:
+        """Remember a linked folder (again: nothing changes)."""
+
+    def unlink_folder(self, path: str) -> None:
+        """Forget a linked folder (its documents stay)."""
+
+    def folders(self) -> list[str]:
+        """The linked folders, in order."""
+
+    def all_paths(self) -> list[str]:
+        """Every path the knowledge base lists: documents and their copies."""
+
+    def document_id(self, path: str) -> int | None:
+        """The document stored under `path`, if any."""
+
+    def by_hash(self, sha256: str) -> tuple[int, str] | None:
+        """The indexed document with this content: (id, path), if any."""
+
+    def copies(self, doc_id: int) -> list[str]:
+        """Other paths holding the same content as this document."""
+
+    def copy_owner(self, path: str) -> int | None:
+        """The document a path is a copy of, if it is one."""
+
+    def add_copy(self, path: str, doc_id: int) -> None:
+        """List `path` under a document with the same content (a document it held before goes)."""
+
+    def drop_copy(self, path: str) -> None:
+        """A copy's path is gone."""
+
+    def move(self, doc_id: int, new_path: str, name: str, mtime: float | None) -> None:
+        """Give a document a new path; chunks and vectors stay (a document there before goes)."""
+
+
+@runtime_checkable
 class KnowledgeStore(Protocol):
     """Documents, pages, chunks, their vectors and search, for one knowledge base."""
 
     folder: Path
     db: Database
     queue: Queue
+    paths: Paths
     shared: bool  # other desktops add to it at the same time (a path missing here may be on one of them)
 
     @property

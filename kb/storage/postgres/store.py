@@ -31,6 +31,7 @@ from kb.text.chunking import Chunk
 from kb.storage.sqlite.database import StoreError
 from kb.storage.postgres.database import PgDatabase, safe_url
 from kb.storage.postgres.pictures import ServerPictures
+from kb.storage.postgres.paths import ServerPaths
 from kb.storage.postgres.queue import ServerQueue
 from kb.storage.postgres.vectors import PgVectorTable
 from kb.storage.sqlite.pictures import PICTURE_VECTORS
@@ -112,6 +113,7 @@ class PgStore(Store):
         self._lexes: dict[str, list[str]] = {}  # query word -> its lexemes
         self.pictures = ServerPictures(self.db, self.folder, PgVectorTable(self.db, PICTURE_VECTORS))
         self.queue = ServerQueue(self.db)
+        self.paths = ServerPaths(self)
 
     @classmethod
     def create(cls, folder: Path, settings: dict, url: str = "") -> "PgStore":

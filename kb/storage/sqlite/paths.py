@@ -1,0 +1,77 @@
+"""Which paths a knowledge base on this computer knows besides its documents: linked folders, and
+copies (another path holding a document's content, indexed once). SQLite's dialect."""
+
+from __future__ import annotations
+
+import time
+
+
+class Paths:
+    """Linked folders, copies and moves (kb.storage.contract.Paths)."""
+
+    def __init__(self, store) -> None:
+        self.store, self.db = store, store.db
+
+    def link_folder(self, path: str) -> None:
+        """Remember a linked folder (again: nothing changes)."""
+        with self.db.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO folders(path, added) VALUES (?, ?)", (path, time.time()))
+
+    def unlink_folder(self, path: str) -> None:
+        """Forget a linked folder (its documents stay)."""
+        with self.db.transaction() as db:
+            db.execute("DELETE FROM folders WHERE path=?", (path,))
+
+    def folders(self) -> list[str]:
+        """The linked folders, in order."""
+        return [r[0] for r in self.db.query("SELECT path FROM folders ORDER BY path")]
+
+    def all_paths(self) -> list[str]:
+        """Every path the knowledge base lists: documents and their copies."""
+        return [r[0] for r in self.db.query("SELECT path FROM documents UNION SELECT path FROM copies")]
+
+    def document_id(self, path: str) -> int | None:
+        """The document stored under `path`, if any."""
+        rows = self.db.query("SELECT id FROM documents WHERE path=?", (path,))
+        return rows[0][0] if rows else None
+
+    def by_hash(self, sha256: str) -> tuple[int, str] | None:
+        """The indexed document with this content: (id, path), if any."""
+        rows = self.db.query(
+            "SELECT id, path FROM documents WHERE sha256=? AND status!='failed' ORDER BY id LIMIT 1", (sha256,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def copies(self, doc_id: int) -> list[str]:
+        """Other paths holding the same content as this document."""
+        return [r[0] for r in self.db.query("SELECT path FROM copies WHERE doc_id=? ORDER BY path", (doc_id,))]
+
+    def copy_owner(self, path: str) -> int | None:
+        """The document a path is a copy of, if it is one."""
+        rows = self.db.query("SELECT doc_id FROM copies WHERE path=?", (path,))
+        return rows[0][0] if rows else None
+
+    def add_copy(self, path: str, doc_id: int) -> None:
+        """List `path` under a document with the same content (a document it held before goes)."""
+        with self.db.transaction() as db:
+            old = db.execute("SELECT id FROM documents WHERE path=?", (path,)).fetchone()
+            if old:
+                self.store.drop_document(db, old[0])
+            db.execute("INSERT OR REPLACE INTO copies(path, doc_id) VALUES (?, ?)", (path, doc_id))
+            db.execute("DELETE FROM queue WHERE path=?", (path,))
+
+    def drop_copy(self, path: str) -> None:
+        """A copy's path is gone."""
+        with self.db.transaction() as db:
+            db.execute("DELETE FROM copies WHERE path=?", (path,))
+
+    def move(self, doc_id: int, new_path: str, name: str, mtime: float | None) -> None:
+        """Give a document a new path; chunks and vectors stay (a document there before goes)."""
+        with self.db.transaction() as db:
+            old = db.execute("SELECT id FROM documents WHERE path=? AND id!=?", (new_path, doc_id)).fetchone()
+            if old:
+                self.store.drop_document(db, old[0])
+            db.execute("DELETE FROM copies WHERE path=?", (new_path,))
+            db.execute("UPDATE documents SET path=?, name=?, mtime=COALESCE(?, mtime), updated=? WHERE id=?",
+                       (new_path, name, mtime, time.time(), doc_id))
+            db.execute("DELETE FROM queue WHERE path=?", (new_path,))
+
