@@ -319,7 +319,7 @@ class KnowledgeBase:
         """The chats kept with this knowledge base (kb.storage.conversations.Conversations)."""
         from kb.storage.conversations import Conversations
 
-        return Conversations(self.store.db)
+        return Conversations(self.store.conversation_rows)
 
     def documents(self) -> list[dict]:
         """Every document with its status, counts and copies (read without waiting for a job)."""

@@ -253,7 +253,7 @@ def test_a_version_1_database_migrates_and_keeps_its_data(tmp_path):
     assert store.documents()[0]["name"] == "a.txt"
     from kb.storage.conversations import Conversations
 
-    conv = Conversations(store.db)
+    conv = Conversations(store.conversation_rows)
     c = conv.create("CLIP 是什么？")
     conv.add(c.id, "user", "CLIP 是什么？")
     conv.add(c.id, "assistant", "对比学习模型[1]", [{"number": 1, "name": "a.txt", "page": 1}])

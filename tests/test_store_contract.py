@@ -191,3 +191,24 @@ def test_copies_moves_and_linked_folders_mean_the_same_on_both(store, tmp_path):
         store.paths.link_folder(folder)
     store.paths.unlink_folder("/data/b")
     assert store.paths.folders() == ["/data/a"]
+
+
+def test_conversations_keep_their_order_and_a_deleted_one_takes_its_messages(store):
+    from kb.storage.conversations import Conversations
+
+    convs = Conversations(store.conversation_rows)
+    first, second = convs.create("CLIP 是什么？"), convs.create("  GPT-3\n有多少参数？ ")
+    assert second.title == "GPT-3 有多少参数？" and first.id != second.id
+    q = convs.add(first.id, "user", "CLIP 是什么？")
+    a = convs.add(first.id, "assistant", "对比学习的图文模型[1]。", sources=[{"number": 1, "name": "clip.txt"}],
+                  checks=[{"status": "supported"}], attempt=None)
+    assert [c.id for c in convs.list()] == [first.id, second.id]  # the one just written to comes first
+    got = convs.messages(first.id)
+    assert [(m.id, m.role) for m in got] == [(q.id, "user"), (a.id, "assistant")] and a.id > q.id
+    assert got[1].sources == [{"number": 1, "name": "clip.txt"}] and got[1].checks == [{"status": "supported"}]
+    convs.truncate(first.id, a.id)
+    assert [m.id for m in convs.messages(first.id)] == [q.id]
+    convs.rename(second.id, "参数")
+    convs.delete(first.id)
+    assert [(c.id, c.title) for c in convs.list()] == [(second.id, "参数")]
+    assert convs.messages(first.id) == []  # cascaded on both

@@ -123,6 +123,32 @@ class Paths(Protocol):
 
 
 @runtime_checkable
+class ConversationRows(Protocol):
+    """Conversations and their messages as rows; kb.storage.conversations makes them Python objects."""
+
+    def conversations(self) -> list[tuple]:
+        """(id, title, created, updated) of every conversation, most recently used first."""
+
+    def create(self, title: str, now: float) -> int:
+        """A new conversation's id."""
+
+    def rename(self, conversation_id: int, title: str) -> None:
+        """Give a conversation another title."""
+
+    def delete(self, conversation_id: int) -> None:
+        """Delete a conversation; its messages go with it."""
+
+    def add(self, conversation_id: int, role: str, content: str, sources: str, now: float, extra: str) -> int:
+        """Append a message (sources and extra as JSON text); its id. The conversation is touched."""
+
+    def truncate(self, conversation_id: int, from_message: int, now: float) -> None:
+        """Delete message `from_message` and every later one."""
+
+    def messages(self, conversation_id: int) -> list[tuple]:
+        """(id, role, content, sources, created, extra) of a conversation's messages, in order."""
+
+
+@runtime_checkable
 class KnowledgeStore(Protocol):
     """Documents, pages, chunks, their vectors and search, for one knowledge base."""
 
@@ -130,6 +156,7 @@ class KnowledgeStore(Protocol):
     db: Database
     queue: Queue
     paths: Paths
+    conversation_rows: ConversationRows
     shared: bool  # other desktops add to it at the same time (a path missing here may be on one of them)
 
     @property

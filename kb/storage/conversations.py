@@ -1,4 +1,5 @@
-"""Conversations with a knowledge base, stored in its SQLite database."""
+"""Conversations with a knowledge base: questions, answers with their sources and checks, the
+Markdown export. The rows live in the backend (SQLite on this computer, PostgreSQL for a team)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import time
 from dataclasses import dataclass, field
 
 from kb.text.document import part_name
-from kb.storage.sqlite.database import Database
 
 
 @dataclass
@@ -35,34 +35,29 @@ class Conversation:
 
 
 class Conversations:
-    """List, create, delete conversations and append messages."""
+    """List, create, delete conversations and append messages; the rows are the backend's
+    (kb.storage.sqlite.conversations, kb.storage.postgres.conversations)."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, rows) -> None:
+        self.rows = rows
 
     def list(self) -> list[Conversation]:
         """All conversations, most recently used first."""
-        rows = self.db.query("SELECT id, title, created, updated FROM conversations ORDER BY updated DESC, id DESC")
-        return [Conversation(*r) for r in rows]
+        return [Conversation(*r) for r in self.rows.conversations()]
 
     def create(self, title: str) -> Conversation:
         """Start a conversation (titled after its first question, usually)."""
         now = time.time()
         title = " ".join(title.split())[:80] or "…"
-        with self.db.transaction() as db:
-            cid = db.execute("INSERT INTO conversations(title, created, updated) VALUES (?,?,?)",
-                             (title, now, now)).lastrowid
-        return Conversation(cid, title, now, now)
+        return Conversation(self.rows.create(title, now), title, now, now)
 
     def rename(self, conversation_id: int, title: str) -> None:
         """Give a conversation another title."""
-        with self.db.transaction() as db:
-            db.execute("UPDATE conversations SET title=? WHERE id=?", (title, conversation_id))
+        self.rows.rename(conversation_id, title)
 
     def delete(self, conversation_id: int) -> None:
         """Delete a conversation and its messages."""
-        with self.db.transaction() as db:
-            db.execute("DELETE FROM conversations WHERE id=?", (conversation_id,))
+        self.rows.delete(conversation_id)
 
     def add(self, conversation_id: int, role: str, content: str, sources: list[dict] | None = None,
             checks: list[dict] | None = None, related: bool = False, attempt: dict | None = None) -> Message:
@@ -70,27 +65,17 @@ class Conversations:
         attempt the checks turned away)."""
         now = time.time()
         extra = json.dumps({"checks": checks or [], "related": related, "attempt": attempt}, ensure_ascii=False)
-        with self.db.transaction() as db:
-            mid = db.execute("INSERT INTO messages(conversation_id, role, content, sources, created, checks) "
-                             "VALUES (?,?,?,?,?,?)", (conversation_id, role, content,
-                                                       json.dumps(sources or [], ensure_ascii=False), now,
-                                                       extra)).lastrowid
-            db.execute("UPDATE conversations SET updated=? WHERE id=?", (now, conversation_id))
+        mid = self.rows.add(conversation_id, role, content, json.dumps(sources or [], ensure_ascii=False), now, extra)
         return Message(mid, role, content, sources or [], now, checks or [], related, attempt)
 
     def truncate(self, conversation_id: int, from_message: int) -> None:
         """Delete message `from_message` and every later one (an edited question, a regenerated answer)."""
-        with self.db.transaction() as db:
-            db.execute("DELETE FROM messages WHERE conversation_id=? AND id>=?", (conversation_id, from_message))
-            db.execute("UPDATE conversations SET updated=? WHERE id=?", (time.time(), conversation_id))
+        self.rows.truncate(conversation_id, from_message, time.time())
 
     def messages(self, conversation_id: int) -> list[Message]:
         """A conversation's messages in order."""
-        rows = self.db.query(
-            "SELECT id, role, content, sources, created, checks FROM messages WHERE conversation_id=? ORDER BY id",
-            (conversation_id,))
         out = []
-        for r in rows:
+        for r in self.rows.messages(conversation_id):
             extra = json.loads(r[5] or "{}")
             out.append(Message(r[0], r[1], r[2], json.loads(r[3] or "[]"), r[4], extra.get("checks", []),
                                bool(extra.get("related")), extra.get("attempt")))

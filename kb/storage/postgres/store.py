@@ -31,6 +31,7 @@ from kb.text.chunking import Chunk
 from kb.storage.sqlite.database import StoreError
 from kb.storage.postgres.database import PgDatabase, safe_url
 from kb.storage.postgres.pictures import ServerPictures
+from kb.storage.postgres.conversations import ServerConversationRows
 from kb.storage.postgres.paths import ServerPaths
 from kb.storage.postgres.queue import ServerQueue
 from kb.storage.postgres.vectors import PgVectorTable
@@ -114,6 +115,7 @@ class PgStore(Store):
         self.pictures = ServerPictures(self.db, self.folder, PgVectorTable(self.db, PICTURE_VECTORS))
         self.queue = ServerQueue(self.db)
         self.paths = ServerPaths(self)
+        self.conversation_rows = ServerConversationRows(self.db)
 
     @classmethod
     def create(cls, folder: Path, settings: dict, url: str = "") -> "PgStore":

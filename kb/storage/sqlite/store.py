@@ -23,6 +23,7 @@ from kb.text.chunking import Chunk
 from kb.storage.sqlite.database import Database, StoreError, create_file
 from kb.text.document import Document
 from kb.text.file_names import readable
+from kb.storage.sqlite.conversations import ConversationRows
 from kb.storage.sqlite.paths import Paths
 from kb.storage.sqlite.queue import Queue
 from kb.storage.sqlite.pictures import Pictures
@@ -92,6 +93,7 @@ class Store:
         self.pictures = Pictures(self.db, self.folder)
         self.queue = Queue(self.db)
         self.paths = Paths(self)
+        self.conversation_rows = ConversationRows(self.db)
 
     @classmethod
     def create(cls, folder: Path, settings: dict) -> "Store":
