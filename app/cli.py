@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 
     multiprocessing.freeze_support()  # the parser processes of a packaged (frozen) app start here
     args = build_parser().parse_args(argv)
-    from kb.storage.sqlite.store import StoreError
+    from kb.storage.contract import StoreError
     from models.checksum import ChecksumError
     from models.inventory import ModelNotInstalled
     from models.llm import NotGGUF

@@ -108,7 +108,8 @@ def test_files_dropped_during_a_job_are_listed_as_queued_at_once_and_progress_on
 
     first = tmp_path / "first"
     first.mkdir()
-    make_slow_pdf(first / "slow.pdf", operators=20_000)  # a second or two of parsing: the job is still running at the second drop
+    # a second or two of parsing: the job is still running at the second drop
+    make_slow_pdf(first / "slow.pdf", operators=20_000)
     for i in range(3):
         (first / f"note{i}.txt").write_text(f"第{i}篇笔记：进度条只会向前走。" * 20, encoding="utf-8")
     later = tmp_path / "later.md"

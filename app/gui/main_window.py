@@ -190,7 +190,7 @@ class MainWindow(QMainWindow):
         """Create a knowledge base with the configured embedding model and chunking (on a PostgreSQL
         server when `server` is given: joining it when another computer made it)."""
         from kb.knowledge_base import KnowledgeBase
-        from kb.storage.sqlite.store import StoreError
+        from kb.storage.contract import StoreError
         from models.embedder import Embedder
 
         try:

@@ -22,8 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
-from kb.answering.claims import (ANCHOR_MIN, IDENTIFIER, Asked, anchor, claim_values, lead_of, may_anchor, subject_terms,
-                       swapped_subject, window_keys)
+from kb.answering.claims import (ANCHOR_MIN, IDENTIFIER, Asked, anchor, claim_values, lead_of, may_anchor,
+                                 subject_terms, swapped_subject, window_keys)
 from kb.answering.evidence import sentences as source_sentences
 from kb.text.lexical import STOPWORDS, terms
 from kb.text.language import language
@@ -37,12 +37,10 @@ COSINE_MIN = 0.93
 OVERLAP_MIN = 0.6
 # ... or a cosine this much lower with half the term share.
 COSINE_WITH_TERMS = 0.03
-# A same-language sentence close by cosine alone still shares this much of its content terms with
-# the window: "CLIP 是一种循环神经网络，主要用于语音识别" scores 0.93 against the CLIP sentence it
-# contradicts (0.9265 with the float e5, 0.9314 with the int8 variant new knowledge bases use:
-# the two differ by sd 0.003 on 467 CMRC sentence pairs, flipping 1.3% of decisions at 0.93)
-# while sharing 1 of its 10 terms. 0.2 changed none of the 1,258 saved look-alike answers'
-# verdicts (floors 0.15-0.3 likewise on the tuning sets).
+# ... but a same-language pass by cosine alone needs this share of terms too: "CLIP 是一种循环神经网络，
+# 主要用于语音识别" shares 1 of 10 terms with the CLIP sentence it contradicts yet scores 0.9314 with the
+# int8 e5 (float 0.9265; the two differ by sd 0.003 on 467 CMRC pairs). 0.15-0.3 changed no verdict
+# of the 1,258 saved look-alike answers.
 TERMS_WITH_COSINE = 0.2
 # Across languages the cosine runs lower: an English sentence and its Chinese translation score
 # 0.82-0.86 (5th-50th percentile), against 0.80-0.85 for the closest sentence of another passage of

@@ -16,6 +16,14 @@ from typing import Any, Collection, Iterable, Iterator, Protocol, runtime_checka
 import numpy as np
 
 
+class StoreError(RuntimeError):
+    """The knowledge base cannot be opened or used as asked (either backend)."""
+
+
+class ServerGone(StoreError):
+    """The server of a team's knowledge base does not answer."""
+
+
 # PostgreSQL text cannot hold NUL (a damaged file's pages can carry one): both backends store it as
 # U+FFFD, one character for one, so chunk offsets into a page stay right and both give back the same
 # text (tests/test_store_contract.py)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QWidget
 from app.gui.widgets.chat import ChatPanel
 from app.gui.i18n import tr
 from app.gui.workers import Worker, answer_worker, model_loader, prefill_worker
-from kb.storage.sqlite.database import StoreError
+from kb.storage.contract import StoreError
 
 # Regenerate samples more freely than a first answer (0.2): at 0.2 the 1.5B model gave the
 # same answer again, word for word, so the button looked broken.

@@ -86,7 +86,7 @@ class KBList(QWidget):
     def reload(self, select: str | None = None) -> None:
         """Re-read the knowledge bases and their counts (a server's in the background)."""
         from kb.knowledge_base import list_names, on_server, summary
-        from kb.storage.sqlite.store import StoreError
+        from kb.storage.contract import StoreError
 
         keep = select if select is not None else self.current()
         self._generation += 1
@@ -128,14 +128,16 @@ class KBList(QWidget):
     def _count_in_background(self, name: str) -> None:
         from app.gui.workers import in_background
         from kb.knowledge_base import summary
-        from kb.storage.postgres.database import ServerGone
+        from kb.storage.contract import ServerGone
 
         generation = self._generation
 
         def show(result) -> None:
-            failed = isinstance(result, Exception)
-            self._show_counts(generation, name, None if failed else result,
-                              (str(result) or type(result).__name__) if failed else "", isinstance(result, ServerGone))
+            if isinstance(result, Exception):
+                self._show_counts(generation, name, None, str(result) or type(result).__name__,
+                                  isinstance(result, ServerGone))
+            else:
+                self._show_counts(generation, name, result, "", False)
 
         in_background(lambda: summary(name, connect_timeout=LIST_TIMEOUT_S), show, self, f"counts {name}")
 
@@ -184,7 +186,7 @@ class KBList(QWidget):
     def rename(self) -> None:
         """Rename the selected knowledge base (its folder)."""
         from kb.knowledge_base import rename
-        from kb.storage.sqlite.store import StoreError
+        from kb.storage.contract import StoreError
 
         old = self.current()
         new, ok = QInputDialog.getText(self, tr("Rename"), tr("New name:"), text=old)

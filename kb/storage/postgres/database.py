@@ -20,8 +20,8 @@ import threading
 from typing import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-from kb.storage.contract import storable
-from kb.storage.sqlite.database import COUNTED, StoreError
+from kb.storage.contract import ServerGone, StoreError, storable
+from kb.storage.sqlite.database import COUNTED
 from kb.text.file_names import STORED_MARK, STORED_MARK_2, from_stored, has_escapes, to_stored
 from kb.storage.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -37,10 +37,6 @@ _INSERT = re.compile(r"^\s*INSERT\s+(?:OR\s+(IGNORE|REPLACE)\s+)?INTO\s+(\w+)\s*
 # long when a knowledge base is opened; the window's list reads its counts in the background with
 # a shorter one (libpq's least: 2 s)
 CONNECT_TIMEOUT_S = 5
-
-
-class ServerGone(StoreError):
-    """The PostgreSQL server of a knowledge base does not answer."""
 
 
 def safe_url(url: str) -> str:

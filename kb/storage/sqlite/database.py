@@ -16,15 +16,11 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from kb.text.file_names import decode_stored, has_escapes, to_stored
-from kb.storage.contract import storable
+from kb.storage.contract import StoreError, storable
 from kb.storage.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 
 # tables whose rows `count` reports (the summary, tests and the bench read them)
 COUNTED = ("documents", "chunks", "vectors", "chunks_fts", "pages", "images", "image_vectors")
-
-
-class StoreError(RuntimeError):
-    """The KB cannot be opened or used as asked."""
 
 
 class _Connection(sqlite3.Connection):
