@@ -29,7 +29,8 @@ def server_kb(url: str, name: str, embedder, chunk_tokens: int, overlap: int):
     import shutil
 
     from kb.knowledge_base import KnowledgeBase, kbs_dir
-    from kb.storage.postgres.store import PgStore, schema_for
+    from kb.storage.postgres.store import PgStore
+    from kb.storage.postgres.link import schema_for
 
     os.environ.setdefault("ZHIKU_KEYRING", "file")
     shutil.rmtree(kbs_dir() / name, ignore_errors=True)
@@ -50,7 +51,7 @@ def copy_rows(store, docs: list[tuple], pages: list[tuple], chunks: list[tuple],
     times = {}
     started = time.perf_counter()
     with db.transaction() as h:
-        cur = h.raw("SELECT 1")
+        cur = h.execute("SELECT 1")
         conn = cur.connection
         with conn.cursor().copy("COPY documents (id, path, name, kind, status, pages) FROM STDIN") as cp:
             for d in docs:
@@ -58,19 +59,19 @@ def copy_rows(store, docs: list[tuple], pages: list[tuple], chunks: list[tuple],
         with conn.cursor().copy("COPY pages (doc_id, number, text) FROM STDIN") as cp:
             for p in pages:
                 cp.write_row(p)
-        h.raw("CREATE TEMP TABLE raw_terms (id BIGINT, terms TEXT) ON COMMIT DROP")
+        h.execute("CREATE TEMP TABLE raw_terms (id BIGINT, terms TEXT) ON COMMIT DROP")
         with conn.cursor().copy('COPY chunks (id, doc_id, page, start, "end", text, tokens) FROM STDIN') as cp:
             for c in chunks:
                 cp.write_row(c[:7])
         with conn.cursor().copy("COPY raw_terms (id, terms) FROM STDIN") as cp:
             for c in chunks:
                 cp.write_row((c[0], c[7]))
-        h.raw("UPDATE chunks c SET terms = to_tsvector('simple', r.terms), "
+        h.execute("UPDATE chunks c SET terms = to_tsvector('simple', r.terms), "
               "n_terms = COALESCE(array_length(regexp_split_to_array(btrim(r.terms), ' +'), 1), 0) "
               "FROM raw_terms r WHERE r.id = c.id")
         times["rows_s"] = round(time.perf_counter() - started, 1)
         started = time.perf_counter()
-        h.raw("DROP INDEX IF EXISTS vectors_hnsw")
+        h.execute("DROP INDEX IF EXISTS vectors_hnsw")
         from pgvector import HalfVector
 
         with conn.cursor().copy("COPY vectors (chunk_id, vec) FROM STDIN WITH (FORMAT BINARY)") as cp:
@@ -79,13 +80,13 @@ def copy_rows(store, docs: list[tuple], pages: list[tuple], chunks: list[tuple],
                 cp.write_row((c[0], HalfVector(v)))
         times["vectors_s"] = round(time.perf_counter() - started, 1)
         started = time.perf_counter()
-        h.raw("SET LOCAL maintenance_work_mem = '1GB'")
-        h.raw("CREATE INDEX vectors_hnsw ON vectors USING hnsw (vec halfvec_cosine_ops)")
+        h.execute("SET LOCAL maintenance_work_mem = '1GB'")
+        h.execute("CREATE INDEX vectors_hnsw ON vectors USING hnsw (vec halfvec_cosine_ops)")
         times["hnsw_build_s"] = round(time.perf_counter() - started, 1)
         for table in ("documents", "chunks"):
-            h.raw(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+            h.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
     with db.lock:
-        db.query_pg("ANALYZE")
+        db.query("ANALYZE")
     return times
 
 

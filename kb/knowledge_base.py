@@ -9,7 +9,8 @@ from pathlib import Path
 
 from kb import defaults
 from kb.text.chunking import Chunker
-from kb.storage.sqlite.store import DB_NAME, ModelMismatch, Store, StoreError
+from kb.storage.contract import KnowledgeStore, ModelMismatch, StoreError
+from kb.storage.sqlite.store import DB_NAME, Store
 from models.paths import data_dir
 
 _BAD_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
@@ -35,22 +36,23 @@ def readable_suffixes() -> list[str]:
 
 
 def _exists(folder: Path) -> bool:
-    from kb.storage.postgres.store import is_link
+    from kb.storage.postgres.link import is_link
 
     return (folder / DB_NAME).exists() or is_link(folder)
 
 
-def open_store(folder: Path, connect_timeout: int | None = None) -> Store:
+def open_store(folder: Path, connect_timeout: int | None = None) -> KnowledgeStore:
     """The store of a knowledge base folder: its own SQLite database, or a link to a server (given
     up on after `connect_timeout` seconds when it does not answer)."""
-    from kb.storage.postgres.store import PgStore, is_link
+    from kb.storage.postgres.store import PgStore
+    from kb.storage.postgres.link import is_link
 
     return PgStore(folder, connect_timeout) if is_link(folder) else Store(folder)
 
 
 def on_server(name: str) -> str | None:
     """Where a linked knowledge base lives (address without password, schema), or None for a local one."""
-    from kb.storage.postgres.store import is_link, read_link
+    from kb.storage.postgres.link import is_link, read_link
     from kb.storage.postgres.database import safe_url
 
     folder = _folder(name)
@@ -125,7 +127,7 @@ def safe_server(url: str) -> str:
 class KnowledgeBase:
     """One knowledge base: its store, its embedding model and its settings."""
 
-    def __init__(self, name: str, store: Store, embedder) -> None:
+    def __init__(self, name: str, store: KnowledgeStore, embedder) -> None:
         self.name, self.store, self.embedder = name, store, embedder
         self._clip = None
         self.joined = False  # created on a server by another desktop, joined by this one
@@ -278,8 +280,8 @@ class KnowledgeBase:
         return self.indexer(ocr, time_limit_s).add(paths, progress=progress, cancel=cancel, password=password,
                                                    embed=embed)
 
-    def remove(self, path_or_name: str) -> str:
-        """Remove one document (by path, or by file name when that is unique); returns its path."""
+    def find_document(self, path_or_name: str) -> dict:
+        """One document by its path, or by its file name when that is unique (KeyError saying why not)."""
         docs = self.store.documents()
         target = str(Path(path_or_name).expanduser().resolve()) if os.sep in path_or_name else None
         matches = [d for d in docs if d["path"] == (target or path_or_name) or d["name"] == path_or_name]
@@ -287,8 +289,13 @@ class KnowledgeBase:
             raise KeyError(f"no document {path_or_name!r} in knowledge base {self.name!r}")
         if len(matches) > 1:
             raise KeyError(f"{path_or_name!r} matches {len(matches)} documents; give the full path")
-        self.store.remove_document(matches[0]["id"])
-        return matches[0]["path"]
+        return matches[0]
+
+    def remove(self, path_or_name: str) -> str:
+        """Remove one document (by path, or by file name when that is unique); returns its path."""
+        doc = self.find_document(path_or_name)
+        self.store.remove_document(doc["id"])
+        return doc["path"]
 
     def queue(self, paths) -> int:
         """Put files and folders in line for the next job (listed as queued at once); how many files."""

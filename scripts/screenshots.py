@@ -199,7 +199,7 @@ def main(out: Path) -> int:
 
     from app.gui.i18n import tr
     from kb.knowledge_base import kbs_dir
-    from kb.storage.postgres.store import write_link
+    from kb.storage.postgres.link import write_link
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))

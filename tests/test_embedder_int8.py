@@ -12,7 +12,8 @@ from test_embedder import MIXED
 
 from app.cli import main
 from kb.knowledge_base import KnowledgeBase
-from kb.storage.sqlite.store import CHUNK_VECTORS, ModelMismatch, StoreError
+from kb.storage.contract import ModelMismatch, StoreError
+from kb.storage.vectors import CHUNK_VECTORS
 from models import onnx_int8
 from models.embedder import Embedder
 

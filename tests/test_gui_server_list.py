@@ -31,7 +31,7 @@ def _item(w, name):
 
 def test_a_server_that_does_not_answer_is_one_calm_line_and_the_list_never_waits(qtbot, make_kb, silent_server):
     from kb.knowledge_base import kbs_dir
-    from kb.storage.postgres.store import write_link
+    from kb.storage.postgres.link import write_link
 
     make_kb("笔记").close()  # a local knowledge base beside it, listed with its counts at once
     write_link(kbs_dir() / "team", silent_server, "zhiku_team")
@@ -57,7 +57,7 @@ def test_a_server_that_does_not_answer_is_one_calm_line_and_the_list_never_waits
 def test_the_calm_line_is_in_chinese_too(qtbot, silent_server):
     from app.gui.i18n import set_language
     from kb.knowledge_base import kbs_dir
-    from kb.storage.postgres.store import write_link
+    from kb.storage.postgres.link import write_link
 
     write_link(kbs_dir() / "团队", silent_server, "zhiku_team")
     w = open_window(qtbot)

@@ -8,7 +8,8 @@ from fixtures import make_docx, make_pdf
 
 from kb.knowledge_base import KnowledgeBase, list_names
 from kb.storage.sqlite.schema import SCHEMA_VERSION
-from kb.storage.sqlite.store import ModelMismatch, Store, StoreError
+from kb.storage.contract import ModelMismatch, StoreError
+from kb.storage.sqlite.store import Store
 
 ZH_CLIP = "CLIP 是一种对比性语言-图像预训练模型，用四亿对图片和文字训练，让图像和文本落在同一个向量空间。"
 ZH_WEATHER = "今天上海下了一整天的雨，气温只有八度，出门记得带伞。"

@@ -5,6 +5,7 @@ functions included (a lazy import is still a dependency)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -132,31 +133,63 @@ def test_the_checks_find_what_they_look_for():
     assert len(MODULES) > 80
 
 
-def test_the_stores_and_both_backends_rooms_provide_the_whole_contract():
+def test_both_backends_and_their_rooms_provide_the_whole_contract_as_siblings():
+    """Each backend's store, database and rooms have every method of the contract with its
+    parameters, and neither backend's store inherits from the other's."""
     import inspect
 
-    from kb.storage import contract as store_api
+    from kb.storage import contract as api
+    from kb.storage.postgres.conversations import ServerConversationRows
+    from kb.storage.postgres.database import PgDatabase
+    from kb.storage.postgres.paths import ServerPaths
+    from kb.storage.postgres.pictures import ServerPictures
+    from kb.storage.postgres.queue import ServerQueue
+    from kb.storage.postgres.store import PgStore
+    from kb.storage.sqlite.conversations import ConversationRows
     from kb.storage.sqlite.database import Database
+    from kb.storage.sqlite.paths import Paths
+    from kb.storage.sqlite.pictures import Pictures
+    from kb.storage.sqlite.queue import Queue
     from kb.storage.sqlite.store import Store
 
-    from kb.storage.postgres.conversations import ServerConversationRows
-    from kb.storage.postgres.paths import ServerPaths
-    from kb.storage.postgres.queue import ServerQueue
-    from kb.storage.sqlite.conversations import ConversationRows
-    from kb.storage.sqlite.paths import Paths
-    from kb.storage.sqlite.queue import Queue
-
-    siblings = [(cls, api) for api, pair in ((store_api.Queue, (Queue, ServerQueue)),
-                                             (store_api.Paths, (Paths, ServerPaths)),
-                                             (store_api.ConversationRows, (ConversationRows, ServerConversationRows)))
-                for cls in pair]
-    for impl, api in ((Store, store_api.KnowledgeStore), (Database, store_api.Database), *siblings):
-        wanted = {n: m for n, m in vars(api).items() if callable(m) and not n.startswith("_")}
+    pairs = ((api.KnowledgeStore, (Store, PgStore)), (api.Database, (Database, PgDatabase)),
+             (api.Queue, (Queue, ServerQueue)), (api.Paths, (Paths, ServerPaths)),
+             (api.Pictures, (Pictures, ServerPictures)),
+             (api.ConversationRows, (ConversationRows, ServerConversationRows)))
+    for proto, impls in pairs:
+        wanted = {n: m for n, m in vars(proto).items() if callable(m) and not n.startswith("_")}
         assert len(wanted) >= 6
-        for name, proto in wanted.items():
-            mine = getattr(impl, name, None)
-            assert mine is not None, f"{impl.__name__} lacks {name}"
-            assert list(inspect.signature(mine).parameters) == list(inspect.signature(proto).parameters), name
+        for impl in impls:
+            for name, method in wanted.items():
+                mine = getattr(impl, name, None)
+                assert mine is not None, f"{impl.__name__} lacks {name}"
+                assert list(inspect.signature(mine).parameters) == list(inspect.signature(method).parameters), \
+                    f"{impl.__name__}.{name}"
+            assert not getattr(impl, "__abstractmethods__", None), f"{impl.__name__} leaves abstract methods"
+    assert not issubclass(PgStore, Store) and not issubclass(Store, PgStore)
+    assert not issubclass(ServerPictures, Pictures) and not issubclass(PgDatabase, Database)
+
+
+def test_no_sql_is_written_outside_the_storage_backends():
+    """Statements live in kb/storage/sqlite and kb/storage/postgres, each in its own dialect: the
+    engine, the shared storage modules and the app hold none, and nothing rewrites one dialect
+    into the other."""
+    sql = re.compile(r"""["'](SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER)\s""")
+    found, seen = [], 0
+    for name, path in MODULES.items():
+        if name.startswith(("kb.storage.sqlite.", "kb.storage.postgres.")):
+            text = path.read_text(encoding="utf-8")
+            seen += len(sql.findall(text))
+            dialect = "postgres" if ".postgres." in name else "sqlite"
+            foreign = (r"\?[,)]|INSERT OR|group_concat" if dialect == "postgres" else r"%s|ON CONFLICT|= ANY\(")
+            found += [f"{name}:{text[:m.start()].count(chr(10)) + 1} {m.group(0)!r} in {dialect}"
+                      for m in re.finditer(foreign, text)]
+            continue
+        if name.startswith(("kb.", "app.")):
+            text = path.read_text(encoding="utf-8")
+            found += [f"{name}:{text[:m.start()].count(chr(10)) + 1}" for m in sql.finditer(text)]
+    assert found == []
+    assert seen > 100  # the scan sees the backends' statements
 
 
 PARTS = {  # the main window's parts, each with the panel it owns

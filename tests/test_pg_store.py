@@ -66,7 +66,7 @@ def _schema_rows(url: str, schema: str, sql: str) -> list[tuple]:
 
 def test_a_server_knowledge_base_finds_what_the_local_one_finds(pg, tmp_path, e5, monkeypatch):
     from kb.knowledge_base import KnowledgeBase, list_names, on_server
-    from kb.storage.postgres.store import schema_for
+    from kb.storage.postgres.link import schema_for
 
     monkeypatch.setenv("ZHIKU_KEYRING", "file")
     docs = tmp_path / "docs"
@@ -177,7 +177,7 @@ def test_a_computer_that_names_no_model_joins_with_the_teams_or_is_told_what_to_
 
 
 def test_a_password_in_the_address_goes_to_the_key_store_not_the_link(tmp_path, monkeypatch):
-    from kb.storage.postgres.store import read_link, write_link
+    from kb.storage.postgres.link import read_link, write_link
     from models.api_keys import key_file
 
     monkeypatch.setenv("ZHIKU_KEYRING", "file")
@@ -240,7 +240,7 @@ def _fresh(make_kb):
 
 def test_two_computers_adding_different_folders_at_once_lose_nothing_and_duplicate_nothing(pg, tmp_path, make_kb,
                                                                                            monkeypatch, capsys):
-    from kb.storage.postgres.store import schema_for
+    from kb.storage.postgres.link import schema_for
 
     a = _write(tmp_path / "desk-a", "alpha", 8, 11)
     b = _write(tmp_path / "desk-b", "beta", 8, 12)
@@ -266,7 +266,7 @@ def test_two_computers_adding_different_folders_at_once_lose_nothing_and_duplica
 
 def test_a_computer_killed_mid_add_leaves_work_that_the_next_run_takes_over_and_finishes(pg, tmp_path, make_kb,
                                                                                            monkeypatch, capsys):
-    from kb.storage.postgres.store import schema_for
+    from kb.storage.postgres.link import schema_for
 
     import psycopg
 

@@ -14,7 +14,7 @@ import pytest
 
 from kb.storage.sqlite.store import Store
 from kb.text.chunking import Chunk
-from kb.text.document import Document, Page
+from kb.text.document import Document, Page, Picture
 
 DIM = 8
 
@@ -114,6 +114,45 @@ def test_names_that_are_not_utf8_and_text_with_nul_characters_come_back_as_they_
     assert _hits(store, "harbour") == {"harbour\ufffdrecords"}
 
 
+def _picture(seed: int, page: int) -> Picture:
+    from io import BytesIO
+
+    from PIL import Image
+
+    out = BytesIO()
+    Image.new("RGB", (24, 16), (seed * 40 % 256, 90, 200 - seed)).save(out, "JPEG")
+    return Picture(page, f"{seed:064x}", 240, 160, out.getvalue())
+
+
+def test_pictures_rows_thumbnails_and_vectors_follow_their_documents(store):
+    doc, chunks = _doc("/docs/album.pdf", "harbour at dawn", "the old mill")
+    doc.kind, doc.pictures = "pdf", [_picture(1, 1), _picture(2, 2), _picture(3, 2), _picture(1, 2)]
+    doc_id, _ = store.put_document("/docs/album.pdf", doc, chunks, sha256="1" * 64, size=9, mtime=1.0)
+    pics = store.pictures
+    # a picture repeated inside one document is kept once (its first place)
+    assert pics.count() == 3 and pics.missing_documents() == []
+    assert [(r.page, r.sha256) for r in pics.on_pages([(doc_id, 2)])] == [(2, f"{2:064x}"), (2, f"{3:064x}")]
+    # one thumbnail file per picture content, readable by this desktop
+    row = pics.rows([pics.on_pages([(doc_id, 1)])[0].id])
+    thumb = next(iter(row.values())).thumb
+    assert thumb.read_bytes() == _picture(1, 1).thumb
+    thumb.unlink()  # this desktop's copy lost: a server store fetches it again, a local one has none
+    assert pics.thumb_path(f"{1:064x}").exists() == store.shared
+    # CLIP vectors, bound to a model, searched, and gone with their pictures
+    pics.vectors.bind("clip-test@0", 4)
+    assert pics.count_pending() == 3
+    ids = [i for i, _ in pics.vectors.pending(10)]
+    pics.add_vectors(ids, np.eye(4, dtype=np.float32)[:3])
+    assert pics.count_pending() == 0 and pics.search(np.eye(4, dtype=np.float32)[1], 1)[0][0] == ids[1]
+    # the document read again with one picture left: the others' rows and vectors go, unused thumbnails too
+    doc.pictures = [_picture(2, 2)]
+    store.put_document("/docs/album.pdf", doc, chunks, sha256="2" * 64, size=9, mtime=2.0)
+    assert pics.count() == 1 and store.count("image_vectors") == 0
+    assert not pics.thumb_path(f"{1:064x}").exists() and pics.thumb_path(f"{2:064x}").exists()
+    store.remove_document(doc_id)
+    assert pics.count() == 0 and not pics.thumb_path(f"{2:064x}").exists()
+
+
 def test_two_writers_at_once_lose_nothing(store):
     errors = []
 
@@ -161,7 +200,7 @@ def test_a_lease_held_by_a_live_desktop_is_respected_and_a_dead_ones_taken_over(
 
         with store.db.transaction() as db:
             for path, holder in (("/docs/live.txt", alive), ("/docs/dead.txt", f"{leases.HOST}:{gone.pid}")):
-                db.raw("UPDATE queue SET claimed_by=%s, claimed_at=%s WHERE path=%s", (holder, time.time(), path))
+                db.execute("UPDATE queue SET claimed_by=%s, claimed_at=%s WHERE path=%s", (holder, time.time(), path))
     mine = store.queue.claim(["/docs/live.txt", "/docs/dead.txt", "/docs/free.txt"])
     assert mine == (["/docs/dead.txt", "/docs/free.txt"] if store.shared else
                     ["/docs/live.txt", "/docs/dead.txt", "/docs/free.txt"])

@@ -155,7 +155,7 @@ def test_a_version_2_database_with_content_migrates_and_searches(make_kb, tmp_pa
 
 
 def test_a_damaged_database_is_reported_with_its_path_and_left_untouched(tmp_path):
-    from kb.storage.sqlite.store import StoreError
+    from kb.storage.contract import StoreError
 
     folder = tmp_path / "broken"
     folder.mkdir()

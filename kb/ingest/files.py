@@ -16,7 +16,7 @@ from typing import Iterable
 
 from kb.ingest import loaders
 from kb.text.file_names import readable
-from kb.storage.sqlite.store import Store
+from kb.storage.contract import KnowledgeStore
 
 NO_SUCH_PATH = "no such file or folder"
 
@@ -24,7 +24,7 @@ NO_SUCH_PATH = "no such file or folder"
 class Files:
     """Path bookkeeping for one store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: KnowledgeStore) -> None:
         self.store, self.db = store, store.db
         # several computers add to a server knowledge base: a path missing here may be on another one
         self.shared = store.shared

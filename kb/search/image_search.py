@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kb.storage.sqlite.pictures import PictureRow
+from kb.storage.pictures import PictureRow
 
 RRF_K = 10  # few candidates: a small k keeps the top ranks apart
 TEXT_WEIGHT = 0.8  # page text is strong evidence when it matches, but says less about *which* picture

@@ -10,7 +10,7 @@ import numpy as np
 
 from kb.text import lexical
 from kb.text.language import language
-from kb.storage.sqlite.store import ChunkRecord
+from kb.storage.contract import ChunkRecord, KnowledgeStore
 
 from kb.defaults import TOP_K as DEFAULT_TOP_K  # noqa: E402 (re-exported)
 # Raw cosines do not make a floor: e5 scores an unrelated Chinese pair ~0.83 and a relevant
@@ -124,7 +124,7 @@ class Retriever:
     of the query's words (lexical).
     """
 
-    def __init__(self, store, embedder, lexical_weight: float = DEFAULTS["lexical_weight"],
+    def __init__(self, store: KnowledgeStore, embedder, lexical_weight: float = DEFAULTS["lexical_weight"],
                  dense_weight: float = DEFAULTS["dense_weight"], rrf_k: int = DEFAULTS["rrf_k"],
                  candidates: int = DEFAULTS["candidates"], doc_weight: float = DEFAULTS["doc_weight"],
                  min_margin: float | None = None, min_margin_cross: float | None = None,

@@ -1,15 +1,17 @@
 """What the engine asks of a knowledge base's storage, written down.
 
-kb.storage.sqlite.store.Store (SQLite + FAISS) is the implementation today; a server-backed one (PostgreSQL +
-pgvector) goes behind the same two interfaces. The retriever, the indexer, the file bookkeeping,
-the pictures and the conversations use nothing else: `Database` for transactions and settings,
-`KnowledgeStore` for documents, chunks, vectors and search. tests/test_layers.py checks that
-Store provides every method here with the same parameters.
+Two siblings implement it: kb.storage.sqlite (SQLite + FAISS, one computer's) and kb.storage.postgres
+(PostgreSQL + pgvector, a team's), both built on kb.storage.store.BaseStore. The engine holds a
+`KnowledgeStore` and uses nothing else: its documents, chunks, vectors and search, and the rooms it
+carries (`db` for transactions and settings, `queue`, `paths`, `pictures`, `conversation_rows`).
+tests/test_layers.py checks that both backends provide every method here with the same parameters;
+tests/test_store_contract.py runs the same tests against both.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Collection, Iterable, Iterator, Protocol, runtime_checkable
 
@@ -22,6 +24,24 @@ class StoreError(RuntimeError):
 
 class ServerGone(StoreError):
     """The server of a team's knowledge base does not answer."""
+
+
+class ModelMismatch(StoreError):
+    """The KB was built with another embedding model."""
+
+
+@dataclass
+class ChunkRecord:
+    """A stored chunk with its document's name and path."""
+
+    id: int
+    doc_id: int
+    path: str
+    name: str
+    page: int
+    start: int
+    end: int
+    text: str
 
 
 # PostgreSQL text cannot hold NUL (a damaged file's pages can carry one): both backends store it as
@@ -157,6 +177,46 @@ class ConversationRows(Protocol):
 
 
 @runtime_checkable
+class Pictures(Protocol):
+    """The pictures found in a knowledge base's documents, their thumbnails and CLIP vectors
+    (kb.storage.pictures; rows by kb.storage.sqlite.pictures, kb.storage.postgres.pictures)."""
+
+    @property
+    def model_id(self) -> str | None:
+        """The CLIP model the stored vectors come from."""
+
+    def thumb_path(self, sha256: str) -> Path:
+        """Where this desktop keeps a picture's thumbnail."""
+
+    def put(self, doc_id: int, pictures) -> None:
+        """Store the pictures of an already indexed document."""
+
+    def count(self) -> int:
+        """Pictures in the knowledge base."""
+
+    def rows(self, ids) -> dict:
+        """Stored pictures by id (kb.storage.pictures.PictureRow)."""
+
+    def on_pages(self, pages) -> list:
+        """The pictures on the given (doc_id, page) pairs, in that order."""
+
+    def missing_documents(self) -> list[tuple[int, str]]:
+        """Indexed documents read before pictures were collected: (id, path)."""
+
+    def count_pending(self) -> int:
+        """Pictures that have no vector yet."""
+
+    def embed_pending(self, clip, progress=None, cancel=None, batch: int = 16) -> int:
+        """Compute the CLIP vectors pictures lack; returns how many."""
+
+    def search(self, vec: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The k pictures nearest a CLIP vector: (picture id, cosine) best first."""
+
+    def vector(self, image_id: int) -> np.ndarray | None:
+        """A picture's stored CLIP vector."""
+
+
+@runtime_checkable
 class KnowledgeStore(Protocol):
     """Documents, pages, chunks, their vectors and search, for one knowledge base."""
 
@@ -165,6 +225,7 @@ class KnowledgeStore(Protocol):
     queue: Queue
     paths: Paths
     conversation_rows: ConversationRows
+    pictures: Pictures
     shared: bool  # other desktops add to it at the same time (a path missing here may be on one of them)
 
     @property
@@ -246,7 +307,7 @@ class KnowledgeStore(Protocol):
                      documents: Collection[int] | None = None) -> list[tuple[int, float]]:
         """Vector search: (chunk id, cosine) best first."""
 
-    def chunks(self, ids: Iterable[int]) -> dict:
+    def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRecord]:
         """Stored chunks by id with their document's path and name."""
 
     def doc_ids(self, ids: Iterable[int]) -> dict[int, int]:

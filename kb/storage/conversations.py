@@ -7,6 +7,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from kb.storage.contract import ConversationRows
 from kb.text.document import part_name
 
 
@@ -38,7 +39,7 @@ class Conversations:
     """List, create, delete conversations and append messages; the rows are the backend's
     (kb.storage.sqlite.conversations, kb.storage.postgres.conversations)."""
 
-    def __init__(self, rows) -> None:
+    def __init__(self, rows: ConversationRows) -> None:
         self.rows = rows
 
     def list(self) -> list[Conversation]:

@@ -1,9 +1,8 @@
 """A knowledge base's database on a PostgreSQL server: the kb.storage.sqlite.database.Database interface over psycopg.
 
 A team's knowledge base lives in one schema of a PostgreSQL database (several knowledge bases can
-share a database). The file bookkeeping, pictures and conversations are written once, in the
-SQLite dialect; `translate` turns their statements into PostgreSQL's (placeholders, INSERT OR
-IGNORE / REPLACE, group_concat, lastrowid), so there is one copy of that logic, not two.
+share a database). Every statement given to it is written in PostgreSQL's dialect by the postgres
+backend's own modules (kb.storage.postgres.*): nothing is translated from SQLite's at run time.
 
 Several desktops write at once. Every write transaction first takes a transaction-scoped advisory
 lock of the knowledge base, as SQLite's BEGIN IMMEDIATE does for one file: writes are short (one
@@ -15,7 +14,6 @@ connects again.
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 from typing import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -24,14 +22,6 @@ from kb.storage.contract import ServerGone, StoreError, storable
 from kb.storage.sqlite.database import COUNTED
 from kb.text.file_names import STORED_MARK, STORED_MARK_2, from_stored, has_escapes, to_stored
 from kb.storage.postgres.schema import MIGRATIONS, SCHEMA_VERSION
-
-# tables whose SQLite-dialect INSERT OR REPLACE needs the conflict key spelt out for PostgreSQL
-_KEYS = {"meta": "key", "copies": "path", "queue": "path", "folders": "path", "vectors": "chunk_id",
-         "image_vectors": "image_id", "thumbs": "sha256"}
-# tables with an identity id: their INSERT returns it, so the cursor's lastrowid works as in SQLite
-_IDENTITY = ("documents", "chunks", "conversations", "messages", "images")
-_INSERT = re.compile(r"^\s*INSERT\s+(?:OR\s+(IGNORE|REPLACE)\s+)?INTO\s+(\w+)\s*\(([^)]*)\)", re.I | re.S)
-
 
 # a server that does not answer at all (a laptop off the office network) is given up on after this
 # long when a knowledge base is opened; the window's list reads its counts in the background with
@@ -51,26 +41,6 @@ def safe_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def translate(sql: str) -> str:
-    """A statement in the SQLite dialect the engine writes, in PostgreSQL's."""
-    out = sql.replace("%", "%%").replace("?", "%s")
-    out = re.sub(r"group_concat\(([^,()]+),\s*char\(10\)\)", r"string_agg(\1, chr(10))", out, flags=re.I)
-    m = _INSERT.match(out)
-    if not m:
-        return out
-    verb, table, cols = m.group(1), m.group(2), [c.strip() for c in m.group(3).split(",")]
-    out = _INSERT.sub(f"INSERT INTO {table}({m.group(3)})", out, count=1)
-    if verb and verb.upper() == "IGNORE":
-        return out + " ON CONFLICT DO NOTHING"
-    if verb and verb.upper() == "REPLACE":
-        key = _KEYS[table]
-        sets = ", ".join(f"{c}=EXCLUDED.{c}" for c in cols if c != key)
-        return out + f" ON CONFLICT ({key}) DO " + (f"UPDATE SET {sets}" if sets else "NOTHING")
-    if table in _IDENTITY:
-        return out + " RETURNING id"
-    return out
-
-
 def _param(p):
     if isinstance(p, str):
         p = storable(p)
@@ -86,53 +56,28 @@ def _params(params):
     return tuple(_param(p) for p in params)
 
 
-class _Cursor:
-    """A psycopg cursor that answers like sqlite3's: fetchone, fetchall, iteration, lastrowid."""
-
-    def __init__(self, cur, returning: bool) -> None:
-        self._cur = cur
-        self.lastrowid = cur.fetchone()[0] if returning else None
-
-    def fetchone(self):
-        return self._cur.fetchone()
-
-    def fetchall(self):
-        return self._cur.fetchall()
-
-    def fetchmany(self, size: int):
-        return self._cur.fetchmany(size)
-
-    def __iter__(self):
-        return iter(self._cur.fetchall())
-
-    @property
-    def rowcount(self) -> int:
-        return self._cur.rowcount
-
-
 class _Handle:
-    """What a transaction yields: execute()/executemany() in the SQLite dialect."""
+    """What a transaction yields: execute()/executemany() of PostgreSQL statements on its connection."""
 
     def __init__(self, db: "PgDatabase") -> None:
         self._db = db
 
-    def execute(self, sql: str, params=()) -> _Cursor:
-        pg = translate(sql)
-        cur = self._db._conn.cursor()
-        cur.execute(pg, _params(params))
-        return _Cursor(cur, pg.endswith("RETURNING id"))
-
-    def executemany(self, sql: str, rows) -> None:
-        pg = translate(sql).removesuffix(" RETURNING id")
-        rows = [_params(r) for r in rows]
-        if rows:
-            self._db._conn.cursor().executemany(pg, rows)
-
-    def raw(self, sql: str, params=()):
-        """A statement already in PostgreSQL's dialect (%s placeholders)."""
+    def execute(self, sql: str, params=()):
+        """Run one statement; the psycopg cursor (fetchone, fetchall, iteration)."""
         cur = self._db._conn.cursor()
         cur.execute(sql, _params(params))
         return cur
+
+    def executemany(self, sql: str, rows) -> None:
+        """Run one statement for each row of parameters."""
+        rows = [_params(r) for r in rows]
+        if rows:
+            self._db._conn.cursor().executemany(sql, rows)
+
+
+def _put_meta(db: _Handle, key: str, value) -> None:
+    db.execute("INSERT INTO meta(key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value=EXCLUDED.value",
+               (key, str(value)))
 
 
 def _loaders(conn) -> None:
@@ -153,7 +98,6 @@ def _loaders(conn) -> None:
 class PgDatabase:
     """One knowledge base's schema on a PostgreSQL server. Thread-safe like kb.storage.sqlite.database.Database."""
 
-    dialect = "postgresql"
 
     def __init__(self, url: str, schema: str, connect_timeout: int = CONNECT_TIMEOUT_S) -> None:
         self.url, self.schema, self.connect_timeout = url, schema, connect_timeout
@@ -220,17 +164,16 @@ class PgDatabase:
 
     def _migrate(self) -> None:
         with self.transaction() as db:
-            db.raw("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            rows = db.raw("SELECT value FROM meta WHERE key='schema_version'").fetchall()
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            rows = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchall()
             version = int(rows[0][0]) if rows else 0
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{self.where}: made by a newer Zhiku (schema {version} > {SCHEMA_VERSION})")
             for v in range(version + 1, SCHEMA_VERSION + 1):
                 for sql in MIGRATIONS[v]:
-                    db.raw(sql)
+                    db.execute(sql)
             if version < SCHEMA_VERSION:
-                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                           ("schema_version", str(SCHEMA_VERSION)))
+                _put_meta(db, "schema_version", SCHEMA_VERSION)
 
     @property
     def schema_version(self) -> int:
@@ -259,12 +202,7 @@ class PgDatabase:
                 raise
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Rows of a statement in the SQLite dialect."""
-        with self.lock, self._errors():
-            return _rows(self._alive().execute(translate(sql), _params(params)))
-
-    def query_pg(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Rows of a statement in PostgreSQL's dialect."""
+        """Rows of a statement."""
         with self.lock, self._errors():
             return _rows(self._alive().execute(sql, _params(params)))
 
@@ -273,24 +211,20 @@ class PgDatabase:
         from psycopg.rows import dict_row
 
         if listing:
-            return self._read(translate(sql), params, dict_row)
+            return self._read(sql, params, dict_row)
         with self.lock, self._errors():
             cur = self._alive().cursor(row_factory=dict_row)
-            return cur.execute(translate(sql), _params(params)).fetchall()
+            return cur.execute(sql, _params(params)).fetchall()
 
     def stream(self, sql: str, params: tuple = (), size: int = 16384) -> Iterator[list[tuple]]:
         """Rows of a large read in slices of `size`."""
         with self.lock, self._errors():
-            cur = self._alive().execute(translate(sql), _params(params))
+            cur = self._alive().execute(sql, _params(params))
             while rows := cur.fetchmany(size):
                 yield rows
 
     def listing(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Rows of a read from the last commit; on its own connection, so it never waits for a writer."""
-        return self._read(translate(sql), params)
-
-    def listing_pg(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """listing() of a statement in PostgreSQL's dialect."""
         return self._read(sql, params)
 
     def _read(self, sql: str, params: tuple, row_factory=None) -> list:
@@ -319,13 +253,13 @@ class PgDatabase:
 
     def get_meta(self, key: str, default=None):
         """A setting (text)."""
-        rows = self.query("SELECT value FROM meta WHERE key=?", (key,))
+        rows = self.query("SELECT value FROM meta WHERE key=%s", (key,))
         return rows[0][0] if rows else default
 
     def set_meta(self, key: str, value) -> None:
         """Set a setting."""
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, str(value)))
+            _put_meta(db, key, value)
 
     def checkpoint(self) -> None:
         """Nothing to fold: the server keeps its own log."""

@@ -28,15 +28,15 @@ class ServerQueue:
         rows = [(str(p), now) for p in paths]
         with self.db.transaction() as db:
             for row in rows:
-                db.raw("INSERT INTO queue(path, queued) VALUES (%s, %s) ON CONFLICT (path) DO NOTHING", row)
+                db.execute("INSERT INTO queue(path, queued) VALUES (%s, %s) ON CONFLICT (path) DO NOTHING", row)
 
     def queued(self) -> list[str]:
         """Files still waiting to be indexed, oldest first."""
-        return [r[0] for r in self.db.query_pg("SELECT path FROM queue ORDER BY queued, seq")]
+        return [r[0] for r in self.db.query("SELECT path FROM queue ORDER BY queued, seq")]
 
     def waiting(self) -> list[str]:
         """Queued files, read without waiting for a job that is storing a document (for the window)."""
-        return [r[0] for r in self.db.listing_pg("SELECT path FROM queue ORDER BY queued, seq")]
+        return [r[0] for r in self.db.listing("SELECT path FROM queue ORDER BY queued, seq")]
 
     def claim(self, paths: list[str]) -> list[str]:
         """The queued files this process indexes: those no other live desktop holds."""
@@ -44,9 +44,9 @@ class ServerQueue:
             return paths
         now, owner = time.time(), leases.me()
         with self.db.transaction() as db:
-            holders = [r[0] for r in db.raw("SELECT DISTINCT claimed_by FROM queue WHERE claimed_at >= %s",
+            holders = [r[0] for r in db.execute("SELECT DISTINCT claimed_by FROM queue WHERE claimed_at >= %s",
                                             (now - leases.LEASE_S,))]
-            mine = {r[0] for r in db.raw(
+            mine = {r[0] for r in db.execute(
                 "UPDATE queue SET claimed_by=%s, claimed_at=%s WHERE path = ANY(%s) AND (claimed_by IS NULL "
                 "OR claimed_by=%s OR claimed_at < %s OR claimed_by = ANY(%s)) RETURNING path",
                 (owner, now, [str(p) for p in paths], owner, now - leases.LEASE_S, leases.dead(holders)))}
@@ -55,9 +55,9 @@ class ServerQueue:
     def renew(self) -> None:
         """Tell the other desktops this process still works on the files it claimed."""
         with self.db.transaction() as db:
-            db.raw("UPDATE queue SET claimed_at=%s WHERE claimed_by=%s", (time.time(), leases.me()))
+            db.execute("UPDATE queue SET claimed_at=%s WHERE claimed_by=%s", (time.time(), leases.me()))
 
     def dequeue(self, paths: Iterable[str]) -> None:
         """Forget queued files (done without storing anything, or given up)."""
         with self.db.transaction() as db:
-            db.raw("DELETE FROM queue WHERE path = ANY(%s)", ([str(p) for p in paths],))
+            db.execute("DELETE FROM queue WHERE path = ANY(%s)", ([str(p) for p in paths],))

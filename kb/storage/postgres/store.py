@@ -1,11 +1,10 @@
-"""A knowledge base kept on a PostgreSQL server with pgvector: the same store, another home.
+"""A knowledge base kept on a PostgreSQL server with pgvector: the PostgreSQL sibling of
+kb.storage.store.BaseStore.
 
 Documents, pages, chunks with their keyword terms, vectors, pictures (thumbnails included) and
 conversations live in one schema of the team's database; this desktop keeps only a folder with a
-link file (`server.json`: the address without its password, and the schema) and a cache of
-thumbnails. The password is kept like a model server's API key (models.api_keys). Everything else
-is kb.storage.sqlite.store.Store's logic: the SQL it shares is translated (kb.storage.postgres.database), and what differs is
-here: keyword terms in a `tsvector` column, and their ranking.
+link file (kb.storage.postgres.link) and a cache of thumbnails. Every statement here is written in
+PostgreSQL's dialect; keyword terms are a `tsvector` column of the chunk, so they go with it.
 
 Keyword ranking: PostgreSQL has no bm25 (ts_rank knows no inverse document frequency, so a common
 word weighs as much as a rare one: a first try ranking by idf × ts_rank found the answer in the top
@@ -18,88 +17,37 @@ other desktops add documents).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from pathlib import Path
-from typing import Collection
-from urllib.parse import urlsplit, urlunsplit
+from typing import Collection, Iterable
+from urllib.parse import urlsplit
 
-from kb.text import lexical
-from kb.text.chunking import Chunk
-from kb.storage.sqlite.database import StoreError
-from kb.storage.postgres.database import PgDatabase, safe_url
-from kb.storage.postgres.pictures import ServerPictures
+from kb.storage.contract import StoreError
 from kb.storage.postgres.conversations import ServerConversationRows
+from kb.storage.postgres.database import PgDatabase
+from kb.storage.postgres.link import LINK_NAME, read_link, schema_for, write_link
 from kb.storage.postgres.paths import ServerPaths
+from kb.storage.postgres.pictures import ServerPictures
 from kb.storage.postgres.queue import ServerQueue
 from kb.storage.postgres.vectors import PgVectorTable
-from kb.storage.sqlite.pictures import PICTURE_VECTORS
-from kb.storage.sqlite.store import CHUNK_VECTORS, COMMON_SHARE, KEEP_AT_LEAST, PRUNE_FROM, Store
+from kb.storage.store import COMMON_SHARE, KEEP_AT_LEAST, PRUNE_FROM, BaseStore, boxes_json
+from kb.storage.vectors import CHUNK_VECTORS
+from kb.text import lexical
+from kb.text.chunking import Chunk
+from kb.text.document import Document, Page
 
-LINK_NAME = "server.json"
 DF_TTL_S = 300.0
 BM25_K1, BM25_B = 1.2, 0.75  # FTS5's bm25 constants
-MAX_SCHEMA_BYTES = 63  # PostgreSQL's identifier limit
 
 
-def schema_for(name: str) -> str:
-    """The schema a knowledge base called `name` lives in (the same on every desktop)."""
-    schema = f"zhiku_{name}"
-    if len(schema.encode()) <= MAX_SCHEMA_BYTES:
-        return schema
-    return "zhiku_" + hashlib.blake2b(name.encode(), digest_size=12).hexdigest()
-
-
-def is_link(folder: Path) -> bool:
-    """True when `folder` holds a link to a server knowledge base."""
-    return (Path(folder) / LINK_NAME).is_file()
-
-
-def _split_password(url: str) -> tuple[str, str | None]:
-    if not url.startswith(("postgresql://", "postgres://")):
-        raise StoreError(f"not a PostgreSQL address: {safe_url(url)!r} (write postgresql://user@host:5432/database)")
-    return safe_url(url), urlsplit(url).password
-
-
-def _with_password(url: str, password: str | None) -> str:
-    if not password:
-        return url
-    parts = urlsplit(url)
-    user, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}" if user else f":{password}@{host}"))
-
-
-def write_link(folder: Path, url: str, schema: str) -> None:
-    """Record, in this desktop's folder, where the knowledge base lives (its password in the key store)."""
-    from models.api_keys import save_key
-
-    address, password = _split_password(url)
-    if password:
-        save_key(address, password)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / LINK_NAME).write_text(json.dumps({"url": address, "schema": schema}, indent=2), encoding="utf-8")
-
-
-def read_link(folder: Path) -> tuple[str, str]:
-    """(url with its kept password, schema) of a linked knowledge base."""
-    from models.api_keys import load_key
-
-    try:
-        link = json.loads((Path(folder) / LINK_NAME).read_text(encoding="utf-8"))
-        return _with_password(link["url"], load_key(link["url"])), link["schema"]
-    except (OSError, ValueError, KeyError) as e:
-        raise StoreError(f"{folder}: damaged link to a server knowledge base ({e}); create it again with "
-                         "`zhiku kb create NAME --server postgresql://…`") from None
-
-
-class PgStore(Store):
+class PgStore(BaseStore):
     """A knowledge base in a PostgreSQL schema, with this desktop's folder for its link and thumbnails."""
 
     shared = True  # a team's: other desktops add to it at the same time
 
     def __init__(self, folder: Path, connect_timeout: int | None = None) -> None:
+        super().__init__()
         self.folder = Path(folder)
         url, schema = read_link(self.folder)
         self.db_path = None
@@ -108,11 +56,10 @@ class PgStore(Store):
         self.host = urlsplit(url).hostname or "localhost"  # for lists: "on db.office.lan"
         self.vectors = PgVectorTable(self.db, CHUNK_VECTORS)
         self.index_path = None
-        self._df: dict[str, int] = {}  # lexeme -> chunks holding it
-        self._df_at = 0.0
+        self._df_at = 0.0  # when the lexemes' document frequencies (self._df) were first counted
         self._size: tuple[int, float] | None = None  # chunks, mean terms per chunk
         self._lexes: dict[str, list[str]] = {}  # query word -> its lexemes
-        self.pictures = ServerPictures(self.db, self.folder, PgVectorTable(self.db, PICTURE_VECTORS))
+        self.pictures = ServerPictures(self.db, self.folder)
         self.queue = ServerQueue(self.db)
         self.paths = ServerPaths(self)
         self.conversation_rows = ServerConversationRows(self.db)
@@ -141,23 +88,139 @@ class PgStore(Store):
     def drop_from_server(self) -> None:
         """Delete the knowledge base's schema and everything in it from the server."""
         with self.db.lock:
-            self.db.query_pg(f'DROP SCHEMA IF EXISTS "{self.db.schema}" CASCADE')
+            self.db.query(f'DROP SCHEMA IF EXISTS "{self.db.schema}" CASCADE')
 
-    # ---- keyword terms ------------------------------------------------------------------------
+    # ---- reading ------------------------------------------------------------------------------
+    def document(self, path: str) -> dict | None:
+        """The document row for a path."""
+        rows = self.db.query_dicts("SELECT * FROM documents WHERE path=%s", (path,))
+        return rows[0] if rows else None
+
+    def document_sha(self, doc_id: int) -> str | None:
+        """The content hash a document was read from."""
+        rows = self.db.query("SELECT sha256 FROM documents WHERE id=%s", (doc_id,))
+        return rows[0][0] if rows else None
+
+    def ocr_ran(self, doc_id: int) -> bool:
+        """True when at least one page of the document was read by OCR."""
+        return bool(self.db.query("SELECT 1 FROM pages WHERE doc_id=%s AND ocr<>0 LIMIT 1", (doc_id,)))
+
+    def totals(self) -> dict:
+        """Counts for lists (documents, failed, bytes, chunks), from the last commit without
+        waiting for a writer: the window's knowledge-base list asks at the end of every job."""
+        docs, failed, size, chunks = self.db.listing(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE status='failed'), COALESCE(SUM(size), 0), "
+            "(SELECT COUNT(*) FROM chunks) FROM documents")[0]
+        return {"documents": int(docs), "failed": int(failed), "bytes": int(size), "chunks": int(chunks)}
+
+    def has_documents(self) -> bool:
+        """True when a document is stored (read without waiting for a writer)."""
+        return bool(self.db.listing("SELECT EXISTS (SELECT 1 FROM documents)")[0][0])
+
+    def documents(self) -> list[dict]:
+        """All documents with their chunk counts, OCR'd pages and the paths of identical copies
+        (from the last commit, without waiting for a writer: the window lists them)."""
+        return self.db.query_dicts(
+            "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.doc_id=d.id) AS chunks, "
+            "(SELECT string_agg(path, chr(10)) FROM copies WHERE doc_id=d.id) AS copies, "
+            "(SELECT COUNT(*) FROM pages p WHERE p.doc_id=d.id AND p.ocr<>0) AS ocr_pages "
+            "FROM documents d ORDER BY d.name", listing=True)
+
+    def _chunk_rows(self, ids: list[int]) -> list[tuple]:
+        return self.db.query('SELECT c.id, c.doc_id, d.path, d.name, c.page, c.start, c."end", c.text FROM chunks c '
+                             "JOIN documents d ON d.id=c.doc_id WHERE c.id = ANY(%s)", (ids,))
+
+    def doc_ids(self, ids: Iterable[int]) -> dict[int, int]:
+        """Chunk id -> document id for the given chunks."""
+        ids = list(ids)
+        if not ids:
+            return {}
+        return dict(self.db.query("SELECT id, doc_id FROM chunks WHERE id = ANY(%s)", (ids,)))
+
+    def _page_field(self, doc_id: int, number: int, field: str):
+        column = {"text": "text", "boxes": "boxes"}[field]
+        rows = self.db.query(f"SELECT {column} FROM pages WHERE doc_id=%s AND number=%s", (doc_id, number))
+        return rows[0][0] if rows else None
+
+    # ---- writing (inside the caller's transaction `db`) -------------------------------------------
+    def _document_id(self, db, path: str) -> int | None:
+        row = db.execute("SELECT id FROM documents WHERE path=%s", (path,)).fetchone()
+        return row[0] if row else None
+
+    def _old_vectors(self, db, doc_id: int) -> Iterable[tuple[str, object]]:
+        return db.execute("SELECT c.text, v.vec FROM chunks c JOIN vectors v ON v.chunk_id=c.id WHERE c.doc_id=%s",
+                          (doc_id,)).fetchall()
+
+    def _insert_document(self, db, path: str, doc: Document, sha256: str, size: int, mtime: float,
+                         now: float) -> int:
+        return db.execute(
+            "INSERT INTO documents(path, name, kind, title, sha256, size, mtime, pages, status, added, updated) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'embedding', %s, %s) RETURNING id",
+            (path, self._name(path), doc.kind, doc.title, sha256, size, mtime, len(doc.pages), now, now)
+        ).fetchone()[0]
+
+    def _update_document(self, db, doc_id: int, doc: Document, sha256: str, size: int, mtime: float,
+                         now: float) -> None:
+        db.execute("UPDATE documents SET kind=%s, title=%s, sha256=%s, size=%s, mtime=%s, pages=%s, "
+                   "status='embedding', error=NULL, updated=%s WHERE id=%s",
+                   (doc.kind, doc.title, sha256, size, mtime, len(doc.pages), now, doc_id))
+
+    def _insert_pages(self, db, doc_id: int, pages: list[Page]) -> None:
+        db.executemany("INSERT INTO pages(doc_id, number, text, ocr, boxes) VALUES (%s, %s, %s, %s, %s)",
+                       [(doc_id, p.number, p.text, int(p.ocr), boxes_json(p)) for p in pages])
+
     def _insert_chunk(self, db, doc_id: int, c: Chunk, terms: str) -> int:
         return db.execute('INSERT INTO chunks(doc_id, page, start, "end", text, tokens, terms, n_terms) '
-                          "VALUES (?,?,?,?,?,?, to_tsvector('simple', ?), ?)",
-                          (doc_id, c.page, c.start, c.end, c.text, c.tokens, terms, len(terms.split()))).lastrowid
+                          "VALUES (%s, %s, %s, %s, %s, %s, to_tsvector('simple', %s), %s) RETURNING id",
+                          (doc_id, c.page, c.start, c.end, c.text, c.tokens, terms, len(terms.split()))
+                          ).fetchone()[0]
 
-    def _delete_terms(self, db, ids: list[int]) -> None:
-        """The terms go with their chunks."""
+    def _set_status(self, db, doc_id: int, status: str) -> None:
+        db.execute("UPDATE documents SET status=%s WHERE id=%s", (status, doc_id))
 
+    def _insert_failure(self, db, path: str, kind: str, error: str, sha256: str | None, size: int | None,
+                        mtime: float | None, now: float) -> None:
+        db.execute("INSERT INTO documents(path, name, kind, sha256, size, mtime, status, error, added, updated) "
+                   "VALUES (%s, %s, %s, %s, %s, %s, 'failed', %s, %s, %s)",
+                   (path, self._name(path), kind, sha256, size, mtime, error, now, now))
+
+    def _update_failure(self, db, doc_id: int, error: str, sha256: str | None, size: int | None,
+                        mtime: float | None, now: float) -> None:
+        db.execute("UPDATE documents SET status='failed', error=%s, sha256=%s, size=%s, mtime=%s, pages=0, "
+                   "updated=%s WHERE id=%s", (error, sha256, size, mtime, now, doc_id))
+
+    def _forget_queued(self, db, path: str) -> None:
+        db.execute("DELETE FROM queue WHERE path=%s", (path,))
+
+    def _chunk_ids(self, db, doc_id: int) -> list[int]:
+        return [r[0] for r in db.execute("SELECT id FROM chunks WHERE doc_id=%s", (doc_id,))]
+
+    def _delete_chunks(self, db, doc_id: int, ids: list[int]) -> None:
+        # the terms are a column of the chunk: they go with it, as its vectors do (cascade)
+        db.execute("DELETE FROM chunks WHERE doc_id=%s", (doc_id,))
+
+    def _delete_pages(self, db, doc_id: int) -> None:
+        db.execute("DELETE FROM pages WHERE doc_id=%s", (doc_id,))
+
+    def _delete_document_row(self, db, doc_id: int) -> None:
+        db.execute("DELETE FROM documents WHERE id=%s", (doc_id,))
+
+    def _finish_embedded(self, db) -> None:
+        db.execute("UPDATE documents SET status='indexed' WHERE status='embedding' AND NOT EXISTS "
+                   "(SELECT 1 FROM chunks c LEFT JOIN vectors v ON v.chunk_id=c.id "
+                   " WHERE c.doc_id=documents.id AND v.chunk_id IS NULL)")
+
+    def _reset_embedding(self, db) -> None:
+        db.execute("UPDATE documents SET status='embedding' WHERE status='indexed' AND EXISTS "
+                   "(SELECT 1 FROM chunks c WHERE c.doc_id=documents.id)")
+
+    # ---- keyword search ---------------------------------------------------------------------------
     def _lexemes(self, words: list[str]) -> list[str]:
         """The index's lexemes for the query words (PostgreSQL's parser splits "gpt-3" as FTS5 does)."""
         new = [w for w in words if w not in self._lexes]
         if new:
             found: dict[str, list[str]] = {w: [] for w in new}
-            for w, lexeme in self.db.query_pg("SELECT w, t.lexeme FROM unnest(%s::text[]) w, "
+            for w, lexeme in self.db.query("SELECT w, t.lexeme FROM unnest(%s::text[]) w, "
                                               "unnest(to_tsvector('simple', w)) t", (new,)):
                 found[w].append(lexeme)
             self._lexes.update(found)
@@ -170,14 +233,14 @@ class PgStore(Store):
         (counting 48,000 chunks for "为" would cost more than the search)."""
         if time.monotonic() - self._df_at > DF_TTL_S or self._size is None:
             self._df, self._df_at = {}, time.monotonic()
-            n, avg = self.db.query_pg("SELECT COUNT(*), COALESCE(AVG(n_terms), 1) FROM chunks")[0]
+            n, avg = self.db.query("SELECT COUNT(*), COALESCE(AVG(n_terms), 1) FROM chunks")[0]
             self._size = (int(n), float(avg) or 1.0)
         total = self._size[0]
         cap = int(COMMON_SHARE * total) + 1 if total >= PRUNE_FROM else None
         new = [lx for lx in lexemes if lx not in self._df]
         if new:
             limit = f" LIMIT {cap}" if cap else ""
-            self._df.update((lx, int(n)) for lx, n in self.db.query_pg(
+            self._df.update((lx, int(n)) for lx, n in self.db.query(
                 "SELECT q, (SELECT COUNT(*) FROM (SELECT 1 FROM chunks WHERE terms @@ to_tsquery('simple', q)"
                 f"{limit}) m) FROM unnest(%s::text[]) q", ([_quoted(lx) for lx in new],)))
             for lx in new:  # keyed by the quoted form above
@@ -221,7 +284,7 @@ class PgStore(Store):
             params.append(sorted(documents))
         # each matching chunk's terms are read (detoasted) once, by the innermost select; OFFSET 0
         # keeps the planner from folding the selects back into one that reads them once per lexeme
-        rows = self.db.query_pg(
+        rows = self.db.query(
             f"SELECT id, {score} AS s FROM (SELECT id, n_terms, {tfs} FROM ("
             f"SELECT id, n_terms, terms || ''::tsvector AS v FROM chunks WHERE terms @@ to_tsquery('simple', %s)"
             f"{scope} OFFSET 0) a OFFSET 0) x ORDER BY s DESC, id LIMIT %s", (*params, int(k)))

@@ -1,4 +1,4 @@
-"""Vectors in PostgreSQL: pgvector half-precision columns with an HNSW index (kb.storage.sqlite.vectors's interface).
+"""Vectors in PostgreSQL: pgvector half-precision columns with an HNSW index (the interface of kb.storage.sqlite.vectors).
 
 On a server there is no FAISS file to keep in step: the HNSW index lives in the database and every
 desktop searches the same one. `halfvec` halves the storage as the SQLite store's float16 blobs do;
@@ -17,7 +17,7 @@ from typing import Callable, Collection
 import numpy as np
 
 from kb.storage import leases
-from kb.storage.sqlite.vectors import BoundModel, VectorKind
+from kb.storage.vectors import BoundModel, VectorKind
 
 # pgvector's default ef_search is 40; at 100,000 synthetic chunks (bench/latency.py) it found 0.926
 # of the exact top 10, and a search took 2.4 ms: a wider search costs little
@@ -46,16 +46,17 @@ class PgVectorTable(BoundModel):
             return False
         k = self.kind
         with self.db.transaction() as db:
-            db.raw(f"DELETE FROM {k.table}")
-            db.raw(f"DROP INDEX IF EXISTS {k.table}_hnsw")
-            db.raw(f"ALTER TABLE {k.table} ALTER COLUMN vec TYPE halfvec({int(dim)})")
-            db.raw(f"CREATE INDEX {k.table}_hnsw ON {k.table} USING hnsw (vec halfvec_cosine_ops)")
-            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (k.model, model_id))
-            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (k.dim, str(dim)))
+            db.execute(f"DELETE FROM {k.table}")
+            db.execute(f"DROP INDEX IF EXISTS {k.table}_hnsw")
+            db.execute(f"ALTER TABLE {k.table} ALTER COLUMN vec TYPE halfvec({int(dim)})")
+            db.execute(f"CREATE INDEX {k.table}_hnsw ON {k.table} USING hnsw (vec halfvec_cosine_ops)")
+            db.executemany("INSERT INTO meta(key, value) VALUES (%s, %s) "
+                           "ON CONFLICT (key) DO UPDATE SET value=EXCLUDED.value",
+                           [(k.model, model_id), (k.dim, str(dim))])
         return True
 
     def _typed(self) -> bool:
-        return bool(self.db.query_pg("SELECT 1 FROM pg_indexes WHERE schemaname=%s AND indexname=%s",
+        return bool(self.db.query("SELECT 1 FROM pg_indexes WHERE schemaname=%s AND indexname=%s",
                                      (self.db.schema, f"{self.kind.table}_hnsw")))
 
     # ---- rows -------------------------------------------------------------------------------
@@ -76,9 +77,9 @@ class PgVectorTable(BoundModel):
         oldest first; they are leased to this process."""
         k, now, owner = self.kind, time.time(), leases.me()
         with self.db.transaction() as db:
-            holders = [r[0] for r in db.raw(
+            holders = [r[0] for r in db.execute(
                 f"SELECT DISTINCT o.leased_by {self._missing()} AND o.lease_until >= %s", (now,))]
-            rows = db.raw(
+            rows = db.execute(
                 f"UPDATE {k.owner} SET lease_until=%s, leased_by=%s WHERE id IN ("
                 f"SELECT o.id {self._missing()} AND (o.lease_until IS NULL OR o.lease_until < %s "
                 f"OR o.leased_by = %s OR o.leased_by = ANY(%s)) ORDER BY o.id LIMIT %s) "
@@ -92,7 +93,7 @@ class PgVectorTable(BoundModel):
 
     def vector(self, key: int) -> np.ndarray | None:
         """The stored vector of one row (float32), if it has one."""
-        rows = self.db.query(f"SELECT vec FROM {self.kind.table} WHERE {self.kind.key}=?", (key,))
+        rows = self.db.query(f"SELECT vec FROM {self.kind.table} WHERE {self.kind.key}=%s", (key,))
         return np.asarray(rows[0][0].to_numpy(), np.float32) if rows else None
 
     def add(self, ids: list[int], vecs: np.ndarray, save: bool = True,
@@ -103,10 +104,9 @@ class PgVectorTable(BoundModel):
         half = np.asarray(vecs, np.float32).astype(np.float16)
         k = self.kind
         with self.db.transaction() as db:
-            present = {r[0] for r in db.raw(f"SELECT id FROM {k.owner} WHERE id = ANY(%s)", (list(ids),))}
+            present = {r[0] for r in db.execute(f"SELECT id FROM {k.owner} WHERE id = ANY(%s)", (list(ids),))}
             keep = [i for i, key in enumerate(ids) if key in present]
-            db.executemany(f"INSERT OR REPLACE INTO {k.table}({k.key}, vec) VALUES (?, ?)",
-                           [(ids[i], HalfVector(half[i])) for i in keep])
+            db.executemany(self._upsert(), [(ids[i], HalfVector(half[i])) for i in keep])
             if also is not None:
                 also(db)
         return len(keep)
@@ -114,8 +114,12 @@ class PgVectorTable(BoundModel):
     def put_blobs(self, db, pairs: list[tuple[int, object]]) -> None:
         """Store vectors already computed (as read from this table) inside the caller's transaction."""
         if pairs:
-            k = self.kind
-            db.executemany(f"INSERT OR REPLACE INTO {k.table}({k.key}, vec) VALUES (?, ?)", pairs)
+            db.executemany(self._upsert(), pairs)
+
+    def _upsert(self) -> str:
+        k = self.kind
+        return (f"INSERT INTO {k.table}({k.key}, vec) VALUES (%s, %s) "
+                f"ON CONFLICT ({k.key}) DO UPDATE SET vec=EXCLUDED.vec")
 
     def forget(self, db, keys: list[int]) -> None:
         """Nothing to tell: the vectors go with their rows, and the server's index with them."""
@@ -123,7 +127,7 @@ class PgVectorTable(BoundModel):
     def clear(self) -> None:
         """Drop every vector (before computing them again with another model)."""
         with self.db.transaction() as db:
-            db.raw(f"DELETE FROM {self.kind.table}")
+            db.execute(f"DELETE FROM {self.kind.table}")
 
     def bump(self) -> None:
         """No cache to invalidate on a server."""
@@ -153,8 +157,8 @@ class PgVectorTable(BoundModel):
         kd = self.kind
         q = HalfVector(np.asarray(query, np.float32).astype(np.float16))
         with self.db.lock:  # a read: no write lock, but the setting and the query on one connection in turn
-            self.db.query_pg(f"SET hnsw.ef_search = {max(MIN_EF_SEARCH, int(k))}")
-            rows = self.db.query_pg(
+            self.db.query(f"SET hnsw.ef_search = {max(MIN_EF_SEARCH, int(k))}")
+            rows = self.db.query(
                 f"SELECT {kd.key}, 1 - (vec <=> %s) FROM {kd.table} ORDER BY vec <=> %s LIMIT %s", (q, q, int(k)))
         return [(int(r[0]), float(r[1])) for r in rows]
 
@@ -167,7 +171,7 @@ class PgVectorTable(BoundModel):
             return []
         kd = self.kind
         q = HalfVector(np.asarray(query, np.float32).astype(np.float16))
-        rows = self.db.query_pg(
+        rows = self.db.query(
             f"SELECT v.{kd.key}, 1 - (v.vec <=> %s) AS s FROM {kd.table} v JOIN {kd.owner} o ON o.id=v.{kd.key} "
             f"WHERE o.{column} = ANY(%s) ORDER BY s DESC LIMIT %s", (q, values, int(k)))
         return [(int(r[0]), float(r[1])) for r in rows]

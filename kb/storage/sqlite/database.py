@@ -63,7 +63,6 @@ def create_file(path: Path) -> None:
 class Database:
     """One SQLite file. Thread-safe: every statement runs under the database's lock."""
 
-    dialect = "sqlite"
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)

@@ -1,7 +1,7 @@
 """Vectors kept in SQLite (the truth) with a stamped FAISS file beside them (a cache).
 
-Chunk vectors (e5) and picture vectors (CLIP) are kept the same way, so both go through this one
-class: a table `(key INTEGER PRIMARY KEY REFERENCES owner(id) ON DELETE CASCADE, vec BLOB)` of
+Chunk vectors (e5) and picture vectors (CLIP) are kept the same way (kb.storage.vectors), so both
+go through this one class: a table `(key INTEGER PRIMARY KEY REFERENCES owner(id) ON DELETE CASCADE, vec BLOB)` of
 float16 vectors, a generation counter in meta that every change bumps, and an index file stamped
 with (generation, count, model, schema). When the stamp disagrees with SQLite, or the file is
 missing or damaged, the index is rebuilt from the stored vectors, never by re-embedding. While a
@@ -10,52 +10,15 @@ process runs, its loaded index follows its own commits; a rolled-back transactio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Collection
 
 import numpy as np
 
 from kb.storage.sqlite.database import Database
+from kb.storage.vectors import BoundModel, VectorKind, blobs_to_array
 from kb.storage.sqlite.schema import SCHEMA_VERSION
 from kb.storage.sqlite.faiss_index import TRAIN_PER_LIST, VectorIndex, kind_for
-
-
-@dataclass(frozen=True)
-class VectorKind:
-    """Where one kind of vector lives: its table, the rows it belongs to and its meta keys."""
-
-    table: str  # "vectors"
-    key: str  # "chunk_id"
-    owner: str  # "chunks": the rows that have (or lack) a vector
-    payload: str  # the owner column handed out with pending rows ("text", "sha256")
-    index_file: str  # "index.faiss"
-    generation: str  # meta key counting changes
-    model: str  # meta key naming the model the vectors come from
-    dim: str  # meta key of their dimension
-    sized: bool = True  # the index type follows the count (IVF when large); else always exact
-
-
-def blobs_to_array(blobs: list[bytes]) -> np.ndarray:
-    """Stored float16 blobs as one float32 matrix."""
-    return np.frombuffer(b"".join(blobs), np.float16).reshape(len(blobs), -1).astype(np.float32)
-
-
-class BoundModel:
-    """The model a kind of vector comes from, kept in the knowledge base's meta (both stores)."""
-
-    db: Database
-    kind: VectorKind
-
-    @property
-    def model_id(self) -> str | None:
-        """The model the stored vectors come from."""
-        return self.db.get_meta(self.kind.model)
-
-    @property
-    def dim(self) -> int:
-        """The vectors' dimension (0 before a model is bound)."""
-        return int(self.db.get_meta(self.kind.dim, 0))
 
 
 class VectorTable(BoundModel):
