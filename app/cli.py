@@ -6,17 +6,10 @@ import argparse
 import json
 import os
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from app.cli_common import app_version
 from app.units import human_size
-
-
-def _version() -> str:
-    try:
-        return version("zhiku")
-    except PackageNotFoundError:
-        return "dev"
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
@@ -208,7 +201,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every `zhiku` subcommand."""
     p = argparse.ArgumentParser(prog="zhiku", description="Zhiku (知库): an offline knowledge base you chat with")
-    p.add_argument("--version", action="version", version=f"zhiku {_version()}")
+    p.add_argument("--version", action="version", version=f"zhiku {app_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     models = sub.add_parser("models", help="list, install, verify and add models")
@@ -244,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app import kb_commands
 
     kb_commands.register(sub)
+    from app import mcp_server
+
+    mcp_server.register(sub)
 
     gui = sub.add_parser("gui", help="open the desktop app")
     gui.add_argument("paths", nargs="*", help="files or folders to add (what the desktop passes on open)")

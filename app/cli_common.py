@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 from kb.text.file_names import readable
+
+
+def app_version() -> str:
+    """Zhiku's version, as installed ("dev" from a source tree that was never installed)."""
+    try:
+        return version("zhiku")
+    except PackageNotFoundError:
+        return "dev"
 
 
 def open_kb(name: str, create: bool = False, embedder_name: str | None = None):

@@ -10,10 +10,12 @@ The map, in the order a document travels:
   `parse_worker` (parsing in a killable process with time and memory limits), `loaders/` (one per
   format), `watcher`, `index_report`.
 - `storage/` — where it is kept: `contract` (what the engine asks of a store; tests/
-  test_store_contract.py runs it against both), `sqlite/` (the desktop's knowledge base: SQLite the
-  truth, FAISS a cache) and `postgres/` (a team's, on a server with pgvector) — siblings with the
-  same rooms (database, schema, store, queue, vectors, pictures) — `conversations`, `leases` (who
-  works on what when desktops share a server).
+  test_store_contract.py runs it against both); `store`, `pictures`, `vectors` (what both stores do
+  around their rows: the base classes); `sqlite/` (the desktop's knowledge base: SQLite the truth,
+  FAISS a cache) and `postgres/` (a team's, on a server with pgvector; `link`, where it lives) —
+  siblings with the same rooms (database, schema, store, queue, paths, conversations, vectors,
+  pictures), each in its own dialect's SQL — `conversations`, `leases` (who works on what when
+  desktops share a server).
 - `search/` — finding passages: `retriever` (keyword bm25 + vectors, fused by rank, with a floor),
   `image_search` (CLIP), `langchain_retriever`.
 - `answering/` — from passages to a trusted answer: `answer` (the `Answerer`: evidence, probe,

@@ -332,6 +332,10 @@ class KnowledgeBase:
         """Every document with its status, counts and copies (read without waiting for a job)."""
         return self.store.documents()
 
+    def count_pending(self) -> int:
+        """Chunks still waiting for their vector (found by keywords only until they have one)."""
+        return self.store.count_pending()
+
     def has_documents(self) -> bool:
         """True when the knowledge base holds a document (cheap: for the welcome panel)."""
         return self.store.has_documents()

