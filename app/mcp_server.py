@@ -43,7 +43,10 @@ def build_server(library: Library, version: str = ""):
             return [Resource(uri=r["uri"], name=r["name"], description=r["description"], mime_type="text/plain")
                     for r in rows]
 
-    server = ZhikuServer("zhiku", title="Zhiku (知库) knowledge bases", instructions=INSTRUCTIONS, version=version)
+    # warnings only: the SDK's default (INFO) also turns on other libraries' chatter (faiss's loader),
+    # which a client shows in its server log
+    server = ZhikuServer("zhiku", title="Zhiku (知库) knowledge bases", instructions=INSTRUCTIONS, version=version,
+                         log_level="WARNING")
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
     @server.tool(annotations=read_only)

@@ -23,7 +23,11 @@ async def probe(kb: str, query: str, command: list[str]) -> int:
         if res.is_error:
             print(res.content[0].text, file=sys.stderr)
             return 1
-        print(json.dumps({"tools": tools, "first": res.structured_content["results"][0]}, ensure_ascii=False))
+        results = res.structured_content["results"]
+        if not results:
+            print(f"no passage found: {res.structured_content.get('note')}", file=sys.stderr)
+            return 1
+        print(json.dumps({"tools": tools, "first": results[0]}, ensure_ascii=False))
         return 0
 
 
