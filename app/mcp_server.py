@@ -14,7 +14,7 @@ import hmac
 import secrets
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable
 
 from app.mcp_library import INSTRUCTIONS, MAX_K, Library
 from kb import defaults
@@ -114,16 +114,19 @@ def build_server(library: Library, version: str = ""):
 
 
 class BearerGate:
-    """An ASGI wrapper that lets through only HTTP requests carrying `Authorization: Bearer <token>`."""
+    """An ASGI wrapper that lets through only HTTP requests carrying `Authorization: Bearer <token>`,
+    the token read from the key store on every request: `zhiku mcp --new-token` shuts out the old
+    one at once, without a restart (a file read, or a keyring call of a few ms, next to a tool call)."""
 
-    def __init__(self, app, token: str) -> None:
-        self.app, self.expected = app, f"Bearer {token}".encode()
+    def __init__(self, app, current: Callable[[], str | None]) -> None:
+        self.app, self.current = app, current
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
+            token = self.current()
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                body = b'{"error": "missing or wrong bearer token: see `zhiku mcp --http PORT --show-token`"}'
+            if not token or not hmac.compare_digest(given, f"Bearer {token}".encode()):
+                body = b'{"error": "missing or wrong bearer token: `zhiku mcp --show-token` prints it"}'
                 await send({"type": "http.response.start", "status": 401,
                             "headers": [(b"content-type", b"application/json"),
                                         (b"www-authenticate", b'Bearer realm="zhiku"')]})
@@ -132,11 +135,11 @@ class BearerGate:
         await self.app(scope, receive, send)
 
 
-def http_token() -> str:
-    """The bearer token of `zhiku mcp --http`, made the first time and kept in the key store."""
+def http_token(renew: bool = False) -> str:
+    """The bearer token of `zhiku mcp --http`, made the first time (or anew) and kept in the key store."""
     from models.api_keys import load_key, save_key
 
-    token = load_key(TOKEN_KEY)
+    token = None if renew else load_key(TOKEN_KEY)
     if not token:
         token = secrets.token_urlsafe(32)
         save_key(TOKEN_KEY, token)
@@ -148,8 +151,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     from app.cli_common import app_version
     from kb.knowledge_base import list_names
 
-    if args.show_token:
-        print(http_token())
+    if args.show_token or args.new_token:
+        print(http_token(renew=args.new_token))
         return 0
     local = list_names()
     names = local if args.all else list(args.kb or [])
@@ -188,12 +191,15 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 def _serve_http(server, host: str, port: int) -> int:
     import uvicorn
 
+    from models.api_keys import load_key
+
     token = http_token()
-    app = BearerGate(server.streamable_http_app(host=host), token)
+    app = BearerGate(server.streamable_http_app(host=host), lambda: load_key(TOKEN_KEY))
     shown = f"[{host}]" if ":" in host else host
     print(f"Zhiku MCP server at http://{shown}:{port}/mcp\n"
           f"header  Authorization: Bearer {token}\n"
-          "(the token stays the same across restarts; `zhiku mcp --show-token` prints it)", file=sys.stderr, flush=True)
+          "(the same across restarts: `zhiku mcp --show-token` prints it, `--new-token` replaces it)",
+          file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
     return 0
 
@@ -220,7 +226,8 @@ VS Code (.vscode/mcp.json):
   {"servers": {"zhiku": {"type": "stdio", "command": "zhiku", "args": ["mcp", "--kb", "笔记"]}}}
 
 For a client that wants a URL: `zhiku mcp --kb 笔记 --http 8765` serves
-http://127.0.0.1:8765/mcp; send the header it prints (Authorization: Bearer ...).
+http://127.0.0.1:8765/mcp; send the header it prints (Authorization: Bearer ...);
+--new-token replaces the token.
 """
 
 
@@ -236,6 +243,9 @@ def register(sub) -> None:
     p.add_argument("--host", help="address to serve HTTP on (default 127.0.0.1; anything else is reachable "
                                   "from other computers)")
     p.add_argument("--show-token", action="store_true", help="print the HTTP bearer token and exit")
+    p.add_argument("--new-token", action="store_true",
+                   help="replace the HTTP bearer token (clients with the old one are refused from then on), "
+                        "print it and exit")
     p.add_argument("--llm", help="chat model for `ask` (default: the catalog default)")
     p.add_argument("--threads", type=int, help="llama.cpp threads (default: cores - 1)")
     p.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to the GPU")

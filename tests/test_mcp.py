@@ -236,6 +236,11 @@ def test_the_http_transport_on_localhost_needs_the_bearer_token(served):
 
         found = _run(agent)
         assert found["results"][0]["file"] == "report.pdf" and found["results"][0]["page"] == 2
+        # a new token: the old one is refused from then on (checked per request, not per start)
+        renewed = subprocess.run([ZHIKU, "mcp", "--new-token"], capture_output=True, text=True, timeout=60)
+        assert renewed.stdout.strip() != token
+        old = httpx.post(url, json=hello, headers={**headers, "authorization": f"Bearer {token}"}, timeout=5)
+        assert old.status_code == 401
     finally:
         proc.terminate()
         proc.wait(timeout=30)
