@@ -318,7 +318,7 @@ class KnowledgeBase:
 
     @property
     def pictures(self):
-        """The pictures found in the documents (kb.storage.sqlite.pictures.Pictures)."""
+        """The pictures found in the documents (kb.storage.contract.Pictures)."""
         return self.store.pictures
 
     @property
