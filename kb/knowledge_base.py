@@ -112,7 +112,7 @@ def summary(name: str, connect_timeout: int | None = None) -> dict:
     store = open_store(_folder(name), connect_timeout)
     try:
         return {"name": name, **store.totals(), "embedding_model": store.model_id,
-                "server": getattr(store, "host", None)}
+                "server": store.host}
     finally:
         store.close()
 
@@ -140,7 +140,7 @@ class KnowledgeBase:
     @property
     def where(self) -> str:
         """Where the knowledge base's data lives: its folder, or its server and schema."""
-        return getattr(self.store, "where", str(self.store.folder))
+        return self.store.where
 
     @property
     def clip(self):

@@ -251,3 +251,10 @@ def test_conversations_keep_their_order_and_a_deleted_one_takes_its_messages(sto
     convs.delete(first.id)
     assert [(c.id, c.title) for c in convs.list()] == [(second.id, "参数")]
     assert convs.messages(first.id) == []  # cascaded on both
+
+
+def test_a_store_says_where_its_data_lives(store):
+    if store.shared:  # the server (its password never shown: kb.storage.postgres.database.safe_url) and schema
+        assert store.host and store.where.startswith("postgresql://") and "(schema zhiku_contract_" in store.where
+    else:
+        assert store.host is None and store.where == str(store.folder)

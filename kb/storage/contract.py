@@ -226,6 +226,8 @@ class KnowledgeStore(Protocol):
     paths: Paths
     conversation_rows: ConversationRows
     pictures: Pictures
+    where: str  # where its data lives, for people: the folder, or the server (without password) and schema
+    host: str | None  # the server's host name ("on db.office.lan" in lists); None on this computer
     shared: bool  # other desktops add to it at the same time (a path missing here may be on one of them)
 
     @property

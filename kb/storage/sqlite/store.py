@@ -48,6 +48,8 @@ class Store(BaseStore):
         if not self.db_path.exists():
             raise StoreError(f"{self.folder}: not a knowledge base (no {DB_NAME})")
         self.db = Database(self.db_path)
+        self.where = str(self.folder)
+        self.host = None  # on this computer
         self.vectors = VectorTable(self.db, self.folder, CHUNK_VECTORS)
         self.index_path = self.vectors.index_path
         self._vocab = False
