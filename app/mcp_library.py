@@ -60,14 +60,14 @@ class Library:
 
     def list_knowledge_bases(self) -> dict:
         """Names, counts and where each knowledge base lives."""
-        from kb.knowledge_base import on_server, summary
-
         out = []
         for name in self.names:
-            s = summary(name)
-            out.append({"name": name, "documents": s["documents"], "failed": s["failed"], "chunks": s["chunks"],
-                        "where": on_server(name) or str(self.kb(name).folder),
-                        "embedding_model": s.get("embedding_model"), "can_add": bool(self.allow_add)})
+            base = self.kb(name)
+            info = base.info()
+            out.append({"name": name, "documents": info["documents"], "failed": info["failed"],
+                        "chunks": info["chunks"], "embedding_pending": info["embedding_pending"],
+                        "where": base.where, "embedding_model": info["embedding_model"],
+                        "can_add": bool(self.allow_add)})
         return {"knowledge_bases": out}
 
     def _documents(self, kb, only: list[str] | None) -> set[int] | None:
@@ -77,7 +77,7 @@ class Library:
         documents |= {d["id"] for d in kb.documents() if d["name"] in only and d["status"] != "failed"}
         if not documents:
             raise _tool_error(f"none of {', '.join(only)} is a document of knowledge base {kb.name!r}; "
-                              "give paths or file names as list_knowledge_bases' documents resource lists them")
+                              "give paths or file names as search results and the document resources name them")
         return documents
 
     # ---- tools --------------------------------------------------------------------------------
@@ -94,8 +94,8 @@ class Library:
         pending = base.count_pending()
         if pending:
             result["note"] = (f"{pending} passages of this knowledge base still wait for their embedding: "
-                              "they were found by keywords only, so results may miss passages that say "
-                              "the same thing in other words; search again later for full results")
+                              "until then they are found by keywords only, so results may miss passages that "
+                              "say the same thing in other words; search again later for full results")
         if not hits:
             result["note"] = result.get("note", "nothing in this knowledge base matches")
         return result

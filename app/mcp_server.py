@@ -53,7 +53,7 @@ def build_server(library: Library, version: str = ""):
     def list_knowledge_bases() -> dict[str, Any]:
         """The knowledge bases this server offers: name, documents, chunks, where each lives (a folder
         on this computer or a team's PostgreSQL server), and whether files may be added."""
-        return library.list_knowledge_bases()
+        return _said(library.list_knowledge_bases)
 
     @server.tool(annotations=read_only)
     def search(kb: KB, query: Annotated[str, Field(description="words or a question, Chinese or English")],
@@ -62,7 +62,7 @@ def build_server(library: Library, version: str = ""):
         """Passages of the user's documents that best match `query` (keywords and meaning combined, as
         the Zhiku app ranks them), best first: file, path, page (or section / slide), score and the
         passage's exact text. Quote the text and cite file and page."""
-        return library.search(kb, query, k, only)
+        return _said(library.search, kb, query, k, only)
 
     @server.tool(annotations=read_only)
     def ask(kb: KB, question: Annotated[str, Field(description="the question, Chinese or English")],
@@ -71,7 +71,7 @@ def build_server(library: Library, version: str = ""):
         page) and a check of every sentence against the cited passages. `not_found` true means the
         documents do not hold the answer: say so rather than answering from elsewhere. Slower than
         search (seconds to a minute on a laptop)."""
-        return library.ask(kb, question, only)
+        return _said(library.ask, kb, question, only)
 
     @server.tool(annotations=read_only)
     def read(kb: KB, document: Annotated[str, Field(description="the document's path (or its file name "
@@ -79,7 +79,7 @@ def build_server(library: Library, version: str = ""):
              page: Annotated[int, Field(description="page, section or slide number, from 1")] = 1) -> dict[str, Any]:
         """The whole text of one page (section of a text file, slide of a presentation) of a document,
         with how many there are: to read around a passage search found."""
-        return library.read(kb, document, page)
+        return _said(library.read, kb, document, page)
 
     if library.clip is not None:
         @server.tool(annotations=read_only)
@@ -87,7 +87,7 @@ def build_server(library: Library, version: str = ""):
                           k: Annotated[int, Field(description=f"how many pictures, 1 to {MAX_K}")] = 12) -> dict[str, Any]:
             """Pictures inside the documents (PDF figures, photos, slides) matching a description, with
             the document and page each is on and a thumbnail file on this computer."""
-            return library.search_images(kb, text, k)
+            return _said(library.search_images, kb, text, k)
 
     if library.allow_add:
         folders = ", ".join(str(f) for f in library.allow_add)
@@ -98,7 +98,7 @@ def build_server(library: Library, version: str = ""):
                 description=f"files or folders to index; only under {folders}")]) -> dict[str, Any]:
             """Index files into a knowledge base (a file already there is read again only if it
             changed), so that search and ask find them. Only files under the folders the user allowed."""
-            return library.add(kb, paths)
+            return _said(library.add, kb, paths)
 
     @server.resource("zhiku://{kb}/documents/{doc_id}", mime_type="text/plain",
                      description="a document's text, page by page (long ones end with where to read on)")
@@ -111,6 +111,23 @@ def build_server(library: Library, version: str = ""):
         return library.document_text(kb, doc_id, page)
 
     return server
+
+
+def _said(method, *args):
+    """Run a library call; the errors Zhiku words for people (a server that does not answer, a model
+    not installed, a damaged file) reach the agent as tool errors with those words, as on the CLI."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    from kb.storage.contract import StoreError
+    from models.checksum import ChecksumError
+    from models.inventory import ModelNotInstalled
+    from models.llm import NotGGUF
+    from models.server_errors import ServerError
+
+    try:
+        return method(*args)
+    except (StoreError, ServerError, ModelNotInstalled, ChecksumError, NotGGUF) as e:
+        raise ToolError(str(e)) from None
 
 
 class BearerGate:

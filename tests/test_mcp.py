@@ -184,6 +184,23 @@ def test_add_takes_files_only_from_the_allowed_folders(served, tmp_path):
     _run(agent)
 
 
+def test_a_team_knowledge_base_whose_server_is_down_is_a_tool_error_saying_so(served, tmp_path):
+    from kb.knowledge_base import kbs_dir
+    from kb.storage.postgres.link import write_link
+
+    # a PostgreSQL address on a Unix socket nobody listens on: refused at once
+    write_link(kbs_dir() / "team", f"postgresql://zhiku@/knowledge?host={tmp_path / 'no-server'}", "zhiku_team")
+
+    async def agent():
+        async with _session("--kb", "kb", "--kb", "team") as s:
+            err, why = await _call(s, "search", kb="team", query="chunk size")
+            assert err and "does not answer" in why and "Check that it runs" in why
+            err, found = await _call(s, "search", kb="kb", query="chunk size")  # the other one still works
+            assert not err and found["results"][0]["file"] == "report.pdf"
+
+    _run(agent)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
