@@ -134,7 +134,8 @@ class Library:
                                             n_gpu_layers=o.get("gpu_layers") or 0, server=o.get("server"))
             except ModelNotInstalled as e:
                 raise _tool_error(f"ask needs a chat model, and none is installed ({e}). Install one with "
-                                  "`zhiku models install` on this computer; search and read work without it") from None
+                                  "`zhiku models install` on this computer; search and read work without it"
+                                  ) from None
         return self._llm
 
     def read(self, kb: str, document: str, page: int = 1) -> dict:
@@ -165,16 +166,22 @@ class Library:
                 "results": [h.as_dict() for h in hits]}
 
     @property
-    def clip(self):
-        """The registered CLIP model, or None (then there is no search_images tool)."""
-        if not hasattr(self, "_clip"):
-            from app.image_commands import clip_or_none
+    def has_clip(self) -> bool:
+        """Whether a CLIP model is installed (then there is a search_images tool). Read from the
+        model list without loading or verifying it: an assistant waits for the server to start."""
+        from models.inventory import statuses
 
-            try:
-                self._clip = clip_or_none()
-            except Exception:  # a moved or damaged CLIP model: serve the rest
-                self._clip = None
-        return self._clip
+        return any(s.role == "clip" and s.installed for s in statuses(check=False))
+
+    @property
+    def clip(self):
+        """The CLIP model, loaded (and verified) on first use; None when it cannot be."""
+        with self._open_lock:
+            if not hasattr(self, "_clip"):
+                from app.image_commands import clip_or_none
+
+                self._clip = clip_or_none()  # a damaged one raises, worded: the tool error says what to do
+            return self._clip
 
     def add(self, kb: str, paths: list[str]) -> dict:
         """Index files (only under the folders --allow-add named) into a knowledge base."""

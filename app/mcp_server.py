@@ -6,8 +6,10 @@ descriptions are here; what they do is app.mcp_library.Library. Over stdio by de
 those clients start. `--http PORT` serves streamable HTTP for clients that want a URL: on 127.0.0.1
 only unless `--host` says otherwise, the SDK's DNS-rebinding check on, and every request must carry
 a bearer token, generated once and kept like a model server's API key (models.api_keys).
-"""
 
+No `from __future__ import annotations` here: the SDK reads each tool's annotations when it is
+registered, and the annotated types (KB, ONLY) are local to build_server.
+"""
 
 import argparse
 import hmac
@@ -21,6 +23,7 @@ from kb import defaults
 
 TOKEN_KEY = "zhiku mcp --http"  # the bearer token's entry in the key store
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
 
 def build_server(library: Library, version: str = ""):
     """The MCP server over `library`: its tools, and its documents as resources."""
@@ -45,8 +48,8 @@ def build_server(library: Library, version: str = ""):
 
     # warnings only: the SDK's default (INFO) also turns on other libraries' chatter (faiss's loader),
     # which a client shows in its server log
-    server = ZhikuServer("zhiku", title="Zhiku (知库) knowledge bases", instructions=INSTRUCTIONS, version=version,
-                         log_level="WARNING")
+    server = ZhikuServer("zhiku", title="Zhiku (知库) knowledge bases", instructions=INSTRUCTIONS,
+                         version=version, log_level="WARNING")
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
     @server.tool(annotations=read_only)
@@ -76,15 +79,17 @@ def build_server(library: Library, version: str = ""):
     @server.tool(annotations=read_only)
     def read(kb: KB, document: Annotated[str, Field(description="the document's path (or its file name "
                                                                 "when unique), as search returns it")],
-             page: Annotated[int, Field(description="page, section or slide number, from 1")] = 1) -> dict[str, Any]:
+             page: Annotated[int, Field(description="page, section or slide number, from 1")] = 1
+             ) -> dict[str, Any]:
         """The whole text of one page (section of a text file, slide of a presentation) of a document,
         with how many there are: to read around a passage search found."""
         return _said(library.read, kb, document, page)
 
-    if library.clip is not None:
+    if library.has_clip:
         @server.tool(annotations=read_only)
         def search_images(kb: KB, text: Annotated[str, Field(description="what the picture shows")],
-                          k: Annotated[int, Field(description=f"how many pictures, 1 to {MAX_K}")] = 12) -> dict[str, Any]:
+                          k: Annotated[int, Field(description=f"how many pictures, 1 to {MAX_K}")] = 12
+                          ) -> dict[str, Any]:
             """Pictures inside the documents (PDF figures, photos, slides) matching a description, with
             the document and page each is on and a thumbnail file on this computer."""
             return _said(library.search_images, kb, text, k)
