@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from app.cli_common import app_version
+from app.cli_common import app_version, worded_errors
 from app.units import human_size
 
 
@@ -264,17 +264,11 @@ def main(argv: list[str] | None = None) -> int:
 
     multiprocessing.freeze_support()  # the parser processes of a packaged (frozen) app start here
     args = build_parser().parse_args(argv)
-    from kb.storage.contract import StoreError
-    from models.checksum import ChecksumError
-    from models.inventory import ModelNotInstalled
-    from models.llm import NotGGUF
-    from models.server_errors import ServerError
-
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that closed early is met here, not in the interpreter's exit
         return code
-    except (ModelNotInstalled, ChecksumError, NotGGUF, StoreError, ServerError) as e:
+    except worded_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `zhiku kb info | head`: the reader has all it wanted

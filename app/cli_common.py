@@ -8,6 +8,18 @@ from importlib.metadata import PackageNotFoundError, version
 from kb.text.file_names import readable
 
 
+def worded_errors() -> tuple[type[Exception], ...]:
+    """The errors whose message already tells people what to do (a server that does not answer, a
+    model not installed or damaged): the CLI prints them as they are, MCP returns them as tool errors."""
+    from kb.storage.contract import StoreError
+    from models.checksum import ChecksumError
+    from models.inventory import ModelNotInstalled
+    from models.llm import NotGGUF
+    from models.server_errors import ServerError
+
+    return ModelNotInstalled, ChecksumError, NotGGUF, StoreError, ServerError
+
+
 def app_version() -> str:
     """Zhiku's version, as installed ("dev" from a source tree that was never installed)."""
     try:

@@ -176,9 +176,11 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return 0
 
 
-def _hit_json(h) -> dict:
-    return {"file": h.name, "path": readable(h.path), "page": h.page, "start": h.start, "end": h.end,
-            "score": round(h.score, 6), "similarity": h.similarity, "text": h.text}
+def hit_json(h) -> dict:
+    """A search hit for `--json` and for MCP clients: file, path, part ("page", "section", "slide"),
+    page, offsets into the page, score, similarity, text."""
+    return {"file": h.name, "path": readable(h.path), "part": part_name(h.path), "page": h.page,
+            "start": h.start, "end": h.end, "score": round(h.score, 6), "similarity": h.similarity, "text": h.text}
 
 
 def _scope(kb, only: list[str] | None) -> set[int] | None:
@@ -200,7 +202,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 1
     hits = kb.search(args.query, k=args.k, documents=documents)
     if args.json:
-        print(json.dumps([_hit_json(h) for h in hits], ensure_ascii=False, indent=2))
+        print(json.dumps([hit_json(h) for h in hits], ensure_ascii=False, indent=2))
         return 0
     if not hits:
         print("nothing in this knowledge base matches")

@@ -83,6 +83,8 @@ class Library:
     # ---- tools --------------------------------------------------------------------------------
     def search(self, kb: str, query: str, k: int = defaults.TOP_K, only: list[str] | None = None) -> dict:
         """Ranked passages for a query, as the app's hybrid retrieval ranks them."""
+        from app.kb_commands import hit_json
+
         if not 1 <= k <= MAX_K:
             raise _tool_error(f"k must be between 1 and {MAX_K} (got {k}); ask again with fewer passages")
         if not query.strip():
@@ -90,7 +92,7 @@ class Library:
         base = self.kb(kb)
         hits = base.search(query, k=k, documents=self._documents(base, only))
         result: dict = {"knowledge_base": kb, "query": query,
-                        "results": [_hit(h) for h in hits]}
+                        "results": [hit_json(h) for h in hits]}
         pending = base.count_pending()
         if pending:
             result["note"] = (f"{pending} passages of this knowledge base still wait for their embedding: "
@@ -257,11 +259,6 @@ def document_uri(kb: str, doc_id: int) -> str:
 def page_uri(kb: str, doc_id: int, page: int) -> str:
     """The resource URI of one page of a document."""
     return f"{document_uri(kb, doc_id)}/pages/{page}"
-
-
-def _hit(h) -> dict:
-    return {"file": h.name, "path": readable(h.path), "part": part_name(h.path), "page": h.page,
-            "score": round(h.score, 6), "similarity": h.similarity, "text": h.text}
 
 
 def _source(s: dict) -> dict:

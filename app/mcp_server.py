@@ -123,15 +123,11 @@ def _said(method, *args):
     not installed, a damaged file) reach the agent as tool errors with those words, as on the CLI."""
     from mcp.server.mcpserver.exceptions import ToolError
 
-    from kb.storage.contract import StoreError
-    from models.checksum import ChecksumError
-    from models.inventory import ModelNotInstalled
-    from models.llm import NotGGUF
-    from models.server_errors import ServerError
+    from app.cli_common import worded_errors
 
     try:
         return method(*args)
-    except (StoreError, ServerError, ModelNotInstalled, ChecksumError, NotGGUF) as e:
+    except worded_errors() as e:
         raise ToolError(str(e)) from None
 
 
